@@ -1,0 +1,68 @@
+"""Training augmentation on uint8 image batches: per-sample pad+crop, horizontal flip and RandAugment(N, M).
+
+Each sample draws its own crop offset, flip and RandAugment ops. ``TorchvisionRandAugment`` applies torchvision's
+``RandAugment`` image by image (the reference behaviour); the batched backend lives in ``difair.data.randaugment``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from difair.config import AugmentConfig
+
+
+def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
+    """Zero-pad by ``padding`` and crop back to the input size at a random offset drawn per sample."""
+    if padding <= 0:
+        return images
+    b, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    oy = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
+    ox = torch.randint(0, 2 * padding + 1, (b,), generator=generator).to(images.device)
+    iy = (oy[:, None] + torch.arange(h, device=images.device))[:, :, None]  # [B, H, 1]
+    ix = (ox[:, None] + torch.arange(w, device=images.device))[:, None, :]  # [B, 1, W]
+    bi = torch.arange(b, device=images.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[bi, iy, ix].permute(0, 3, 1, 2).contiguous()
+
+
+def random_hflip(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Flip each sample left-right with probability 1/2."""
+    flip = (torch.rand(images.shape[0], generator=generator) < 0.5).to(images.device)
+    return torch.where(flip[:, None, None, None], images.flip(-1), images)
+
+
+class TorchvisionRandAugment:
+    """torchvision's ``RandAugment(N, M)`` applied to each image of a batch in turn (per-sample ops)."""
+
+    def __init__(self, num_ops: int, magnitude: int, geometric: bool = True):
+        from torchvision.transforms import v2
+
+        self.op = v2.RandAugment(num_ops=num_ops, magnitude=magnitude)
+        if not geometric:  # SVHN in the authors' code: no rotation or translation
+            for name in ("Rotate", "TranslateX", "TranslateY"):
+                self.op._AUGMENTATION_SPACE.pop(name, None)  # type: ignore[attr-defined]
+
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        # torchvision draws from the global RNG; the engine seeds it per epoch, so runs stay reproducible.
+        return torch.stack([self.op(img) for img in images])
+
+
+class Augmenter:
+    """The configured train-time augmentation: RandAugment, then pad+crop, then flip (the reference order)."""
+
+    def __init__(self, cfg: AugmentConfig):
+        self.cfg = cfg
+        self.randaugment = None
+        if cfg.randaugment_n > 0:
+            self.randaugment = TorchvisionRandAugment(
+                cfg.randaugment_n, cfg.randaugment_m, geometric=cfg.randaugment_ops == "all"
+            )
+
+    def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if self.randaugment is not None:
+            images = self.randaugment(images, generator)
+        images = random_crop(images, self.cfg.crop_padding, generator)
+        if self.cfg.hflip:
+            images = random_hflip(images, generator)
+        return images

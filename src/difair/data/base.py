@@ -1,0 +1,171 @@
+"""The in-memory open-set dataset that the engine consumes.
+
+Every dataset (digits, MNIST, SVHN, CIFAR, Tiny ImageNet, a folder) is decoded once into uint8 tensors
+``[N, C, H, W]`` at the model's input size. Known classes are relabelled 0..n_c-1 in the order of the split's list;
+unknown test samples carry label -1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from difair.errors import DifairError
+
+
+@dataclass
+class OSRData:
+    """One known/unknown split of one dataset, ready to train and evaluate on."""
+
+    name: str
+    split: int
+    class_names: list[str]  # known classes, in label order
+    train_images: Tensor  # uint8 [N, C, H, W]
+    train_labels: Tensor  # int64 [N], 0..n_c-1
+    test_images: Tensor  # uint8 [M, C, H, W]: known samples first, then unknown
+    test_labels: Tensor  # int64 [M], -1 for unknown
+    mean: list[float]
+    std: list[float]
+    test_source_labels: Tensor | None = None  # int64 [M]: class index in the source dataset (unknowns too)
+    unknown_class_names: list[str] = field(default_factory=list)  # names by source index, for analyses
+    meta: dict[str, Any] = field(default_factory=dict)  # split family, conventions, balance, sizes...
+
+    def __post_init__(self) -> None:
+        for name in ("train_images", "test_images"):
+            t = getattr(self, name)
+            if t.dtype != torch.uint8 or t.dim() != 4:
+                raise ValueError(f"{name} must be a uint8 tensor [N, C, H, W], got {t.dtype} {tuple(t.shape)}")
+        if len(self.train_images) != len(self.train_labels) or len(self.test_images) != len(self.test_labels):
+            raise ValueError("images and labels differ in length")
+        if len(self.train_labels) and int(self.train_labels.max()) >= self.num_classes:
+            raise ValueError("a training label is outside the known classes")
+        if len(self.train_labels) and int(self.train_labels.min()) < 0:
+            raise ValueError("training data must not hold unknown (-1) samples")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_images.shape[-1])
+
+    @property
+    def n_known_test(self) -> int:
+        return int((self.test_labels >= 0).sum())
+
+    @property
+    def n_unknown_test(self) -> int:
+        return int((self.test_labels < 0).sum())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "dataset": self.name,
+            "split": self.split,
+            "known_classes": self.class_names,
+            "n_train": len(self.train_labels),
+            "n_known": self.n_known_test,
+            "n_unknown": self.n_unknown_test,
+            "image_size": self.image_size,
+            "channels": self.channels,
+            **self.meta,
+        }
+
+
+def channel_stats(images: Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) std of uint8 images, on [0, 1] pixels."""
+    x = images.float().div(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3), unbiased=False).clamp_min(1e-6)
+    return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
+
+
+def balance_indices(n_known: int, n_unknown: int, mode: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices that make the known and unknown test sets equal in size (the larger one is subsampled).
+
+    ``without_replacement`` (the DIFAIR authors) draws a random subset; ``with_replacement`` (Vaze et al.)
+    draws with replacement; ``none`` keeps everything.
+    """
+    rng = np.random.default_rng(seed)
+    k, u = np.arange(n_known), np.arange(n_unknown)
+    if mode == "none" or n_known == n_unknown:
+        return k, u
+    if mode not in ("without_replacement", "with_replacement"):
+        raise DifairError(f"unknown data.balance {mode!r}: choose without_replacement, with_replacement or none")
+    replace = mode == "with_replacement"
+    if n_known > n_unknown:
+        return np.sort(rng.choice(n_known, n_unknown, replace=replace)), u
+    return k, np.sort(rng.choice(n_unknown, n_known, replace=replace))
+
+
+def select_known(labels: np.ndarray, known: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Mask of samples whose label is in ``known`` and their labels remapped in list order."""
+    labels = np.asarray(labels)
+    lookup = {c: i for i, c in enumerate(known)}
+    mask = np.isin(labels, known)
+    remapped = np.array([lookup[v] for v in labels[mask]], dtype=np.int64)
+    return mask, remapped
+
+
+def resize_uint8(images: Tensor, size: int) -> Tensor:
+    """Bilinear resize of uint8 images ``[N, C, H, W]`` to ``size x size`` (no-op at that size)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def assemble(
+    name: str,
+    split: int,
+    class_names: list[str],
+    train_images: Tensor,
+    train_labels: np.ndarray,
+    known_test_images: Tensor,
+    known_test_labels: np.ndarray,
+    unknown_test_images: Tensor,
+    *,
+    balance: str,
+    balance_seed: int,
+    known_test_source: np.ndarray | None = None,
+    unknown_test_source: np.ndarray | None = None,
+    mean: list[float] | None = None,
+    std: list[float] | None = None,
+    unknown_class_names: list[str] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> OSRData:
+    """Balance the test sets, concatenate known then unknown, compute normalisation if not given."""
+    ki, ui = balance_indices(len(known_test_images), len(unknown_test_images), balance, balance_seed)
+    test_images = torch.cat([known_test_images[torch.as_tensor(ki)], unknown_test_images[torch.as_tensor(ui)]])
+    test_labels = torch.cat(
+        [torch.as_tensor(np.asarray(known_test_labels)[ki], dtype=torch.int64), torch.full((len(ui),), -1, dtype=torch.int64)]
+    )
+    source = None
+    if known_test_source is not None and unknown_test_source is not None:
+        source = torch.as_tensor(np.concatenate([np.asarray(known_test_source)[ki], np.asarray(unknown_test_source)[ui]]), dtype=torch.int64)
+    if mean is None or std is None:
+        mean, std = channel_stats(train_images)
+    meta = dict(meta or {})
+    meta.update({"balance": balance, "balance_seed": balance_seed})
+    return OSRData(
+        name=name,
+        split=split,
+        class_names=list(class_names),
+        train_images=train_images.contiguous(),
+        train_labels=torch.as_tensor(np.asarray(train_labels), dtype=torch.int64),
+        test_images=test_images.contiguous(),
+        test_labels=test_labels,
+        mean=list(mean),
+        std=list(std),
+        test_source_labels=source,
+        unknown_class_names=list(unknown_class_names or []),
+        meta=meta,
+    )

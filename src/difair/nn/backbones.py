@@ -1,0 +1,119 @@
+"""Backbone registry: ``create_backbone("vgg32" | "resnet18" | "timm:NAME", in_channels=...)``.
+
+Every backbone maps images ``[B, C, H, W]`` to a feature map ``[B, out_channels, h, w]`` and exposes
+``out_channels``, so any head (DIFAIR, linear, CAC) sits on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from difair.errors import DifairError
+from difair.nn.vgg32 import VGG32
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_backbone(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator that adds a backbone constructor to the registry."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        _REGISTRY[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_backbone("vgg32")
+def _vgg32(in_channels: int = 3, **kwargs) -> nn.Module:
+    return VGG32(in_channels=in_channels, **kwargs)
+
+
+class ResNet18Features(nn.Module):
+    """torchvision ResNet-18 without its pooling and fc; ``cifar_stem`` uses a 3x3 stride-1 stem for 32x32 images."""
+
+    def __init__(self, in_channels: int = 3, cifar_stem: bool = True, **_: object):
+        super().__init__()
+        from torchvision.models import resnet18
+
+        net = resnet18(weights=None)
+        if cifar_stem:
+            net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+            net.maxpool = nn.Identity()
+        elif in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.body = nn.Sequential(
+            net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3, net.layer4
+        )
+        self.out_channels = 512
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_backbone("resnet18")
+def _resnet18(in_channels: int = 3, **kwargs) -> nn.Module:
+    return ResNet18Features(in_channels=in_channels, cifar_stem=kwargs.pop("cifar_stem", True))
+
+
+class TimmFeatures(nn.Module):
+    """Any timm model as a feature extractor (its last feature map)."""
+
+    def __init__(self, name: str, in_channels: int = 3, pretrained: bool = False):
+        super().__init__()
+        try:
+            import timm
+        except ImportError as exc:
+            raise DifairError("backbone 'timm:...' needs timm: pip install 'difair[timm]'") from exc
+        try:
+            self.net = timm.create_model(name, pretrained=pretrained, in_chans=in_channels, num_classes=0, global_pool="")
+        except RuntimeError as exc:
+            raise DifairError(f"timm has no model {name!r}: see timm.list_models() for the names") from exc
+        self.out_channels = int(self.net.num_features)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.net.forward_features(x)
+        if out.dim() == 3:  # token sequence [B, T, C] of a transformer: treat as a 1 x T map
+            out = out.transpose(1, 2).unsqueeze(2)
+        return out
+
+
+def available_backbones() -> list[str]:
+    return sorted(_REGISTRY) + ["timm:<name>"]
+
+
+def create_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
+    """Build a registered backbone by name; ``timm:NAME`` builds a timm model."""
+    if name.startswith("timm:"):
+        return TimmFeatures(name.split(":", 1)[1], in_channels=in_channels, pretrained=kwargs.get("pretrained", False))
+    if name not in _REGISTRY:
+        raise DifairError(f"unknown backbone {name!r}: choose one of {', '.join(available_backbones())}")
+    return _REGISTRY[name](in_channels=in_channels, **kwargs)
+
+
+class OSRModel(nn.Module):
+    """Normalisation, backbone and head in one module; input images are floats in [0, 1] (or uint8 0-255)."""
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, mean: list[float], std: list[float]):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def normalize(self, x: Tensor) -> Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255)
+        return (x - self.mean) / self.std
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        return self.backbone(self.normalize(x))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.feature_map(x))
+
+
+__all__ = ["create_backbone", "register_backbone", "available_backbones", "OSRModel", "ResNet18Features"]

@@ -1,0 +1,199 @@
+"""Pure tensor functions of DIFAIR and CAC: anchors, distances, losses, penalties, rejection scores.
+
+Everything else in the package calls these; nothing re-derives a distance on its own.
+Conventions: class ``c`` owns representation dims ``[c*N, (c+1)*N)``; distances are Euclidean (not squared).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "class_anchors",
+    "default_radius",
+    "anchor_distances",
+    "difair_loss",
+    "filter_correlation_penalty",
+    "cac_loss",
+    "cac_rejection_score",
+    "class_activations",
+]
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def class_anchors(
+    num_classes: int,
+    features_per_class: int,
+    alpha: float,
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Anchors ``[num_classes, num_classes*features_per_class]``: alpha on the class's own N dims, 0 elsewhere."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+    if features_per_class < 1:
+        raise ValueError(f"features_per_class (N) must be >= 1, got {features_per_class}")
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
+    eye = torch.eye(num_classes, dtype=dtype or torch.get_default_dtype(), device=device)
+    return eye.repeat_interleave(features_per_class, dim=1) * alpha
+
+
+def default_radius(features_per_class: int, alpha: float, ratio: float = 0.6) -> float:
+    """The paper's hypersphere radius ``ratio * d_aa`` with ``d_aa = sqrt(2*N*alpha^2)`` (18.97 for N=5, alpha=10)."""
+    return ratio * math.sqrt(2.0 * features_per_class * alpha**2)
+
+
+def _safe_norm(diff: Tensor, dim: int = -1) -> Tensor:
+    """Euclidean norm whose gradient is 0 (not NaN) where the norm is exactly 0."""
+    sq = diff.pow(2).sum(dim)
+    positive = sq > 0
+    return torch.where(positive, sq, torch.ones_like(sq)).sqrt() * positive
+
+
+def anchor_distances(z: Tensor, anchors: Tensor) -> Tensor:
+    """Euclidean distances ``[B, num_classes]`` between representations ``z [B, D]`` and ``anchors [C, D]``."""
+    if z.dim() != 2 or anchors.dim() != 2 or z.shape[1] != anchors.shape[1]:
+        raise ValueError(
+            f"expected z [B, D] and anchors [C, D] with the same D, got {tuple(z.shape)} and {tuple(anchors.shape)}"
+        )
+    anchors = anchors.to(dtype=z.dtype, device=z.device)
+    return _safe_norm(z.unsqueeze(1) - anchors.unsqueeze(0), dim=-1)
+
+
+def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    if reduction == "none":
+        return per_sample
+    raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_target(target: Tensor, num_classes: int) -> None:
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+        raise ValueError(
+            f"targets must be known-class indices in [0, {num_classes}); unknown samples (-1) cannot be trained on"
+        )
+
+
+def difair_loss(
+    z: Tensor,
+    target: Tensor,
+    anchors: Tensor,
+    radius: float,
+    inner_weight: float = 0.1,
+    mode: str = "smooth",
+    reduction: str = "mean",
+) -> Tensor:
+    """DIFAIR distance loss with ``d = ||z - anchor(target)||``.
+
+    ``smooth``: ``inner_weight*d + max(d - radius, 0)`` (the paper's L_in + L_out);
+    ``hard``: ``max(d - radius, 0)`` (no pull once inside the hypersphere).
+    """
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius}")
+    if mode not in ("smooth", "hard"):
+        raise ValueError(f"mode must be 'smooth' or 'hard', got {mode!r}")
+    _check_target(target, anchors.shape[0])
+    anchors = anchors.to(dtype=z.dtype, device=z.device)
+    d = _safe_norm(z - anchors[target], dim=-1)
+    per_sample = torch.relu(d - radius)
+    if mode == "smooth":
+        per_sample = per_sample + inner_weight * d
+    return _reduce(per_sample, reduction)
+
+
+def _filter_correlations(weight: Tensor, features_per_class: int) -> Tensor:
+    """Pearson correlations ``[n_c, N, N]`` between the flattened filters of each class (population statistics)."""
+    out = weight.shape[0]
+    if out % features_per_class:
+        raise ValueError(
+            f"the head has {out} filters, not a multiple of features_per_class={features_per_class}"
+        )
+    x = weight.reshape(out // features_per_class, features_per_class, -1).float()
+    xc = x - x.mean(dim=-1, keepdim=True)
+    n = x.shape[-1]
+    cov = xc @ xc.transpose(1, 2) / n
+    std = xc.pow(2).mean(dim=-1).sqrt()
+    std = torch.where(std > 0, std, torch.ones_like(std))
+    return cov / (std.unsqueeze(-1) * std.unsqueeze(-2))
+
+
+def filter_correlation_penalty(weight: Tensor, features_per_class: int, variant: str = "paper") -> Tensor:
+    """Penalty on the Pearson correlation between the head's filters of the same class.
+
+    ``weight`` is the added conv's weight ``[N*n_c, C, k, k]``; each filter is flattened to one vector.
+    Only pairs of filters of the same class are penalised (cross-class correlation stays free).
+
+    - ``"paper"``: per class, the mean of ``|corr|`` over its ``N(N-1)/2`` pairs; then the mean over classes.
+      This is the paper's formula with the absolute value its stated aim ("close to 0") needs. Range [0, 1].
+    - ``"reference"``: what the authors' code computes: per class ``(1/N^2) * sum_{i<j} |corr_ij|`` (the mean over
+      all ``N^2`` block entries, diagonal zeroed), **summed** over classes. Range [0, n_c*(N-1)/(2N)].
+
+    For ``N=5`` the reference value of a class is ``0.4x`` the paper value, and classes are summed, not averaged.
+    With ``N=1`` there are no pairs and both variants are 0.
+    """
+    if variant not in ("paper", "reference"):
+        raise ValueError(f"variant must be 'paper' or 'reference', got {variant!r}")
+    n = features_per_class
+    if n < 2:
+        return weight.new_zeros(())
+    corr = _filter_correlations(weight, n).abs()
+    upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=weight.device), diagonal=1)
+    pair_sums = corr[:, upper].sum(dim=-1)  # [n_c]
+    if variant == "paper":
+        return (pair_sums / (n * (n - 1) / 2)).mean()
+    return (pair_sums / (n * n)).sum()
+
+
+def cac_loss(
+    logits: Tensor,
+    target: Tensor,
+    anchors: Tensor,
+    lambda_: float = 0.1,
+    *,
+    tuplet_includes_target: bool = False,
+    reduction: str = "mean",
+) -> Tensor:
+    """Class Anchor Clustering loss (Miller et al. 2021): ``lambda_ * d_y + log(1 + sum_{j != y} exp(d_y - d_j))``.
+
+    ``tuplet_includes_target=True`` reproduces the DIFAIR authors' code, which leaves the true class in the sum
+    (``log(2 + ...)``).
+    """
+    _check_target(target, anchors.shape[0])
+    d = anchor_distances(logits, anchors)
+    d_y = d.gather(1, target.view(-1, 1))
+    diff = d_y - d
+    if not tuplet_includes_target:
+        diff = diff.scatter(1, target.view(-1, 1), float("-inf"))
+    tuplet = torch.logsumexp(torch.cat([torch.zeros_like(d_y), diff], dim=1), dim=1)
+    return _reduce(lambda_ * d_y.squeeze(1) + tuplet, reduction)
+
+
+def cac_rejection_score(distances: Tensor, *, normalize: str = "sample") -> Tensor:
+    """CAC rejection scores ``gamma = d * (1 - softmin(d))`` per class, ``[B, C]``; lower = more likely that class.
+
+    ``normalize="sample"`` is CAC's softmin over the classes of each sample; ``"global"`` reproduces the DIFAIR
+    authors' code, which normalises over the whole array (so ``gamma`` is close to ``d``).
+    """
+    if normalize == "sample":
+        softmin = torch.softmax(-distances, dim=1)
+    elif normalize == "global":
+        softmin = torch.softmax(-distances.reshape(-1), dim=0).reshape(distances.shape)
+    else:
+        raise ValueError(f"normalize must be 'sample' or 'global', got {normalize!r}")
+    return distances * (1 - softmin)
+
+
+def class_activations(z: Tensor, features_per_class: int) -> Tensor:
+    """Sum of each class's N features, ``[B, n_c]``."""
+    if z.shape[-1] % features_per_class:
+        raise ValueError(f"z has {z.shape[-1]} dims, not a multiple of features_per_class={features_per_class}")
+    return z.reshape(*z.shape[:-1], -1, features_per_class).sum(-1)

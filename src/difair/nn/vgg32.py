@@ -1,0 +1,94 @@
+"""VGG32 ("classifier32"), the backbone of Neal et al., Vaze et al. and the DIFAIR paper.
+
+Returns the last feature map (128 channels; 4x4 for 32x32 input). The deviations from the authors' Keras model
+are options, listed in docs/fidelity.md.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+import torch.nn.functional as F
+
+# (out_channels, stride) of the nine 3x3 convs; the widths are scaled by ``width``.
+_LAYOUT = ((64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (128, 2), (128, 1), (128, 1), (128, 2))
+
+
+class _Conv(nn.Module):
+    """3x3 conv (no bias) -> BN -> LeakyReLU(0.2), with symmetric or TensorFlow-style 'same' padding."""
+
+    def __init__(self, cin: int, cout: int, stride: int, padding: str, bn_momentum: float, bn_eps: float):
+        super().__init__()
+        self.tf_pad = padding == "tf" and stride == 2
+        self.conv = nn.Conv2d(cin, cout, 3, stride, 0 if self.tf_pad else 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout, momentum=bn_momentum, eps=bn_eps)
+        self.act = nn.LeakyReLU(0.2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.tf_pad:  # TF 'same' with stride 2 on even input pads 0 top/left and 1 bottom/right
+            x = F.pad(x, (0, 1, 0, 1))
+        return self.act(self.bn(self.conv(x)))
+
+
+class VGG32(nn.Module):
+    """The nine-conv VGG32 body: three blocks, each ``dropout -> conv, conv, conv(stride 2)``.
+
+    Args:
+        in_channels: 1 for MNIST kept grey, 3 otherwise.
+        dropout: drop probability at the input of each block (0.2 in all references).
+        dropout_kind: ``"element"`` (Keras Dropout, the authors' code) or ``"channel"`` (Dropout2d, Vaze).
+        padding: ``"symmetric"`` (PyTorch padding=1, Vaze) or ``"tf"`` (the authors' asymmetric stride-2 padding).
+        bn_momentum, bn_eps: BatchNorm settings (PyTorch convention; Keras defaults are 0.01 / 1e-3).
+        width: channel multiplier (1.0 is the paper's network).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        dropout: float = 0.2,
+        dropout_kind: str = "element",
+        padding: str = "symmetric",
+        bn_momentum: float = 0.1,
+        bn_eps: float = 1e-5,
+        width: float = 1.0,
+    ):
+        super().__init__()
+        if dropout_kind not in ("element", "channel"):
+            raise ValueError(f"dropout_kind must be 'element' or 'channel', got {dropout_kind!r}")
+        if padding not in ("symmetric", "tf"):
+            raise ValueError(f"padding must be 'symmetric' or 'tf', got {padding!r}")
+        drop = nn.Dropout if dropout_kind == "element" else nn.Dropout2d
+        layers: list[nn.Module] = []
+        cin = in_channels
+        for i, (cout, stride) in enumerate(_LAYOUT):
+            if i % 3 == 0:
+                layers.append(drop(dropout))
+            cout = max(1, round(cout * width))
+            layers.append(_Conv(cin, cout, stride, padding, bn_momentum, bn_eps))
+            cin = cout
+        self.body = nn.Sequential(*layers)
+        self.out_channels = cin
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Conv weights N(0, 0.05) as in both reference codes; BN gamma=1, beta=0."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.05)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+def vgg32_output_size(image_size: int) -> int:
+    """Spatial size of VGG32's last feature map for a square input."""
+    size = image_size
+    for _ in range(3):
+        size = (size + 1) // 2
+    return size
+
+
+__all__ = ["VGG32", "vgg32_output_size"]
