@@ -101,6 +101,7 @@ class AugmentConfig:
     randaugment_ops: str = "all"  # all | no_geometric (SVHN in the authors' code)
     crop_padding: int = 4
     hflip: bool = True
+    backend: str = "torchvision"  # torchvision (per-image reference ops) | batched (difair.data.randaugment)
 
 
 @dataclass
@@ -210,6 +211,7 @@ class TrainConfig:
         if a.randaugment_n < 0 or not 0 <= a.randaugment_m <= 30 or a.crop_padding < 0:
             raise DifairError("augment: randaugment_n >= 0, randaugment_m in [0, 30], crop_padding >= 0")
         _choice("augment.randaugment_ops", a.randaugment_ops, ("all", "no_geometric"))
+        _choice("augment.backend", a.backend, ("torchvision", "batched"))
         _choice("data.split_family", self.data.split_family, ("vaze", "neal"))
         _choice("data.tinyimagenet_order", self.data.tinyimagenet_order, ("sorted", "wnids"))
         _choice("data.cifar_plus_known", self.data.cifar_plus_known, ("split", "vehicles"))
