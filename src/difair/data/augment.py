@@ -1,15 +1,22 @@
 """Training augmentation on uint8 image batches: per-sample pad+crop, horizontal flip and RandAugment(N, M).
 
-Each sample draws its own crop offset, flip and RandAugment ops. ``TorchvisionRandAugment`` applies torchvision's
-``RandAugment`` image by image (the reference behaviour); the batched backend lives in ``difair.data.randaugment``.
+Each sample draws its own crop offset, flip and RandAugment ops. ``TorchvisionRandAugment`` applies
+torchvision's ``RandAugment`` image by image (the reference behaviour, ``backend="torchvision"``);
+``backend="batched"`` uses ``difair.data.randaugment.BatchRandAugment`` (the same ops, grouped into batched
+calls, on the images' device).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from difair.config import AugmentConfig
+
+if TYPE_CHECKING:
+    from difair.data.randaugment import BatchRandAugment
 
 
 def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
@@ -40,8 +47,11 @@ class TorchvisionRandAugment:
 
         self.op = v2.RandAugment(num_ops=num_ops, magnitude=magnitude)
         if not geometric:  # SVHN in the authors' code: no rotation or translation
+            # an instance copy: popping from the class attribute would change every RandAugment in the process
+            space = dict(self.op._AUGMENTATION_SPACE)  # type: ignore[attr-defined]
             for name in ("Rotate", "TranslateX", "TranslateY"):
-                self.op._AUGMENTATION_SPACE.pop(name, None)  # type: ignore[attr-defined]
+                space.pop(name, None)
+            self.op._AUGMENTATION_SPACE = space  # type: ignore[attr-defined]
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         # torchvision draws from the global RNG; the engine seeds it per epoch, so runs stay reproducible.
@@ -53,11 +63,17 @@ class Augmenter:
 
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
-        self.randaugment = None
+        self.randaugment: TorchvisionRandAugment | BatchRandAugment | None = None
         if cfg.randaugment_n > 0:
-            self.randaugment = TorchvisionRandAugment(
-                cfg.randaugment_n, cfg.randaugment_m, geometric=cfg.randaugment_ops == "all"
-            )
+            geometric = cfg.randaugment_ops == "all"
+            if cfg.backend == "batched":
+                from difair.data.randaugment import BatchRandAugment  # imports torchvision: only when used
+
+                self.randaugment = BatchRandAugment(cfg.randaugment_n, cfg.randaugment_m, geometric=geometric)
+            else:
+                self.randaugment = TorchvisionRandAugment(
+                    cfg.randaugment_n, cfg.randaugment_m, geometric=geometric
+                )
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
         if self.randaugment is not None:
