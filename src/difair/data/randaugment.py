@@ -3,9 +3,11 @@
 Semantics follow ``torchvision.transforms.v2.RandAugment``: the same 14-op space, magnitude tables and signed
 magnitudes, ``num_ops`` ops chosen uniformly with replacement and applied in sequence, nearest-neighbour
 geometry. The difference is that every sample draws its own ops and signs. For a given M the magnitude of
-each op is fixed and only its sign is random, so a round has at most 2 * 14 distinct (op, sign) groups: the
-samples are sorted by group and each group goes through the torchvision functional op in one batched call,
-which makes the output exactly that of torchvision applied image by image with the same ops and signs.
+each op is fixed and only its sign is random, so a round has at most 24 distinct (op, sign) groups: the
+samples are sorted by group and each group goes through the torchvision functional op in one batched call.
+Identity and the geometric ops (shear, translate, rotate; nearest-neighbour) only move pixels, so they are
+done together as one per-sample gather, with index maps made by torchvision's own ops. The output equals
+torchvision's ops applied image by image with the same ops and signs, exactly (tests/test_randaugment.py).
 
 Random numbers come from a CPU ``generator`` (``sample_ops``); ``apply`` is deterministic given the draws.
 """
