@@ -28,11 +28,17 @@ class DataConfig:
     root: str | None = None  # None: $DIFAIR_DATA, else ~/.cache/difair-data
     image_size: int | None = None  # None: the dataset's own size
     split_family: str = "vaze"  # vaze (ARPL/Vaze/DIFAIR lists) | neal (Neal et al./CAC lists)
-    tinyimagenet_order: str = "sorted"  # sorted wnids (Vaze) | wnids (wnids.txt line order, the DIFAIR authors)
-    cifar_plus_known: str = "split"  # split (per-split lists, Vaze) | vehicles ([0,1,8,9], the DIFAIR authors)
+    tinyimagenet_order: str = (
+        "sorted"  # sorted wnids (Vaze) | wnids (wnids.txt line order, the DIFAIR authors)
+    )
+    cifar_plus_known: str = (
+        "split"  # split (per-split lists, Vaze) | vehicles ([0,1,8,9], the DIFAIR authors)
+    )
     balance: str = "without_replacement"  # without_replacement | with_replacement | none
     balance_seed: int = 0
-    normalization: str = "train"  # train (statistics of the split's training images) | reference (authors' constants)
+    normalization: str = (
+        "train"  # train (statistics of the split's training images) | reference (authors' constants)
+    )
     known: list[str] | None = None  # folder:PATH datasets: known class names (or indices as strings)
     download: bool = False
 
@@ -177,11 +183,15 @@ class TrainConfig:
         _positive("devices", self.devices)
         d = self.difair
         if d.features_per_class < 1:
-            raise DifairError(f"difair.features_per_class (N) must be >= 1, got {d.features_per_class}: set it to 1 or more")
+            raise DifairError(
+                f"difair.features_per_class (N) must be >= 1, got {d.features_per_class}: set it to 1 or more"
+            )
         if not d.alpha > 0:
             raise DifairError(f"difair.alpha must be > 0, got {d.alpha}: the paper uses 10")
         if d.radius is not None and not d.radius > 0:
-            raise DifairError(f"difair.radius must be > 0, got {d.radius}: leave it unset for 0.6*sqrt(2*N*alpha^2)")
+            raise DifairError(
+                f"difair.radius must be > 0, got {d.radius}: leave it unset for 0.6*sqrt(2*N*alpha^2)"
+            )
         if not d.radius_ratio > 0:
             raise DifairError(f"difair.radius_ratio must be > 0, got {d.radius_ratio}: the paper uses 0.6")
         _choice("difair.loss_mode", d.loss_mode, ("smooth", "hard"))
@@ -202,7 +212,9 @@ class TrainConfig:
         if self.schedule.restarts < 0 or (self.schedule.warmup_epochs or 0) < 0:
             raise DifairError("schedule.restarts and schedule.warmup_epochs must be >= 0")
         if self.schedule.warmup_epochs is not None and self.schedule.warmup_epochs >= self.epochs > 1:
-            raise DifairError(f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be < epochs ({self.epochs})")
+            raise DifairError(
+                f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be < epochs ({self.epochs})"
+            )
         _choice("model.dropout_kind", self.model.dropout_kind, ("element", "channel"))
         _choice("model.padding", self.model.padding, ("symmetric", "tf"))
         if not 0 <= self.model.dropout < 1 or not self.model.width > 0:
@@ -277,7 +289,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             return value.lower() in ("true", "yes", "1")
         raise DifairError(f"option {path} takes true or false, got {value!r}")
     if base is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
             raise DifairError(f"option {path} takes a whole number, got {value!r}")
         return int(value)
     if base is float:
@@ -290,7 +304,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, list):
-            raise DifairError(f"option {path} takes a list (comma-separated on the command line), got {value!r}")
+            raise DifairError(
+                f"option {path} takes a list (comma-separated on the command line), got {value!r}"
+            )
         return [str(v) for v in value]
     return value
 

@@ -28,7 +28,10 @@ class Method:
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
         raise NotImplementedError
 
-    def loss_terms(self, outputs: Tensor, target: Tensor, head: nn.Module) -> dict[str, Tensor]:
+    def loss_terms(
+        self, outputs: Tensor, target: Tensor, head: nn.Module, scale: float = 1.0
+    ) -> dict[str, Tensor]:
+        """Loss terms with the total under ``"loss"``; ``scale`` multiplies the data term (not the penalty)."""
         raise NotImplementedError
 
     def predict(self, outputs: Tensor, head: nn.Module) -> Tensor:
@@ -68,11 +71,18 @@ class DifairMethod(Method):
         return DifairHead(in_channels, num_classes, self.features_per_class, self.head_kernel_size)
 
     def anchors(self, head: DifairHead) -> Tensor:
-        return DF.class_anchors(head.num_classes, self.features_per_class, self.alpha, device=head.weight.device)
+        return DF.class_anchors(
+            head.num_classes, self.features_per_class, self.alpha, device=head.weight.device
+        )
 
-    def loss_terms(self, outputs: Tensor, target: Tensor, head: nn.Module) -> dict[str, Tensor]:
+    def loss_terms(
+        self, outputs: Tensor, target: Tensor, head: nn.Module, scale: float = 1.0
+    ) -> dict[str, Tensor]:
         self.loss_fn.to(outputs.device)
-        return self.loss_fn.terms(outputs, target, head.weight)
+        terms = self.loss_fn.terms(outputs, target, head.weight)
+        if scale != 1.0:
+            terms["loss"] = terms["loss"] + (scale - 1.0) * terms["distance"]
+        return terms
 
     def predict(self, outputs: Tensor, head: nn.Module) -> Tensor:
         return S.nearest_anchor(outputs, self.anchors(head))
@@ -97,9 +107,11 @@ class CEMethod(Method):
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
         return LinearHead(in_channels, num_classes)
 
-    def loss_terms(self, outputs: Tensor, target: Tensor, head: nn.Module) -> dict[str, Tensor]:
+    def loss_terms(
+        self, outputs: Tensor, target: Tensor, head: nn.Module, scale: float = 1.0
+    ) -> dict[str, Tensor]:
         loss = nn.functional.cross_entropy(outputs.float(), target, label_smoothing=self.label_smoothing)
-        return {"loss": loss}
+        return {"loss": loss * scale}
 
     def predict(self, outputs: Tensor, head: nn.Module) -> Tensor:
         return outputs.argmax(dim=1)
@@ -124,9 +136,11 @@ class CACMethod(Method):
         self.loss_fn = CACLoss(num_classes, self.alpha, self.lambda_, self.tuplet_includes_target)
         return CACHead(in_channels, num_classes, self.alpha)
 
-    def loss_terms(self, outputs: Tensor, target: Tensor, head: nn.Module) -> dict[str, Tensor]:
+    def loss_terms(
+        self, outputs: Tensor, target: Tensor, head: nn.Module, scale: float = 1.0
+    ) -> dict[str, Tensor]:
         self.loss_fn.to(outputs.device)
-        return {"loss": self.loss_fn(outputs, target)}
+        return {"loss": self.loss_fn(outputs, target) * scale}
 
     def predict(self, outputs: Tensor, head: nn.Module) -> Tensor:
         d = head.distances(outputs)
@@ -147,7 +161,7 @@ class CACMethod(Method):
         for c in range(head.num_classes):
             mask = (train_labels == c) & (pred == c)
             if mask.any():
-                centers[c] = train_outputs[mask].float().mean(0)
+                centers[c] = train_outputs[mask].float().mean(0).to(centers.device)
         head.anchors.copy_(centers)
 
 

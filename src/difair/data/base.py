@@ -38,7 +38,9 @@ class OSRData:
         for name in ("train_images", "test_images"):
             t = getattr(self, name)
             if t.dtype != torch.uint8 or t.dim() != 4:
-                raise ValueError(f"{name} must be a uint8 tensor [N, C, H, W], got {t.dtype} {tuple(t.shape)}")
+                raise ValueError(
+                    f"{name} must be a uint8 tensor [N, C, H, W], got {t.dtype} {tuple(t.shape)}"
+                )
         if len(self.train_images) != len(self.train_labels) or len(self.test_images) != len(self.test_labels):
             raise ValueError("images and labels differ in length")
         if len(self.train_labels) and int(self.train_labels.max()) >= self.num_classes:
@@ -99,7 +101,9 @@ def balance_indices(n_known: int, n_unknown: int, mode: str, seed: int) -> tuple
     if mode == "none" or n_known == n_unknown:
         return k, u
     if mode not in ("without_replacement", "with_replacement"):
-        raise DifairError(f"unknown data.balance {mode!r}: choose without_replacement, with_replacement or none")
+        raise DifairError(
+            f"unknown data.balance {mode!r}: choose without_replacement, with_replacement or none"
+        )
     replace = mode == "with_replacement"
     if n_known > n_unknown:
         return np.sort(rng.choice(n_known, n_unknown, replace=replace)), u
@@ -119,7 +123,9 @@ def resize_uint8(images: Tensor, size: int) -> Tensor:
     """Bilinear resize of uint8 images ``[N, C, H, W]`` to ``size x size`` (no-op at that size)."""
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
-    out = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    out = torch.nn.functional.interpolate(
+        images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
+    )
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -144,13 +150,21 @@ def assemble(
 ) -> OSRData:
     """Balance the test sets, concatenate known then unknown, compute normalisation if not given."""
     ki, ui = balance_indices(len(known_test_images), len(unknown_test_images), balance, balance_seed)
-    test_images = torch.cat([known_test_images[torch.as_tensor(ki)], unknown_test_images[torch.as_tensor(ui)]])
+    test_images = torch.cat(
+        [known_test_images[torch.as_tensor(ki)], unknown_test_images[torch.as_tensor(ui)]]
+    )
     test_labels = torch.cat(
-        [torch.as_tensor(np.asarray(known_test_labels)[ki], dtype=torch.int64), torch.full((len(ui),), -1, dtype=torch.int64)]
+        [
+            torch.as_tensor(np.asarray(known_test_labels)[ki], dtype=torch.int64),
+            torch.full((len(ui),), -1, dtype=torch.int64),
+        ]
     )
     source = None
     if known_test_source is not None and unknown_test_source is not None:
-        source = torch.as_tensor(np.concatenate([np.asarray(known_test_source)[ki], np.asarray(unknown_test_source)[ui]]), dtype=torch.int64)
+        source = torch.as_tensor(
+            np.concatenate([np.asarray(known_test_source)[ki], np.asarray(unknown_test_source)[ui]]),
+            dtype=torch.int64,
+        )
     if mean is None or std is None:
         mean, std = channel_stats(train_images)
     meta = dict(meta or {})

@@ -69,7 +69,9 @@ class TimmFeatures(nn.Module):
         except ImportError as exc:
             raise DifairError("backbone 'timm:...' needs timm: pip install 'difair[timm]'") from exc
         try:
-            self.net = timm.create_model(name, pretrained=pretrained, in_chans=in_channels, num_classes=0, global_pool="")
+            self.net = timm.create_model(
+                name, pretrained=pretrained, in_chans=in_channels, num_classes=0, global_pool=""
+            )
         except RuntimeError as exc:
             raise DifairError(f"timm has no model {name!r}: see timm.list_models() for the names") from exc
         self.out_channels = int(self.net.num_features)
@@ -88,7 +90,9 @@ def available_backbones() -> list[str]:
 def create_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
     """Build a registered backbone by name; ``timm:NAME`` builds a timm model."""
     if name.startswith("timm:"):
-        return TimmFeatures(name.split(":", 1)[1], in_channels=in_channels, pretrained=kwargs.get("pretrained", False))
+        return TimmFeatures(
+            name.split(":", 1)[1], in_channels=in_channels, pretrained=kwargs.get("pretrained", False)
+        )
     if name not in _REGISTRY:
         raise DifairError(f"unknown backbone {name!r}: choose one of {', '.join(available_backbones())}")
     return _REGISTRY[name](in_channels=in_channels, **kwargs)

@@ -1,0 +1,189 @@
+"""Command line: argument parsing and error reporting only; the work lives in the library.
+
+Every problem a user can fix prints one line on stderr (``difair: error: ...``) and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from difair.errors import DifairError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad usage as one line naming the fix, exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise DifairError(f"{message} (see: {self.prog} --help)")
+
+
+def _parse_splits(text: str) -> list[int]:
+    """``"0-4"``, ``"0,2,3"`` or ``"1"`` -> list of split indices."""
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError as exc:
+        raise DifairError(f"cannot read splits {text!r}: write e.g. 0-4 or 0,2,3") from exc
+    for s in out:
+        if not 0 <= s <= 4:
+            raise DifairError(f"split {s} is out of range: choose 0 to 4")
+    return out
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train one run (method, dataset, split) into a run folder")
+    p.add_argument("--method", choices=None, help="difair, ce or cac")
+    p.add_argument(
+        "--dataset", help="digits, mnist, svhn, cifar10, cifar+10, cifar+50, tinyimagenet or folder:PATH"
+    )
+    p.add_argument("--split", type=int, default=None, help="known/unknown split, 0-4")
+    p.add_argument("--config", type=Path, help="a YAML config file (e.g. a copied preset) to start from")
+    p.add_argument("--epochs", type=int, help="number of epochs (the schedule keeps its shape)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", type=Path, help="run folder (default: runs/METHOD-DATASET-splitK-seedS)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any option, e.g. --set optim.lr=0.1 --set difair.alpha=5",
+    )
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from difair.config import TrainConfig, apply_overrides
+    from difair.data.registry import check_dataset_name
+    from difair.engine.fit import fit
+    from difair.methods import METHODS
+
+    if args.resume is not None:
+        if args.overwrite:
+            raise DifairError("--resume and --overwrite exclude each other: choose one")
+        results = fit(None, args.resume, resume=True, show_progress=not args.quiet)
+        _print_results(results, args.resume)
+        return 0
+    base = (
+        TrainConfig.from_yaml(args.config.read_text()).to_dict() if args.config else TrainConfig().to_dict()
+    )
+    overrides = list(args.overrides)
+    if args.method is not None:
+        if args.method not in METHODS:
+            raise DifairError(f"unknown method {args.method!r}: choose one of {', '.join(METHODS)}")
+        overrides.append(f"method={args.method}")
+    if args.dataset is not None:
+        check_dataset_name(args.dataset)
+        overrides.append(f"data.name={args.dataset}")
+    if args.split is not None:
+        if not 0 <= args.split <= 4:
+            raise DifairError(f"split {args.split} is out of range: choose 0 to 4")
+        overrides.append(f"data.split={args.split}")
+    if args.epochs is not None:
+        overrides.append(f"epochs={args.epochs}")
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    cfg = TrainConfig.from_dict(apply_overrides(base, overrides)).resolve()
+    check_dataset_name(cfg.data.name)
+    out = (
+        args.out
+        or Path("runs")
+        / f"{cfg.method}-{cfg.data.name.replace(':', '_').replace('/', '_')}-split{cfg.data.split}-seed{cfg.seed}"
+    )
+    results = fit(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet)
+    _print_results(results, out)
+    return 0
+
+
+def _print_results(results: dict, run_dir: Path) -> None:
+    console = Console()
+    console.print(
+        f"[bold]{results['method']}[/] on {results['dataset']} split {results['split']} -> {run_dir}"
+    )
+    for name, m in results["scores"].items():
+        mark = "*" if name == results["score"] else " "
+        console.print(
+            f" {mark} {name:<17} acc {100 * m['closed_set_accuracy']:6.2f}  AUROC {100 * m['auroc']:6.2f}  "
+            f"OSCR {100 * m['oscr']:6.2f}  FPR95 {100 * m['fpr95']:6.2f}"
+        )
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from difair.engine.evaluate import evaluate_run_dir
+
+    results = evaluate_run_dir(args.run_dir)
+    _print_results(results, args.run_dir)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import time
+
+    from difair.demo import DEMO_EPOCHS, run_demo
+    from difair.eval.tables import to_markdown
+
+    t0 = time.perf_counter()
+    splits = _parse_splits(args.splits)
+    rows = run_demo(args.out, epochs=args.epochs or DEMO_EPOCHS, splits=splits, show_progress=not args.quiet)
+    console = Console()
+    console.print(to_markdown(rows), markup=False)
+    console.print(
+        f"demo finished in {time.perf_counter() - t0:.0f} s; tables written to {args.out}/table.md and table.json"
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="difair", description="DIFAIR open-set recognition: train, evaluate, compare.")
+    from difair import __version__
+
+    parser.add_argument("--version", action="version", version=f"difair {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    d = sub.add_parser("demo", help="offline demo: DIFAIR vs CE vs CAC on 5 digit splits")
+    d.add_argument(
+        "--out", type=Path, default=Path("difair-demo"), help="output folder (default: ./difair-demo)"
+    )
+    d.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30)")
+    d.add_argument("--splits", default="0-4", help="splits to run, e.g. 0-4 or 0,2")
+    d.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_train(sub)
+    e = sub.add_parser("eval", help="recompute results.json of a run from its checkpoint")
+    e.add_argument("run_dir", type=Path)
+    return parser
+
+
+COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "eval": _cmd_eval}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return COMMANDS[args.command](args)
+    except DifairError as exc:
+        print(f"difair: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("difair: interrupted; continue a run with: difair train --resume RUN_DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["main", "build_parser"]

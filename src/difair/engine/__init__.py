@@ -1,0 +1,5 @@
+"""Training and evaluation engine."""
+
+from difair.engine.fit import fit
+
+__all__ = ["fit"]

@@ -1,0 +1,121 @@
+"""Evaluation: stream the test set through a model and compute every score's metrics."""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from difair import __version__
+from difair.config import TrainConfig
+from difair.data.base import OSRData
+from difair.eval.metrics import osr_metrics
+from difair.methods import CACMethod, Method
+
+
+@torch.inference_mode()
+def collect_outputs(
+    model: nn.Module, images: Tensor, batch_size: int, device: torch.device, channels_last: bool = False
+) -> Tensor:
+    """Model outputs for ``images`` in batches (only the small outputs are kept, never the activations)."""
+    model.eval()
+    outs = []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        outs.append(model(x).float().cpu())
+    return torch.cat(outs) if outs else torch.empty(0)
+
+
+def evaluate_outputs(outputs: Tensor, labels: Tensor, method: Method, head: nn.Module) -> dict[str, Any]:
+    """Predictions, and the metrics of every score of ``method``, from precomputed test outputs."""
+    preds = method.predict(outputs, head)
+    scores = method.scores(outputs, head)
+    per_score = {name: osr_metrics(s, preds, labels) for name, s in scores.items()}
+    return {"per_score": per_score, "preds": preds, "scores": scores}
+
+
+def evaluate_model(
+    model: nn.Module,
+    raw_model: nn.Module,
+    method: Method,
+    data: OSRData,
+    *,
+    batch_size: int,
+    device: torch.device,
+    channels_last: bool = False,
+    recenter_cac: bool = True,
+) -> dict[str, Any]:
+    """Evaluate on ``data``'s test set; for CAC first re-centre anchors on correct training logits if asked."""
+    if isinstance(method, CACMethod) and recenter_cac:
+        train_out = collect_outputs(model, data.train_images, batch_size, device, channels_last)
+        method.recenter(raw_model.head, train_out, data.train_labels)
+    outputs = collect_outputs(model, data.test_images, batch_size, device, channels_last)
+    result = evaluate_outputs(outputs, data.test_labels, method, raw_model.head)
+    result["outputs"] = outputs
+    return result
+
+
+def evaluate_run(cfg: TrainConfig, raw_model, model, method, data: OSRData, device) -> dict[str, Any]:
+    """Metrics of every score of the method on the test set, as the ``results.json`` record."""
+    ev = evaluate_model(
+        model,
+        raw_model,
+        method,
+        data,
+        batch_size=cfg.eval_batch_size,
+        device=device,
+        channels_last=cfg.channels_last,
+        recenter_cac=cfg.cac.recenter,
+    )
+    primary = ev["per_score"][method.default_score]
+    return {
+        "method": cfg.method,
+        "dataset": cfg.data.name,
+        "split": cfg.data.split,
+        "split_family": data.meta.get("split_family", cfg.data.split_family),
+        "seed": cfg.seed,
+        "score": method.default_score,
+        **primary,
+        "n_known": data.n_known_test,
+        "n_unknown": data.n_unknown_test,
+        "n_train": len(data.train_labels),
+        "epochs": cfg.epochs,
+        "scores": ev["per_score"],
+        "fidelity": cfg.fidelity(),
+        "data": data.summary(),
+        "config_digest": cfg.digest(),
+        "environment": {
+            "difair": __version__,
+            "torch": torch.__version__,
+            "device": str(device),
+            "precision": cfg.precision,
+            "python": platform.python_version(),
+        },
+    }
+
+
+def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[str, Any]:
+    """Recompute ``results.json`` of a run from its checkpoint (all scores of its method)."""
+    from difair.engine import rundir as R
+    from difair.engine.fit import load_data, make_fabric
+    from difair.engine.load import load_run
+
+    run = load_run(run_dir)
+    cfg = run.config
+    data = load_data(cfg, data)
+    fabric = make_fabric(cfg)
+    model = run.model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    fmodel = fabric.setup_module(model)
+    results = evaluate_run(cfg, model, fmodel, run.method, data, fabric.device)
+    previous = Path(run_dir) / R.RESULTS
+    if previous.is_file():
+        import json
+
+        results["train_time_s"] = json.loads(previous.read_text()).get("train_time_s")
+    R.write_json(previous, results)
+    return results

@@ -1,0 +1,137 @@
+"""The run folder: resolved config, metrics log, checkpoints and results, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from difair.config import TrainConfig
+from difair.errors import DifairError
+
+CONFIG = "config.yaml"
+METRICS = "metrics.jsonl"
+RESULTS = "results.json"
+CHECKPOINT = "checkpoints/last.pt"
+
+
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A temp file next to ``path`` with the permissions a plain ``open`` would give."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    return fd, tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then rename over ``path``."""
+    fd, tmp = _temp_beside(path)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """``torch.save`` to a temp file and rename, so a kill never leaves a half-written checkpoint."""
+    fd, tmp = _temp_beside(path)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DifairError(f"no checkpoint at {path}: train the run first (difair train ...)")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # corrupt or foreign file
+        raise DifairError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}): delete it and retrain"
+        ) from exc
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Check that ``run_dir`` may be used; with ``overwrite`` clear what a previous run wrote there."""
+    exists = run_dir.exists() and any(run_dir.iterdir())
+    if resume:
+        if not (run_dir / CONFIG).is_file():
+            raise DifairError(f"{run_dir} holds no run to resume (no {CONFIG}): start it without --resume")
+        return
+    if exists and not overwrite:
+        raise DifairError(
+            f"run folder {run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
+        )
+    if exists and overwrite:
+        if not (run_dir / CONFIG).is_file():
+            raise DifairError(
+                f"{run_dir} is not a difair run folder (no {CONFIG}); refusing to clear it: choose another --out"
+            )
+        for name in (CONFIG, METRICS, RESULTS, "checkpoints"):
+            p = run_dir / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            else:
+                p.unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def read_run_config(run_dir: Path) -> TrainConfig:
+    path = run_dir / CONFIG
+    if not path.is_file():
+        raise DifairError(f"{run_dir} is not a difair run folder (no {CONFIG})")
+    return TrainConfig.from_yaml(path.read_text())
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    with open(run_dir / METRICS, "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
+    """Drop metric rows of epochs after ``last_epoch`` (written before a kill, not covered by the checkpoint)."""
+    path = run_dir / METRICS
+    if not path.is_file():
+        return
+    keep = [
+        ln
+        for ln in path.read_text().splitlines()
+        if ln.strip() and json.loads(ln).get("epoch", -1) <= last_epoch
+    ]
+    atomic_write_text(path, "".join(ln + "\n" for ln in keep))

@@ -1,0 +1,78 @@
+"""Command line: bad input gives one line on stderr, exit code 2, no traceback, nothing overwritten."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from difair.cli import main
+from tiny import tiny_overrides
+
+
+def _sets(method: str = "ce", epochs: int = 1, extra: list[str] | None = None) -> list[str]:
+    return [a for o in tiny_overrides(method, epochs, extra) for a in ("--set", o)]
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--method", "svm"], "unknown method 'svm'"),
+        (["train", "--dataset", "imagenet21k"], "unknown dataset 'imagenet21k'"),
+        (["train", "--split", "5"], "split 5 is out of range"),
+        (["train", "--split", "-1"], "split -1 is out of range"),
+        (["train", "--set", "difair.features_per_class=0"], "features_per_class (N) must be >= 1"),
+        (["train", "--set", "difair.alpha=0"], "difair.alpha must be > 0"),
+        (["train", "--set", "difair.radius=-2"], "difair.radius must be > 0"),
+        (["train", "--set", "optim.learning_rate=0.1"], "unknown option optim.learning_rate"),
+        (["train", "--set", "epochs=many"], "option epochs takes a whole number"),
+        (["train", "--set", "precision=fp8"], "unknown precision 'fp8'"),
+        (["train", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["eval", "/nonexistent/run"], "not a difair run folder"),
+        (["demo", "--splits", "0-9"], "split 5 is out of range"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(argv: list[str], fragment: str, capsys) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err
+    assert err.count("\n") == 1 and err.startswith("difair: error: ")
+    assert "Traceback" not in err
+
+
+def test_existing_run_folder_needs_resume_or_overwrite(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(out), *_sets()]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    capsys.readouterr()
+    assert main(["train", "--quiet", "--out", str(out), *_sets(extra=["seed=7"])]) == 2
+    err = capsys.readouterr().err
+    assert "already exists" in err and "--resume" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert main(["train", "--quiet", "--out", str(out), "--overwrite", *_sets(extra=["seed=7"])]) == 0
+    assert json.loads((out / "results.json").read_text())["seed"] == 7
+
+
+def test_train_then_eval_prints_all_scores(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(out), *_sets("difair")]) == 0
+    first = json.loads((out / "results.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    text = capsys.readouterr().out
+    for score in ("min_distance", "class_activation", "max_activation"):
+        assert score in text
+    assert json.loads((out / "results.json").read_text())["scores"] == first["scores"]
+
+
+def test_modified_config_is_refused_by_eval(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(out), *_sets("difair")]) == 0
+    cfg = out / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("features_per_class: 5", "features_per_class: 4"))
+    results_before = (out / "results.json").read_bytes()
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 2
+    assert "another configuration" in capsys.readouterr().err
+    assert (out / "results.json").read_bytes() == results_before

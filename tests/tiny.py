@@ -1,0 +1,26 @@
+"""Tiny, fast configurations of the real engine for tests."""
+
+from __future__ import annotations
+
+from difair.config import TrainConfig, apply_overrides
+
+TINY = [
+    "data.name=digits",
+    "data.image_size=8",
+    "model.width=0.25",
+    "batch_size=64",
+    "augment.randaugment_n=0",
+    "augment.hflip=false",
+    "augment.crop_padding=1",
+    "schedule.name=cosine_warmup",
+]
+
+
+def tiny_overrides(method: str = "difair", epochs: int = 3, extra: list[str] | None = None) -> list[str]:
+    return [*TINY, f"method={method}", f"epochs={epochs}", "optim.lr=0.05", *(extra or [])]
+
+
+def tiny_config(method: str = "difair", epochs: int = 3, extra: list[str] | None = None) -> TrainConfig:
+    return TrainConfig.from_dict(
+        apply_overrides(TrainConfig().to_dict(), tiny_overrides(method, epochs, extra))
+    )
