@@ -117,12 +117,16 @@ def _filter_correlations(weight: Tensor, features_per_class: int) -> Tensor:
         raise ValueError(
             f"the head has {out} filters, not a multiple of features_per_class={features_per_class}"
         )
-    x = weight.reshape(out // features_per_class, features_per_class, -1).float()
+    x = weight.reshape(out // features_per_class, features_per_class, -1)
+    if x.dtype not in (torch.float32, torch.float64):  # half/bfloat16 (AMP): compute in float32
+        x = x.float()
     xc = x - x.mean(dim=-1, keepdim=True)
     n = x.shape[-1]
     cov = xc @ xc.transpose(1, 2) / n
-    std = xc.pow(2).mean(dim=-1).sqrt()
-    std = torch.where(std > 0, std, torch.ones_like(std))
+    # std == 0 (a constant filter) is replaced by 1, as in the authors' code. The replacement is made on the
+    # variance, before the sqrt: sqrt'(0) is infinite and would turn the masked-out zero gradient into NaN.
+    var = xc.pow(2).mean(dim=-1)
+    std = torch.where(var > 0, var, torch.ones_like(var)).sqrt()
     return cov / (std.unsqueeze(-1) * std.unsqueeze(-2))
 
 
