@@ -7,6 +7,7 @@ tensors.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
 __all__ = [
@@ -22,7 +23,10 @@ __all__ = [
 
 def _np(x) -> np.ndarray:
     if hasattr(x, "detach"):
-        x = x.detach().float().cpu().numpy()
+        x = x.detach().cpu()
+        if x.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16; float64 is kept as is
+            x = x.float()
+        x = x.numpy()
     return np.asarray(x)
 
 
