@@ -6,9 +6,8 @@ are options, listed in docs/fidelity.md.
 
 from __future__ import annotations
 
-import torch
-from torch import Tensor, nn
 import torch.nn.functional as F
+from torch import Tensor, nn
 
 # (out_channels, stride) of the nine 3x3 convs; the widths are scaled by ``width``.
 _LAYOUT = ((64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (128, 2), (128, 1), (128, 1), (128, 2))
@@ -25,9 +24,18 @@ class _Conv(nn.Module):
         self.act = nn.LeakyReLU(0.2)
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.tf_pad:  # TF 'same' with stride 2 on even input pads 0 top/left and 1 bottom/right
-            x = F.pad(x, (0, 1, 0, 1))
+        if self.tf_pad:
+            x = F.pad(x, (*_tf_same_pad(x.shape[-1]), *_tf_same_pad(x.shape[-2])))
         return self.act(self.bn(self.conv(x)))
+
+
+def _tf_same_pad(size: int, kernel: int = 3, stride: int = 2) -> tuple[int, int]:
+    """TF 'same' padding (before, after) of one axis: the total is split with the extra pixel after.
+
+    Even input with stride 2 gives (0, 1), the authors' asymmetric case; odd input gives (1, 1).
+    """
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
 
 
 class VGG32(nn.Module):
@@ -37,7 +45,8 @@ class VGG32(nn.Module):
         in_channels: 1 for MNIST kept grey, 3 otherwise.
         dropout: drop probability at the input of each block (0.2 in all references).
         dropout_kind: ``"element"`` (Keras Dropout, the authors' code) or ``"channel"`` (Dropout2d, Vaze).
-        padding: ``"symmetric"`` (PyTorch padding=1, Vaze) or ``"tf"`` (the authors' asymmetric stride-2 padding).
+        padding: ``"symmetric"`` (PyTorch padding=1, Vaze) or ``"tf"`` (TF "same": the authors' asymmetric
+            stride-2 padding).
         bn_momentum, bn_eps: BatchNorm settings (PyTorch convention; Keras defaults are 0.01 / 1e-3).
         width: channel multiplier (1.0 is the paper's network).
     """
