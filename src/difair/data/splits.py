@@ -4,6 +4,9 @@ Family ``vaze``: the ARPL "splits_2020" lists used by Vaze et al. and the DIFAIR
 Known classes are relabelled 0..n_c-1 in list order. For CIFAR+N the unknown lists are CIFAR-100 fine labels;
 its known classes are either the per-split lists (Vaze/ARPL) or the 4 vehicles (the DIFAIR authors, Neal et al.).
 CIFAR10 splits 0 and 1 hold the same class set (inherited from ARPL, kept for comparability).
+
+Family ``neal``: the Neal et al. (OSRCI) lists as corrected in CAC (Miller et al.): MNIST, SVHN, CIFAR10,
+CIFAR+10 (vehicles known, animal CIFAR-100 unknowns) and TinyImageNet; no CIFAR+50 (see below).
 """
 
 from __future__ import annotations
@@ -46,10 +49,42 @@ CIFAR_PLUS_UNKNOWN: dict[int, list[list[int]]] = {
     ],
 }
 
-# Neal et al. (OSRCI) / CAC family: CIFAR10 *unknown* classes per split; known = the other six, ascending.
+# Neal et al. (OSRCI) / CAC family. MNIST, SVHN and CIFAR10 share one list of *unknown* classes per split
+# (lwneal/counterfactual-open-set generativeopenset/datasets/download_{cifar10,svhn}.py, and download_mnist.py
+# as kept in its forks; dimitymiller/cac-openset datasets/<DS>/class_splits/<k>.json at commit 6b43b4e,
+# "correct dataset splits to match those used by [13]"); known = the other six, ascending (as CAC's "Known").
 NEAL_CIFAR10_UNKNOWN = [[3, 6, 7, 8], [1, 2, 4, 6], [2, 3, 4, 9], [0, 1, 2, 6], [4, 5, 6, 9]]
+_NEAL_DIGITS = [[c for c in range(10) if c not in u] for u in NEAL_CIFAR10_UNKNOWN]
+
+# CAC (cac-openset@6b43b4e) TinyImageNet/class_splits/<k>.json "Known", in file order. CAC indexes classes
+# with torchvision ImageFolder over train/, i.e. sorted wnids (data.tinyimagenet_order=sorted).
+NEAL_TINYIMAGENET_KNOWN = [
+    [192, 112, 145, 107, 91, 180, 144, 193, 10, 125, 186, 28, 72, 124, 54, 77, 157, 169, 104, 166],
+    [156, 157, 167, 175, 153, 11, 147, 0, 199, 171, 132, 60, 87, 190, 101, 111, 193, 71, 131, 192],
+    [28, 15, 103, 33, 90, 167, 61, 13, 124, 159, 49, 12, 54, 78, 82, 107, 80, 25, 140, 46],
+    [128, 132, 123, 72, 154, 35, 86, 10, 188, 28, 85, 89, 91, 82, 116, 65, 96, 41, 134, 25],
+    [102, 79, 47, 106, 59, 93, 145, 10, 62, 175, 76, 183, 48, 130, 38, 186, 44, 8, 29, 26],
+]
+
 NEAL_KNOWN: dict[str, list[list[int]]] = {
-    "cifar10": [[c for c in range(10) if c not in u] for u in NEAL_CIFAR10_UNKNOWN],
+    "mnist": _NEAL_DIGITS,
+    "digits": _NEAL_DIGITS,
+    "svhn": _NEAL_DIGITS,
+    "cifar10": _NEAL_DIGITS,
+    "cifar+": [list(CIFAR_VEHICLES) for _ in range(NUM_SPLITS)],
+    "tinyimagenet": NEAL_TINYIMAGENET_KNOWN,
+}
+
+# CAC (cac-openset@6b43b4e) CIFAR+10/class_splits/<k>.json "Unknown" (CIFAR-100 fine labels, animals only).
+# CIFAR+50 is left out: its corrected lists could not be read verbatim (only split 3 survives in our sources).
+NEAL_CIFAR_PLUS_UNKNOWN: dict[int, list[list[int]]] = {
+    10: [
+        [31, 65, 45, 98, 77, 93, 34, 63, 26, 44],
+        [11, 97, 98, 75, 66, 77, 95, 99, 93, 7],
+        [11, 24, 15, 95, 93, 34, 32, 88, 63, 2],
+        [11, 1, 64, 42, 45, 38, 66, 67, 63, 44],
+        [19, 42, 21, 78, 98, 72, 15, 46, 66, 3],
+    ],
 }
 
 
@@ -72,9 +107,16 @@ def get_known_classes(dataset: str, split: int, family: str = "vaze", cifar_plus
     return list(table[key][split])
 
 
-def get_cifar_plus_unknown(n: int, split: int) -> list[int]:
+def get_cifar_plus_unknown(n: int, split: int, family: str = "vaze") -> list[int]:
     """CIFAR-100 fine labels of the unknown classes of CIFAR+``n`` (10 or 50)."""
     _check_split(split)
     if n not in CIFAR_PLUS_UNKNOWN:
         raise DifairError(f"CIFAR+{n} does not exist: choose cifar+10 or cifar+50")
-    return list(CIFAR_PLUS_UNKNOWN[n][split])
+    table = CIFAR_PLUS_UNKNOWN if family == "vaze" else NEAL_CIFAR_PLUS_UNKNOWN if family == "neal" else None
+    if table is None:
+        raise DifairError(f"unknown split family {family!r}: choose vaze or neal")
+    if n not in table:
+        raise DifairError(
+            f"split family {family!r} has no lists for 'cifar+{n}': use --set data.split_family=vaze"
+        )
+    return list(table[n][split])
