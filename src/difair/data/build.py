@@ -1,0 +1,111 @@
+"""The steps every benchmark loader shares: pick known/unknown classes, resize, normalise, assemble, and the
+one-line error for a dataset that is not where it was looked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from difair.config import DataConfig
+from difair.data.base import OSRData, assemble, resize_uint8, select_known
+from difair.data.normalization import resolve_normalization
+from difair.errors import DifairError
+
+PREPARE_HINT = "on the project machines: ../shared/tools/prepare-data DEST, then --set data.root=DEST"
+
+
+def image_size(cfg: DataConfig, default: int) -> int:
+    """``cfg.image_size`` if set, else the dataset's ``default``."""
+    size = cfg.image_size or default
+    if size < 1:
+        raise DifairError(f"data.image_size must be >= 1, got {size}")
+    return size
+
+
+def missing_dataset(
+    what: str, where: Path, *, can_download: bool = True, prepared: bool = False
+) -> DifairError:
+    """The error for a dataset absent from ``where``: one line naming the place and the ways to get it."""
+    fixes = (["--set data.download=true"] if can_download else []) + [
+        "--set data.root=PATH (a folder holding it)"
+    ]
+    hint = f"; {PREPARE_HINT}" if prepared else ""
+    return DifairError(f"{what} not found at {where}: get it with {' or '.join(fixes)}{hint}")
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _take(images: Tensor, mask: np.ndarray) -> Tensor:
+    return images[torch.from_numpy(np.flatnonzero(mask))]
+
+
+def build_osr(
+    cfg: DataConfig,
+    *,
+    name: str,
+    known: list[int],
+    unknown: list[int],
+    train: tuple[Tensor, np.ndarray],
+    test_known: tuple[Tensor, np.ndarray],
+    test_unknown: tuple[Tensor, np.ndarray],
+    source_names: list[str],
+    unknown_class_names: list[str],
+    size: int,
+    meta: dict[str, Any],
+    unknown_offset: int = 0,
+) -> OSRData:
+    """Select the known classes for training and test, the unknown ones for test, then balance and assemble.
+
+    Each pool is ``(uint8 images [N, C, H, W], source labels [N])``. Known labels are remapped in the order of
+    ``known``; unknown test samples get -1 and keep ``source label + unknown_offset`` in
+    ``test_source_labels``.
+    """
+    overlap = set(known) & set(unknown) if unknown_offset == 0 else set()
+    if overlap:
+        raise DifairError(f"classes {sorted(overlap)} are both known and unknown in {name} split {cfg.split}")
+    tr_mask, tr_labels = select_known(train[1], known)
+    x_train = resize_uint8(_take(train[0], tr_mask), size)
+    k_mask, k_labels = select_known(test_known[1], known)
+    x_known = resize_uint8(_take(test_known[0], k_mask), size)
+    u_mask = np.isin(test_unknown[1], unknown)
+    x_unknown = resize_uint8(_take(test_unknown[0], u_mask), size)
+    if len(x_train) == 0 or len(x_known) == 0 or len(x_unknown) == 0:
+        raise DifairError(
+            f"{name} split {cfg.split} has {len(x_train)} training, {len(x_known)} known test and "
+            f"{len(x_unknown)} unknown test images: every part needs at least one"
+        )
+    mean, std, norm_meta = resolve_normalization(cfg, name, x_train, known)
+    full_meta = {
+        "split_family": cfg.split_family,
+        "known_source_classes": list(known),
+        "unknown_source_classes": list(unknown),
+        "tinyimagenet_order": None,
+        "cifar_plus_known": None,
+        **norm_meta,
+        **meta,
+    }
+    return assemble(
+        name,
+        cfg.split,
+        [source_names[c] for c in known],
+        x_train,
+        tr_labels,
+        x_known,
+        k_labels,
+        x_unknown,
+        balance=cfg.balance,
+        balance_seed=cfg.balance_seed,
+        known_test_source=np.asarray(test_known[1])[k_mask],
+        unknown_test_source=np.asarray(test_unknown[1])[u_mask] + unknown_offset,
+        mean=mean,
+        std=std,
+        unknown_class_names=unknown_class_names,
+        meta=full_meta,
+    )

@@ -1,0 +1,170 @@
+"""Decode an image folder once into a uint8 array on disk, then memory-map it on every later load.
+
+A cache file holds the images ``[N, C, H, W]`` of one list of files, decoded (and resized to ``size x size``
+where needed) in list order. Its name carries a fingerprint of the source (relative paths, sizes and
+modification times of the files, and the decoding parameters), so a changed, added or removed file yields a
+new fingerprint and the cache is rebuilt; the stale file is removed. Files are written to a temporary name
+and renamed, so a crash never leaves a truncated cache behind.
+
+Where caches live: ``$DIFAIR_CACHE_DIR`` if set, else ``<source>/.difair-cache`` when writable, else
+``~/.cache/difair/cache``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from difair.errors import DifairError
+
+CACHE_VERSION = 1
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+
+
+def is_image_file(name: str | os.PathLike[str]) -> bool:
+    """True for a visible file name whose extension is a common image format."""
+    base = os.path.basename(os.fspath(name))
+    return os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS and not base.startswith(".")
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[str]:
+    """Paths (strings, cheap for 100k files) of the image files directly inside ``folder``, sorted by name."""
+    with os.scandir(folder) as it:
+        names = sorted(e.name for e in it if is_image_file(e.name) and e.is_file())
+    base = os.fspath(folder)
+    return [os.path.join(base, n) for n in names]
+
+
+def source_fingerprint(files: Sequence[str | os.PathLike[str]], root: Path, extra: str = "") -> str:
+    """Hash of the files' paths relative to ``root``, their sizes and modification times, and ``extra``."""
+    h = hashlib.sha256(f"v{CACHE_VERSION}|{extra}|{len(files)}\n".encode())
+    prefix = os.path.join(os.fspath(root), "")
+    for f in files:
+        name = os.fspath(f)
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise DifairError(f"cannot read image {f}: {e.strerror or e}") from e
+        rel = name[len(prefix) :] if name.startswith(prefix) else os.path.relpath(name, root)
+        h.update(f"{rel}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def cache_dir_for(source: Path) -> Path:
+    """The cache folder for datasets under ``source`` (created; falls back when ``source`` is read-only)."""
+    env = os.environ.get("DIFAIR_CACHE_DIR")
+    candidates = [Path(env).expanduser()] if env else [Path(source) / ".difair-cache"]
+    candidates.append(Path.home() / ".cache" / "difair" / "cache")
+    for c in candidates:
+        try:
+            c.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(c, os.W_OK):
+            return c
+    raise DifairError(
+        f"no writable cache folder (tried {', '.join(map(str, candidates))}): set DIFAIR_CACHE_DIR"
+    )
+
+
+def _decode_one(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode)
+            if im.size != (size, size):
+                im = im.resize((size, size), Image.Resampling.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise DifairError(f"cannot read image {path}: {e}") from e
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def decode_images(
+    files: Sequence[str | os.PathLike[str]],
+    size: int,
+    mode: str = "RGB",
+    *,
+    out: np.ndarray | None = None,
+    description: str = "decoding images",
+    progress: bool = True,
+) -> np.ndarray:
+    """Decode ``files`` into uint8 ``[N, C, size, size]`` (``mode`` "RGB" or "L"), showing progress."""
+    from rich.console import Console
+    from rich.progress import track
+
+    channels = {"RGB": 3, "L": 1}[mode]
+    if out is None:
+        out = np.empty((len(files), channels, size, size), dtype=np.uint8)
+    console = Console(stderr=True)
+    live = progress and console.is_terminal
+    if progress and not live:
+        print(f"{description} ...", file=sys.stderr, flush=True)
+    for i, f in enumerate(
+        track(files, description=description, transient=True, console=console, disable=not live)
+    ):
+        out[i] = _decode_one(f, size, mode)
+    return out
+
+
+def cached_images(
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    root: Path,
+    size: int,
+    label: str,
+    mode: str = "RGB",
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> Tensor:
+    """The decoded images of ``files`` as a memory-mapped uint8 tensor; decodes only a stale cache."""
+    if mode not in ("RGB", "L"):
+        raise ValueError(f"mode must be RGB or L, got {mode!r}")
+    channels = 3 if mode == "RGB" else 1
+    if not files:
+        return torch.empty((0, channels, size, size), dtype=torch.uint8)
+    root = Path(root)
+    cache_dir = Path(cache_dir) if cache_dir is not None else cache_dir_for(root)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    where = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    prefix = f"{label}-{where}-{mode}{size}-"
+    fp = source_fingerprint(files, root, extra=f"{mode}|{size}")[:20]
+    path = cache_dir / f"{prefix}{fp}.npy"
+    if path.is_file():
+        try:
+            return torch.from_numpy(np.load(path, mmap_mode="c"))
+        except (OSError, ValueError):
+            path.unlink(missing_ok=True)  # unreadable cache: rebuild it
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{prefix}", suffix=".tmp", dir=cache_dir)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        arr = np.lib.format.open_memmap(
+            tmp, mode="w+", dtype=np.uint8, shape=(len(files), channels, size, size)
+        )
+        decode_images(
+            files,
+            size,
+            mode,
+            out=arr,
+            description=f"decoding {label} ({len(files)} images)",
+            progress=progress,
+        )
+        arr.flush()
+        del arr
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is as readable as its source
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for stale in cache_dir.glob(f"{prefix}*.npy"):
+        if stale != path:
+            stale.unlink(missing_ok=True)
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
