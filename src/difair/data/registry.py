@@ -30,7 +30,7 @@ def default_root(cfg: DataConfig | None = None) -> Path:
 
 
 def available_datasets() -> list[str]:
-    return sorted(_LOADERS) + ["folder:PATH"]
+    return sorted(n for n in _LOADERS if n != "folder") + ["folder:PATH"]
 
 
 @register_dataset("digits")
@@ -42,8 +42,57 @@ def _digits(cfg: DataConfig) -> OSRData:
         image_size=cfg.image_size,
         balance=cfg.balance,
         balance_seed=cfg.balance_seed,
-        split_family="vaze",
+        split_family=cfg.split_family,
     )
+
+
+@register_dataset("mnist")
+def _mnist(cfg: DataConfig) -> OSRData:
+    from difair.data.mnist import load_mnist
+
+    return load_mnist(cfg)
+
+
+@register_dataset("svhn")
+def _svhn(cfg: DataConfig) -> OSRData:
+    from difair.data.svhn import load_svhn
+
+    return load_svhn(cfg)
+
+
+@register_dataset("cifar10")
+def _cifar10(cfg: DataConfig) -> OSRData:
+    from difair.data.cifar import load_cifar10
+
+    return load_cifar10(cfg)
+
+
+@register_dataset("cifar+10")
+def _cifar_plus_10(cfg: DataConfig) -> OSRData:
+    from difair.data.cifar import load_cifar_plus
+
+    return load_cifar_plus(cfg, 10)
+
+
+@register_dataset("cifar+50")
+def _cifar_plus_50(cfg: DataConfig) -> OSRData:
+    from difair.data.cifar import load_cifar_plus
+
+    return load_cifar_plus(cfg, 50)
+
+
+@register_dataset("tinyimagenet")
+def _tinyimagenet(cfg: DataConfig) -> OSRData:
+    from difair.data.tinyimagenet import load_tinyimagenet
+
+    return load_tinyimagenet(cfg)
+
+
+@register_dataset("folder")
+def _folder(cfg: DataConfig) -> OSRData:
+    from difair.data.folder import load_folder
+
+    return load_folder(cfg)
 
 
 def get_dataset(cfg: DataConfig) -> OSRData:
@@ -51,6 +100,8 @@ def get_dataset(cfg: DataConfig) -> OSRData:
     name = cfg.name
     if name.startswith("folder:"):
         name = "folder"
+    elif name == "folder":
+        name = ""  # a folder dataset must name its PATH
     if name not in _LOADERS:
         raise DifairError(f"unknown dataset {cfg.name!r}: choose one of {', '.join(available_datasets())}")
     return _LOADERS[name](cfg)
@@ -58,5 +109,5 @@ def get_dataset(cfg: DataConfig) -> OSRData:
 
 def check_dataset_name(name: str) -> None:
     """Raise ``DifairError`` if ``name`` is not a registered dataset."""
-    if not (name.startswith("folder:") or name in _LOADERS):
+    if not (name.startswith("folder:") or (name in _LOADERS and name != "folder")):
         raise DifairError(f"unknown dataset {name!r}: choose one of {', '.join(available_datasets())}")

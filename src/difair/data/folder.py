@@ -1,0 +1,114 @@
+"""Open-set splits from your own images: ``folder:PATH`` holding ``PATH/{train,test}/<class>/*``.
+
+``data.known`` lists the known classes, by folder name or by index into the sorted class names; every other
+class is unknown (its training images, if any, are ignored; its test images are the unknown test set). Images
+are converted to RGB, resized to ``data.image_size`` (32 by default) without cropping, and cached.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from difair.config import DataConfig
+from difair.data.base import OSRData
+from difair.data.build import build_osr, image_size
+from difair.data.cache import cached_images, list_images
+from difair.errors import DifairError
+
+FOLDER_IMAGE_SIZE = 32
+
+
+def folder_path(name: str) -> Path:
+    """The PATH of a ``folder:PATH`` dataset name."""
+    if not name.startswith("folder:") or not name[len("folder:") :].strip():
+        raise DifairError(
+            f"a folder dataset is named folder:PATH, got {name!r}: e.g. --set data.name=folder:/data/pets"
+        )
+    return Path(name[len("folder:") :].strip()).expanduser()
+
+
+def folder_classes(path: Path) -> list[str]:
+    """Sorted class names: the sub-folders of ``PATH/train`` and ``PATH/test``."""
+    names: set[str] = set()
+    for split in ("train", "test"):
+        d = path / split
+        if not d.is_dir():
+            raise DifairError(
+                f"{d} is missing: a folder dataset needs PATH/train/<class>/* and PATH/test/<class>/*"
+            )
+        names |= {p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if not names:
+        raise DifairError(f"{path} holds no class folders under train/ or test/")
+    return sorted(names)
+
+
+def resolve_known(known: list[str] | None, classes: list[str]) -> list[int]:
+    """Known class indices (into ``classes``) from names or index strings, in the given order."""
+    if not known:
+        raise DifairError(
+            "a folder dataset needs its known classes: --set data.known=NAME1,NAME2 "
+            f"(classes: {', '.join(classes[:8])}" + (", ..." if len(classes) > 8 else "") + ")"
+        )
+    out: list[int] = []
+    for k in known:
+        k = str(k).strip()
+        if k in classes:
+            idx = classes.index(k)
+        elif k.lstrip("-").isdigit() and 0 <= int(k) < len(classes):
+            idx = int(k)
+        else:
+            raise DifairError(
+                f"data.known names {k!r}, which is neither a class folder nor an index 0..{len(classes) - 1}"
+            )
+        if idx in out:
+            raise DifairError(f"data.known lists class {classes[idx]!r} twice")
+        out.append(idx)
+    if len(out) == len(classes):
+        raise DifairError("data.known lists every class: leave at least one class unknown")
+    return out
+
+
+def _files(path: Path, split: str, classes: list[str]) -> tuple[list[str], np.ndarray]:
+    files: list[str] = []
+    labels: list[int] = []
+    for idx, name in enumerate(classes):
+        d = path / split / name
+        if d.is_dir():
+            class_files = list_images(d)
+            files += class_files
+            labels += [idx] * len(class_files)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
+    """The open-set split of the image folder ``cfg.name`` (``folder:PATH``) with known ``cfg.known``."""
+    path = folder_path(cfg.name)
+    if not path.is_dir():
+        raise DifairError(
+            f"folder dataset {path} not found: --set data.name=folder:PATH with PATH/train and PATH/test"
+        )
+    classes = folder_classes(path)
+    known = resolve_known(cfg.known, classes)
+    unknown = [c for c in range(len(classes)) if c not in known]
+    size = image_size(cfg, FOLDER_IMAGE_SIZE)
+    pools = {}
+    for split in ("train", "test"):
+        files, labels = _files(path, split, classes)  # all classes: one cache serves every choice of known
+        images = cached_images(files, root=path, size=size, label=f"folder-{split}", cache_dir=cache_dir)
+        pools[split] = (images, labels)
+    ignored = sorted({classes[c] for c in np.unique(pools["train"][1]) if c not in known})
+    return build_osr(
+        cfg,
+        name=cfg.name,
+        known=known,
+        unknown=unknown,
+        train=pools["train"],
+        test_known=pools["test"],
+        test_unknown=pools["test"],
+        source_names=classes,
+        unknown_class_names=classes,
+        size=size,
+        meta={"source_paths": [str(path)], "ignored_train_classes": ignored},
+    )
