@@ -1,0 +1,82 @@
+"""SVHN from a generated .mat in the official format; MNIST from the real raw files; missing-data errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import torch
+
+from difair.config import DataConfig
+from difair.data.normalization import reference_stats
+from difair.data.registry import get_dataset
+from difair.data.splits import VAZE_KNOWN
+from difair.data.svhn import load_svhn
+from difair.errors import DifairError
+
+
+def _write_svhn(folder: Path, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)  # official layout: [H, W, C, N]
+    digits = np.arange(n) % 10
+    y = np.where(digits == 0, 10, digits).astype(np.uint8).reshape(n, 1)  # digit 0 is stored as 10
+    folder.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(folder / ("train_32x32.mat" if seed == 0 else "test_32x32.mat"), {"X": x, "y": y})
+    return x, digits
+
+
+def test_svhn_from_official_mat_format(tmp_path: Path) -> None:
+    x_train, y_train = _write_svhn(tmp_path / "svhn", 200, seed=0)
+    x_test, y_test = _write_svhn(tmp_path / "svhn", 100, seed=1)
+    cfg = DataConfig(name="svhn", root=str(tmp_path), split=3, balance="none")
+    d = load_svhn(cfg, verify=False)
+    known = VAZE_KNOWN["svhn"][3]
+    assert d.class_names == [str(c) for c in known] and d.image_size == 32 and d.channels == 3
+    assert len(d.train_labels) == 20 * 6 and (d.n_known_test, d.n_unknown_test) == (60, 40)
+    # image i of the loader is X[:, :, :, i] transposed to [C, H, W]; label 10 became digit 0
+    idx = np.flatnonzero(np.isin(y_train, known))
+    assert torch.equal(d.train_images, torch.from_numpy(x_train[..., idx].transpose(3, 2, 0, 1)))
+    assert torch.equal(torch.tensor(known)[d.train_labels], torch.from_numpy(y_train[idx]))
+    assert 0 in d.test_source_labels.tolist()
+    unknown = d.test_labels < 0
+    assert set(d.test_source_labels[unknown].tolist()) == set(range(10)) - set(known)
+    with pytest.raises(DifairError, match="could not load SVHN"):  # md5 checked by default
+        load_svhn(cfg)
+
+
+def test_svhn_reference_normalization_uses_sqrt_of_stored_value(tmp_path: Path) -> None:
+    _write_svhn(tmp_path / "svhn", 100, seed=0)
+    _write_svhn(tmp_path / "svhn", 50, seed=1)
+    d = load_svhn(DataConfig(name="svhn", root=str(tmp_path), normalization="reference"), verify=False)
+    assert d.mean == [0.4377, 0.4438, 0.4728]
+    assert d.std == pytest.approx([0.1980**0.5, 0.2010**0.5, 0.1970**0.5])  # the authors' effective divisor
+
+
+@pytest.mark.parametrize("name", ["mnist", "svhn", "cifar10", "cifar+10", "tinyimagenet"])
+def test_missing_dataset_is_one_line_naming_place_and_fix(tmp_path: Path, name: str) -> None:
+    with pytest.raises(DifairError) as err:
+        get_dataset(DataConfig(name=name, root=str(tmp_path)))
+    msg = str(err.value)
+    assert "\n" not in msg and str(tmp_path) in msg and "not found" in msg
+    assert "--set data.root=PATH" in msg and "--set data.download=true" in msg
+    if name in ("mnist", "cifar10", "tinyimagenet"):
+        assert "prepare-data" in msg
+
+
+def test_real_mnist(real_mnist: Path) -> None:
+    d = get_dataset(DataConfig(name="mnist", root=str(real_mnist), split=1))
+    known = VAZE_KNOWN["mnist"][1]
+    assert d.channels == 1 and d.image_size == 32 and d.train_images.dtype == torch.uint8
+    counts = torch.bincount(d.train_labels, minlength=6).tolist()
+    assert sum(counts) == len(d.train_labels) and all(5000 < c < 7000 for c in counts)
+    assert set(d.test_source_labels[d.test_labels < 0].tolist()) == set(range(10)) - set(known)
+    assert d.n_known_test == d.n_unknown_test == int((d.test_labels < 0).sum())
+    assert re.search(r"MNIST/raw$", d.meta["source_paths"][0])
+    assert 0.1 < d.mean[0] < 0.17
+    d = get_dataset(
+        DataConfig(name="mnist", root=str(real_mnist), split=1, normalization="reference", image_size=28)
+    )
+    assert d.image_size == 28 and (d.mean, d.std) == reference_stats("mnist", 1)
