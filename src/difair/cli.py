@@ -6,6 +6,7 @@ Every problem a user can fix prints one line on stderr (``difair: error: ...``) 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def _parse_splits(text: str) -> list[int]:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run (method, dataset, split) into a run folder")
+    p.set_defaults(func=_cmd_train)
     p.add_argument("--method", choices=None, help="difair, ce or cac")
     p.add_argument(
         "--dataset", help="digits, mnist, svhn, cifar10, cifar+10, cifar+50, tinyimagenet or folder:PATH"
@@ -157,13 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30)")
     d.add_argument("--splits", default="0-4", help="splits to run, e.g. 0-4 or 0,2")
     d.add_argument("--quiet", action="store_true", help="no progress bar")
+    d.set_defaults(func=_cmd_demo)
     _add_train(sub)
     e = sub.add_parser("eval", help="recompute results.json of a run from its checkpoint")
     e.add_argument("run_dir", type=Path)
+    e.set_defaults(func=_cmd_eval)
+    for module in PLUGINS:
+        importlib.import_module(module).register(sub)
     return parser
 
 
-COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "eval": _cmd_eval}
+# Modules that add subcommands: each has ``register(sub)`` adding parsers with ``set_defaults(func=...)``;
+# a command function takes the parsed namespace and returns the exit code.
+PLUGINS: list[str] = []
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return COMMANDS[args.command](args)
+        return args.func(args)
     except DifairError as exc:
         print(f"difair: error: {exc}", file=sys.stderr)
         return 2
