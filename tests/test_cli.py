@@ -76,3 +76,16 @@ def test_modified_config_is_refused_by_eval(tmp_path: Path, capsys) -> None:
     assert main(["eval", str(out)]) == 2
     assert "another configuration" in capsys.readouterr().err
     assert (out / "results.json").read_bytes() == results_before
+
+
+def test_overrides_parse_numbers_booleans_and_lists() -> None:
+    from difair.config import TrainConfig, apply_overrides
+
+    cfg = TrainConfig.from_dict(
+        apply_overrides(
+            TrainConfig().to_dict(),
+            ["optim.weight_decay=5e-4", "channels_last=yes", "data.known=cat,dog", "difair.radius=12"],
+        )
+    )
+    assert cfg.optim.weight_decay == 5e-4 and cfg.channels_last is True
+    assert cfg.data.known == ["cat", "dog"] and cfg.difair.radius == 12.0

@@ -129,6 +129,7 @@ class TrainConfig:
     accelerator: str = "auto"  # auto | cpu | cuda | mps
     devices: int = 1
     channels_last: bool = False
+    compile: bool = False  # torch.compile the model (an execution choice: not part of the digest)
     loss_normalizer: str = "batch"  # batch (mean) | nominal (sum / batch_size, the authors' code)
 
     # ------------------------------------------------------------------ construction
@@ -152,7 +153,7 @@ class TrainConfig:
     def digest(self) -> str:
         """Hash of everything that determines what is trained (device choices excluded)."""
         d = self.to_dict()
-        for key in ("accelerator", "devices", "eval_batch_size"):
+        for key in ("accelerator", "devices", "eval_batch_size", "compile"):
             d.pop(key, None)
         d["data"].pop("root", None)
         d["data"].pop("download", None)
@@ -295,6 +296,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             raise DifairError(f"option {path} takes a whole number, got {value!r}")
         return int(value)
     if base is float:
+        if isinstance(value, str):  # YAML 1.1 reads "5e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise DifairError(f"option {path} takes a number, got {value!r}")
         return float(value)
