@@ -48,7 +48,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         "--dataset", help="digits, mnist, svhn, cifar10, cifar+10, cifar+50, tinyimagenet or folder:PATH"
     )
     p.add_argument("--split", type=int, default=None, help="known/unknown split, 0-4")
-    p.add_argument("--config", type=Path, help="a YAML config file (e.g. a copied preset) to start from")
+    p.add_argument("--preset", help="start from a paper preset, e.g. difair-cifar10 (difair presets list)")
+    p.add_argument("--config", type=Path, help="a YAML config file (e.g. an edited preset) over --preset")
     p.add_argument("--epochs", type=int, help="number of epochs (the schedule keeps its shape)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", type=Path, help="run folder (default: runs/METHOD-DATASET-splitK-seedS)")
@@ -77,9 +78,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         results = fit(None, args.resume, resume=True, show_progress=not args.quiet)
         _print_results(results, args.resume)
         return 0
-    base = (
-        TrainConfig.from_yaml(args.config.read_text()).to_dict() if args.config else TrainConfig().to_dict()
-    )
+    from difair.presets import merge, preset_dict, read_config_file
+
+    base = TrainConfig().to_dict()  # layering: defaults < --preset < --config < --set and flags
+    if args.preset is not None:
+        base = merge(base, preset_dict(args.preset))
+    if args.config is not None:
+        base = merge(base, read_config_file(args.config))
     overrides = list(args.overrides)
     if args.method is not None:
         if args.method not in METHODS:
@@ -171,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add subcommands: each has ``register(sub)`` adding parsers with ``set_defaults(func=...)``;
 # a command function takes the parsed namespace and returns the exit code.
-PLUGINS: list[str] = []
+PLUGINS: list[str] = ["difair.bench.commands"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,106 @@
+"""CLI plugin: ``difair benchmark`` (run a grid, write tables) and ``difair presets`` (list, show)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from difair.errors import DifairError
+
+
+def _names(text: str, what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise DifairError(
+            f"--{what} needs at least one name, e.g. --{what} {'difair,ce,cac' if what == 'methods' else 'mnist'}"
+        )
+    return list(dict.fromkeys(items))
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from difair.bench.grid import check_overrides, make_grid
+    from difair.bench.report import write_tables
+    from difair.cli import _parse_splits
+    from difair.data.registry import check_dataset_name
+    from difair.methods import METHODS
+
+    console = Console(stderr=True)
+    if args.report_only is not None:
+        if args.out is not None and Path(args.out) != Path(args.report_only):
+            raise DifairError("--report-only DIR takes the benchmark folder itself: leave out --out")
+        rows = write_tables(args.report_only)
+        console.print(f"tables rebuilt from {len(rows)} rows in {args.report_only}", markup=False)
+        return 0
+    if args.out is None or args.datasets is None:
+        raise DifairError("difair benchmark needs --datasets and --out (or --report-only DIR)")
+    methods = _names(args.methods, "methods")
+    for m in methods:
+        if m not in METHODS:
+            raise DifairError(f"unknown method {m!r}: choose from {', '.join(METHODS)}")
+    datasets = _names(args.datasets, "datasets")
+    for d in datasets:
+        check_dataset_name(d)
+    if args.epochs is not None and args.epochs < 1:
+        raise DifairError(f"--epochs must be >= 1, got {args.epochs}")
+    check_overrides(args.overrides)
+    from difair.bench.runner import run_grid
+
+    specs = make_grid(methods, datasets, _parse_splits(args.splits), args.seed)
+    run_grid(args.out, specs, epochs=args.epochs, overrides=args.overrides, show_progress=not args.quiet,
+             console=console)  # fmt: skip
+    sys.stdout.write((Path(args.out) / "table.md").read_text())
+    return 0
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    from difair.presets import preset_dict, preset_names, preset_text
+
+    if args.action == "show":
+        if not args.name:
+            raise DifairError("difair presets show needs a NAME: see difair presets list")
+        sys.stdout.write(preset_text(args.name))
+        return 0
+    for name in preset_names():
+        d = preset_dict(name)
+        aug = d.get("augment", {})
+        ra = f"RandAugment N={aug.get('randaugment_n')} M={aug.get('randaugment_m')}"
+        print(f"{name:<22} lr {d['optim']['lr']:<4} {d['epochs']} epochs, batch {d['batch_size']}, {ra}, "
+              f"flip {str(aug.get('hflip')).lower()}")  # fmt: skip
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "benchmark", help="run a (method x dataset x split) grid with the paper's presets, then write tables"
+    )
+    p.add_argument("--methods", default="difair,ce,cac", help="comma-separated: difair,ce,cac (default all)")
+    p.add_argument(
+        "--datasets", help="comma-separated: mnist,svhn,cifar10,cifar+10,cifar+50,tinyimagenet,digits"
+    )
+    p.add_argument("--splits", default="0-4", help="splits, e.g. 0-4 (default) or 0,2")
+    p.add_argument("--out", type=Path, help="benchmark folder: runs/, table.md, table.csv, table.json")
+    p.add_argument(
+        "--epochs", type=int, help="epochs per run (default: the presets' 600); the schedule keeps its shape"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an option in every run, e.g. --set precision=bf16-mixed",
+    )
+    p.add_argument(
+        "--report-only", type=Path, metavar="DIR", help="rebuild DIR's tables from its runs; no training"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_benchmark)
+
+    q = sub.add_parser("presets", help="list the paper's presets or print one (to copy and edit)")
+    q.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    q.add_argument("name", nargs="?", help="preset name for show, e.g. difair-cifar10")
+    q.set_defaults(func=_cmd_presets)

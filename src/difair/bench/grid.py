@@ -1,0 +1,145 @@
+"""The benchmark grid: one run per (method, dataset, split, seed), each in its own folder under ``OUT/runs``.
+
+``run_one`` is the unit of work (a plain function, so that other backends can call it): it builds the run's
+config (preset < overrides < grid coordinates) and trains, resumes or reuses the run through ``run_or_resume``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from difair.config import TrainConfig, apply_overrides
+from difair.data.base import OSRData
+from difair.engine import rundir as R
+from difair.engine.fit import EpochCallback
+from difair.engine.runner import run_or_resume
+from difair.errors import DifairError
+from difair.presets import merge, preset_dict, preset_for
+
+# Grid coordinates: set by --methods/--datasets/--splits/--seed/--epochs, never by --set.
+RESERVED = {"method": "--methods", "data.name": "--datasets", "data.split": "--splits", "seed": "--seed",
+            "epochs": "--epochs"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One cell of the grid."""
+
+    method: str
+    dataset: str
+    split: int
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        """The run folder's name: ``<method>-<dataset>-split<k>-seed<s>`` (``folder:`` paths made safe)."""
+        ds = self.dataset.replace(":", "_").replace("/", "_")
+        return f"{self.method}-{ds}-split{self.split}-seed{self.seed}"
+
+
+def make_grid(methods: list[str], datasets: list[str], splits: list[int], seed: int = 0) -> list[RunSpec]:
+    """All cells, dataset by dataset, split by split, method by method."""
+    return [RunSpec(m, d, s, seed) for d in datasets for s in splits for m in methods]
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """Refuse ``--set`` on a grid coordinate: each has its own flag."""
+    for item in overrides:
+        key = item.split("=", 1)[0].strip()
+        if key in RESERVED:
+            raise DifairError(
+                f"--set {key}=... is a grid coordinate in a benchmark: use {RESERVED[key]} instead"
+            )
+
+
+def base_config(method: str, dataset: str) -> tuple[dict[str, Any], str]:
+    """The starting options of (method, dataset) and where they come from (a preset, or the demo's settings)."""
+    name = preset_for(method, dataset)
+    if name is not None:
+        return merge(TrainConfig().to_dict(), preset_dict(name)), f"preset {name}"
+    if dataset == "digits":
+        from difair.demo import demo_config
+
+        return demo_config(method, 0).to_dict(), "the demo's digits settings (difair.demo; no paper preset)"
+    raise DifairError(f"no preset for {method} on {dataset}: see difair presets list")
+
+
+def run_config(spec: RunSpec, epochs: int | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """The resolved config of one run: base options, then ``overrides``, then the grid coordinates."""
+    check_overrides(list(overrides or []))
+    base, _ = base_config(spec.method, spec.dataset)
+    coords = [
+        f"method={spec.method}",
+        f"data.name={spec.dataset}",
+        f"data.split={spec.split}",
+        f"seed={spec.seed}",
+    ]
+    if epochs is not None:
+        coords.append(f"epochs={epochs}")
+    return TrainConfig.from_dict(apply_overrides(base, [*(overrides or []), *coords])).resolve()
+
+
+def epochs_done(run_dir: Path) -> int:
+    """Epochs logged in a run folder (0 if none): where a resumed run starts, for progress display."""
+    path = run_dir / R.METRICS
+    if not path.is_file():
+        return 0
+    return sum(1 for ln in path.read_text().splitlines() if ln.strip())
+
+
+def run_one(
+    spec: RunSpec,
+    run_dir: str | Path,
+    *,
+    epochs: int | None = None,
+    overrides: list[str] | None = None,
+    data: OSRData | None = None,
+    show_progress: bool = False,
+    on_epoch: EpochCallback | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Train, resume or reuse one run into ``run_dir``: its results and ``"trained"``/``"resumed"``/``"reused"``."""
+    cfg = run_config(spec, epochs, overrides)
+    return run_or_resume(cfg, run_dir, data=data, show_progress=show_progress, on_epoch=on_epoch)
+
+
+MANIFEST = "benchmark.json"
+
+
+def write_manifest(
+    out: Path, specs: list[RunSpec], epochs: int | None, overrides: list[str]
+) -> dict[str, Any]:
+    """Record what this folder benchmarks; refuse a folder holding a benchmark with another budget or options."""
+    path = out / MANIFEST
+    old = json.loads(path.read_text()) if path.is_file() else None
+    if old is not None and (old.get("epochs"), old.get("overrides")) != (epochs, list(overrides)):
+        raise DifairError(
+            f"{out} holds a benchmark with epochs={old.get('epochs')} and --set {old.get('overrides')}: "
+            "rerun with those, or choose another --out"
+        )
+
+    def union(key: str, new: list[Any]) -> list[Any]:
+        seen = list((old or {}).get(key, []))
+        return seen + [v for v in new if v not in seen]
+
+    manifest = {
+        "methods": union("methods", [s.method for s in specs]),
+        "datasets": union("datasets", [s.dataset for s in specs]),
+        "splits": sorted(set(union("splits", [s.split for s in specs]))),
+        "seeds": sorted(set(union("seeds", [s.seed for s in specs]))),
+        "epochs": epochs,
+        "overrides": list(overrides),
+        "sources": {
+            **(old or {}).get("sources", {}),
+            **{f"{s.method}-{s.dataset}": base_config(s.method, s.dataset)[1] for s in specs},
+        },
+    }
+    R.write_json(path, manifest)
+    return manifest
+
+
+def read_manifest(out: Path) -> dict[str, Any] | None:
+    path = out / MANIFEST
+    return json.loads(path.read_text()) if path.is_file() else None

@@ -1,0 +1,183 @@
+"""Benchmark tables: ours (mean ± std over splits) beside the paper's Table 1, as Markdown, CSV and JSON.
+
+Everything is rebuilt from the run folders (``OUT/runs/*/results.json`` and ``config.yaml``) and the manifest,
+so ``difair benchmark --report-only OUT`` writes the same bytes as the run that produced them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from difair.bench.grid import read_manifest
+from difair.bench.paper import PAPER_EPOCHS, PAPER_SOURCE, paper_cell, vaze_mls_auroc
+from difair.engine import rundir as R
+from difair.errors import DifairError
+from difair.eval.tables import aggregate
+
+OURS = ("closed_set_accuracy", "auroc", "oscr")
+SHORT = {"closed_set_accuracy": "acc", "auroc": "auroc", "oscr": "oscr"}
+SETTINGS = ("precision", "channels_last", "augment.backend")  # how the runs were computed, beside fidelity
+
+
+def collect_runs(out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(results, config) of every finished run under ``out/runs``, in folder-name order."""
+    runs = []
+    for res in sorted((out / "runs").glob(f"*/{R.RESULTS}")):
+        cfg_path = res.parent / R.CONFIG
+        cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
+        runs.append((json.loads(res.read_text()), cfg))
+    return runs
+
+
+def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Aggregated rows (every score of every method), each with the paper's numbers where Table 1 has them."""
+    rows = [{k: r[k] for k in ("dataset", "method", "score", "n_runs", "splits", *OURS) if k in r}
+            for r in aggregate(results)]  # fmt: skip
+    for row in rows:
+        cell = paper_cell(row["dataset"], row["method"], row["score"])
+        row["paper"] = None if cell is None else {
+            "row": cell[0],
+            "closed_set_accuracy": None if cell[1][0] is None else round(cell[1][0] / 100, 6),
+            "auroc": round(cell[1][1] / 100, 6),
+        }  # fmt: skip
+        vaze = vaze_mls_auroc(row["dataset"], row["method"], row["score"])
+        row["paper_vaze_mls_auroc"] = None if vaze is None else round(vaze / 100, 6)
+    return rows
+
+
+def _dig(cfg: dict[str, Any], dotted: str) -> Any:
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _values(items: list[Any]) -> str:
+    seen: list[str] = []
+    for v in items:
+        s = str(v).lower() if isinstance(v, bool) else str(v)
+        if s not in seen:
+            seen.append(s)
+    return " | ".join(seen)
+
+
+def header_info(runs: list[tuple[dict[str, Any], dict[str, Any]]], manifest: dict[str, Any] | None) -> dict:
+    """The budget, data, options and provenance that the table header states."""
+    results = [r for r, _ in runs]
+    epochs = sorted({r["epochs"] for r in results})
+    fidelity_keys = list(results[0].get("fidelity", {})) if results else []
+    return {
+        "epochs": epochs,
+        "paper_epochs": PAPER_EPOCHS,
+        "proxy": any(e < PAPER_EPOCHS for e in epochs),
+        "datasets": sorted({r["dataset"] for r in results}),
+        "methods": sorted({r["method"] for r in results}),
+        "splits": sorted({r["split"] for r in results}),
+        "seeds": sorted({r["seed"] for r in results}),
+        "overrides": (manifest or {}).get("overrides"),
+        "sources": (manifest or {}).get("sources"),
+        "settings": {k: _values([_dig(c, k) for _, c in runs]) for k in SETTINGS},
+        "fidelity": {k: _values([r.get("fidelity", {}).get(k) for r in results]) for k in fidelity_keys},
+        "paper": PAPER_SOURCE,
+    }
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
+def _ours(row: dict[str, Any], metric: str) -> str:
+    m = row.get(metric)
+    return "-" if m is None else f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}"
+
+
+def _paper(row: dict[str, Any]) -> str:
+    p = row["paper"]
+    text = "" if p is None else f"{p['row']}: {_pct(p['closed_set_accuracy'])} / {_pct(p['auroc'])}"
+    if row["paper_vaze_mls_auroc"] is not None:
+        text += f"; MLS [Vaze]: - / {_pct(row['paper_vaze_mls_auroc'])}"
+    return text or "-"
+
+
+def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """The header (budget, options, provenance) and one table row per dataset, method and score."""
+    epochs = ", ".join(map(str, info["epochs"]))
+    lines = [f"# difair benchmark: {', '.join(info['datasets'])}", ""]
+    budget = f"**Budget: {epochs} epochs per run** (the paper: {info['paper_epochs']})."
+    if info["proxy"]:
+        budget += " A reduced-budget proxy: not a reproduction of the paper's numbers."
+    lines += [budget, ""]
+    seeds = ",".join(map(str, info["seeds"]))
+    lines.append(
+        f"Methods {', '.join(info['methods'])}; splits {','.join(map(str, info['splits']))}; seed {seeds}."
+    )
+    if info["sources"]:
+        srcs = sorted(set(info["sources"].values()))
+        lines.append(f"Settings: {'; '.join(srcs)}.")
+    if info["overrides"]:
+        lines.append(f"Overrides (--set): `{' '.join(info['overrides'])}`.")
+    lines.append("Run settings: " + ", ".join(f"{k}={v}" for k, v in info["settings"].items()) + ".")
+    lines.append(
+        "Fidelity options (docs/fidelity.md): "
+        + ", ".join(f"{k}={v}" for k, v in info["fidelity"].items())
+        + "."
+    )
+    lines += [
+        "",
+        "Ours: mean ± population std over splits, in percent. Paper: acc / AUROC from " + info["paper"] + ".",
+        "",
+        "| Dataset | Method | Score | Runs | Acc (%) | AUROC (%) | OSCR (%) | Paper (Table 1) acc / AUROC |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cells = [
+            r["dataset"],
+            r["method"],
+            r["score"],
+            str(r["n_runs"]),
+            *(_ours(r, m) for m in OURS),
+            _paper(r),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _csv_pct(v: float | None) -> str:
+    return "" if v is None else f"{100 * v:.4f}"
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """One line per row, in percent: our mean and std per metric, then the paper's numbers (empty if none)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = [f"{SHORT[m]}_{s}_pct" for m in OURS for s in ("mean", "std")]
+    w.writerow(["dataset", "method", "score", "n_runs", "splits", *cols,
+                "paper_row", "paper_acc_pct", "paper_auroc_pct", "paper_vaze_mls_auroc_pct"])  # fmt: skip
+    for r in rows:
+        ours = [_csv_pct(r[m][s]) if m in r else "" for m in OURS for s in ("mean", "std")]
+        p = r["paper"] or {}
+        paper = [p.get("row", ""), _csv_pct(p.get("closed_set_accuracy")), _csv_pct(p.get("auroc"))]
+        splits = " ".join(map(str, r["splits"]))
+        w.writerow([r["dataset"], r["method"], r["score"], r["n_runs"], splits, *ours, *paper,
+                    _csv_pct(r["paper_vaze_mls_auroc"])])  # fmt: skip
+    return buf.getvalue()
+
+
+def write_tables(out: str | Path) -> list[dict[str, Any]]:
+    """Build ``table.md``, ``table.csv`` and ``table.json`` in ``out`` from its runs; returns the rows."""
+    out = Path(out)
+    runs = collect_runs(out)
+    if not runs:
+        raise DifairError(f"no finished runs under {out / 'runs'}: run difair benchmark --out {out} first")
+    rows = table_rows([r for r, _ in runs])
+    info = header_info(runs, read_manifest(out))
+    R.atomic_write_text(out / "table.md", to_markdown(info, rows))
+    R.atomic_write_text(out / "table.csv", to_csv(rows))
+    R.atomic_write_text(out / "table.json", json.dumps({"benchmark": info, "rows": rows}, indent=2) + "\n")
+    return rows

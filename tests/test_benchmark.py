@@ -1,0 +1,206 @@
+"""difair benchmark: the grid writes three tables, skips finished runs, resumes after a kill, rebuilds reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from difair.bench.grid import RunSpec, run_config
+from difair.bench.report import write_tables
+from difair.cli import main
+from difair.data.registry import default_root
+from tiny import TINY
+
+TABLES = ("table.md", "table.csv", "table.json")
+FAST = [
+    *(o for o in TINY if not o.startswith("data.name=")),
+    "optim.lr=0.05",
+    "precision=32-true",
+    "channels_last=false",
+]
+
+
+def _argv(out: Path, methods: str = "difair,ce,cac", splits: str = "0-1", epochs: int = 2) -> list[str]:
+    sets = [a for o in FAST for a in ("--set", o)]
+    return ["benchmark", "--quiet", "--datasets", "digits", "--methods", methods, "--splits", splits,
+            "--epochs", str(epochs), "--out", str(out), *sets]  # fmt: skip
+
+
+def _tables(out: Path) -> dict[str, bytes]:
+    return {name: (out / name).read_bytes() for name in TABLES}
+
+
+def _files(out: Path) -> dict[str, float]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted((out / "runs").rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bench") / "digits"
+    assert main(_argv(out)) == 0
+    return out
+
+
+def test_grid_writes_three_tables(grid: Path) -> None:
+    assert sorted(p.name for p in (grid / "runs").iterdir()) == sorted(
+        f"{m}-digits-split{s}-seed0" for m in ("difair", "ce", "cac") for s in (0, 1)
+    )
+    md = (grid / "table.md").read_text()
+    assert "**Budget: 2 epochs per run** (the paper: 600)" in md and "proxy" in md
+    assert "Fidelity options (docs/fidelity.md): corr_variant=paper" in md
+    for row in (
+        "| digits | difair | min_distance | 2 |",
+        "| digits | ce | msp | 2 |",
+        "| digits | cac | cac | 2 |",
+    ):
+        assert row in md
+    csv_lines = (grid / "table.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("dataset,method,score,n_runs,splits,acc_mean_pct")
+    assert len(csv_lines) == 1 + 7  # difair 3 scores, ce 2, cac 2
+    table = json.loads((grid / "table.json").read_text())
+    assert table["benchmark"]["epochs"] == [2] and table["benchmark"]["proxy"]
+    assert {r["method"] for r in table["rows"]} == {"difair", "ce", "cac"}
+
+
+def test_results_record_split_family_and_conventions(grid: Path) -> None:
+    res = json.loads((grid / "runs" / "cac-digits-split1-seed0" / "results.json").read_text())
+    assert res["split_family"] == "vaze" and res["split"] == 1
+    assert res["fidelity"]["balance"] == "without_replacement"
+    assert {"corr_variant", "cac_recenter", "split_family", "normalization"} <= set(res["fidelity"])
+
+
+def test_second_call_skips_finished_runs(grid: Path) -> None:
+    before, tables = _files(grid), _tables(grid)
+    assert main(_argv(grid)) == 0
+    assert _files(grid) == before  # no checkpoint, log or result rewritten
+    assert _tables(grid) == tables
+    timing = json.loads((grid / "timing.json").read_text())
+    assert len(timing) == 6
+
+
+def test_report_only_rebuilds_identical_tables(grid: Path) -> None:
+    tables = _tables(grid)
+    for name in TABLES:
+        (grid / name).unlink()
+    assert main(["benchmark", "--report-only", str(grid)]) == 0
+    assert _tables(grid) == tables
+
+
+def test_interrupted_grid_resumes_to_the_same_tables(grid: Path, tmp_path: Path) -> None:
+    """Kill a benchmark process mid-grid, rerun it: the tables equal those of the uninterrupted grid."""
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # the tests' thread count (conftest), for identical numbers
+    argv = [sys.executable, "-m", "difair.cli", *_argv(out, methods="difair,ce")]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            started = [p.parent for p in out.glob("runs/*/metrics.jsonl") if p.read_text().strip()]
+            if any(not (run / "results.json").is_file() for run in started) and list(
+                out.glob("runs/*/results.json")
+            ):
+                break  # one run finished, another one mid-way
+            time.sleep(0.02)
+        assert proc.poll() is None, "the grid finished before it could be interrupted"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    finished = len(list(out.glob("runs/*/results.json")))
+    assert 1 <= finished < 4
+    assert main(_argv(out, methods="difair,ce")) == 0
+    timing = json.loads((out / "timing.json").read_text())
+    assert sum(t["how"] == "resumed" for t in timing.values()) >= 1
+    # the uninterrupted reference: the same cells of the module grid
+    ref = tmp_path / "ref"
+    shutil.copytree(grid / "runs", ref / "runs", ignore=shutil.ignore_patterns("cac-*"))
+    shutil.copy(out / "benchmark.json", ref / "benchmark.json")
+    write_tables(ref)
+    assert _tables(out) == _tables(ref)
+
+
+def test_paper_numbers_beside_ours(tmp_path: Path) -> None:
+    out = tmp_path / "fake"
+    for method, score, acc, auroc in [("difair", "min_distance", 0.99, 0.97), ("ce", "mls", 0.98, 0.99)]:
+        run = out / "runs" / f"{method}-mnist-split0-seed0"
+        run.mkdir(parents=True)
+        metrics = {"closed_set_accuracy": acc, "auroc": auroc, "oscr": acc * auroc}
+        res = {"method": method, "dataset": "mnist", "split": 0, "seed": 0, "epochs": 3, "score": score,
+               "scores": {score: metrics}, "fidelity": {"split_family": "vaze"}, **metrics}  # fmt: skip
+        (run / "results.json").write_text(json.dumps(res))
+    write_tables(out)
+    md = (out / "table.md").read_text()
+    assert "| mnist | difair | min_distance | 1 | 99.00 ± 0.00 | 97.00 ± 0.00 |" in md
+    assert "DIFAIR: 99.81 / 98.35" in md
+    assert "MLS: 99.80 / 99.55; MLS [Vaze]: - / 99.30" in md
+    csv = (out / "table.csv").read_text()
+    assert (
+        "mnist,difair,min_distance,1,0,99.0000,0.0000,97.0000,0.0000" in csv
+        and ",DIFAIR,99.8100,98.3500," in csv
+    )
+    rows = json.loads((out / "table.json").read_text())["rows"]
+    assert rows[0]["paper"] == {"row": "DIFAIR", "closed_set_accuracy": 0.9981, "auroc": 0.9835}
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--set", "method=ce"], "--set method=... is a grid coordinate"),
+        (["--set", "data.split=3"], "use --splits instead"),
+        (["--methods", "svm"], "unknown method 'svm'"),
+        (["--datasets", "imagenet21k"], "unknown dataset 'imagenet21k'"),
+        (["--splits", "0-7"], "split 5 is out of range"),
+    ],
+)
+def test_bad_benchmark_input_is_one_line(tmp_path: Path, extra: list[str], fragment: str, capsys) -> None:
+    assert main([*_argv(tmp_path / "bad"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+    assert not (tmp_path / "bad" / "runs").exists()
+
+
+def test_folder_with_another_budget_is_refused(grid: Path, capsys) -> None:
+    assert main(_argv(grid, epochs=3)) == 2
+    assert "holds a benchmark with epochs=2" in capsys.readouterr().err
+
+
+def test_run_config_layers_preset_overrides_and_coordinates() -> None:
+    cfg = run_config(RunSpec("cac", "cifar10", 3, seed=7), epochs=30, overrides=["optim.lr=0.2"])
+    assert (cfg.method, cfg.data.name, cfg.data.split, cfg.seed, cfg.epochs) == ("cac", "cifar10", 3, 7, 30)
+    assert cfg.optim.lr == 0.2 and cfg.augment.randaugment_m == 6 and cfg.schedule.warmup_epochs == 1
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_mnist_benchmark_end_to_end_from_shared_data(tmp_path: Path) -> None:
+    if not (default_root() / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        pytest.skip(
+            f"MNIST not unpacked in {default_root()}: run /work/shared/tools/prepare-data {default_root()}"
+        )
+    out = tmp_path / "mnist"
+    sets = ["data.image_size=8", "model.width=0.25", "batch_size=256", "precision=32-true"]
+    argv = [
+        "benchmark",
+        "--quiet",
+        "--datasets",
+        "mnist",
+        "--splits",
+        "0",
+        "--epochs",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, *[a for o in sets for a in ("--set", o)]]) == 0
+    md = (out / "table.md").read_text()
+    assert "| mnist | difair | min_distance | 1 |" in md and "DIFAIR: 99.81 / 98.35" in md
+    assert "preset difair-mnist" in md
+    res = json.loads((out / "runs" / "ce-mnist-split0-seed0" / "results.json").read_text())
+    assert res["n_train"] > 30000 and res["fidelity"]["split_family"] == "vaze"
