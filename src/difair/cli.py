@@ -64,19 +64,22 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--devices", type=int, help="processes (GPUs, or CPU processes) training one run with DDP")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from difair.config import TrainConfig, apply_overrides
     from difair.data.registry import check_dataset_name
+    from difair.engine.ddp import is_rank_zero
     from difair.engine.fit import fit
     from difair.methods import METHODS
 
     if args.resume is not None:
         if args.overwrite:
             raise DifairError("--resume and --overwrite exclude each other: choose one")
-        results = fit(None, args.resume, resume=True, show_progress=not args.quiet)
-        _print_results(results, args.resume)
+        results = fit(None, args.resume, resume=True, show_progress=not args.quiet, devices=args.devices)
+        if is_rank_zero():
+            _print_results(results, args.resume)
         return 0
     from difair.presets import merge, preset_dict, read_config_file
 
@@ -101,6 +104,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"epochs={args.epochs}")
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
+    if args.devices is not None:
+        overrides.append(f"devices={args.devices}")
     cfg = TrainConfig.from_dict(apply_overrides(base, overrides)).resolve()
     check_dataset_name(cfg.data.name)
     out = (
@@ -109,7 +114,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         / f"{cfg.method}-{cfg.data.name.replace(':', '_').replace('/', '_')}-split{cfg.data.split}-seed{cfg.seed}"
     )
     results = fit(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet)
-    _print_results(results, out)
+    if is_rank_zero():  # with --devices N the other ranks return the same results
+        _print_results(results, out)
     return 0
 
 

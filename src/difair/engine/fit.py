@@ -1,7 +1,8 @@
 """Training: ``fit(config, run_dir)`` trains one run, checkpoints every epoch and writes ``results.json``.
 
 Each epoch's randomness (shuffling, augmentation, dropout) is seeded from ``(seed, epoch)``, so a run resumed
-from its last checkpoint ends exactly where an uninterrupted run would (on CPU, same seed).
+from its last checkpoint ends exactly where an uninterrupted run would (on CPU, same seed). The step and epoch
+themselves live in ``difair.engine.loop``; with ``devices > 1`` the run is data-parallel (``difair.engine.ddp``).
 """
 
 from __future__ import annotations
@@ -16,11 +17,19 @@ import torch
 
 from difair import __version__
 from difair.config import TrainConfig
-from difair.data.augment import Augmenter
 from difair.data.base import OSRData
+from difair.engine import ddp
 from difair.engine import rundir as R
 from difair.engine.build import build_model
 from difair.engine.evaluate import evaluate_run
+from difair.engine.loop import (
+    TrainLoop,
+    epoch_batches,
+    make_optimizer,
+    memory_format,
+    setup_loop,
+    train_one_epoch,
+)
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
 from difair.errors import DifairError, TrainingDiverged
@@ -52,16 +61,59 @@ def load_data(cfg: TrainConfig, data: OSRData | None) -> OSRData:
     return get_dataset(cfg.data)
 
 
-def _optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
-    o = cfg.optim
-    return torch.optim.SGD(
-        model.parameters(),
-        lr=o.lr,
-        momentum=o.momentum,
-        nesterov=o.nesterov and o.momentum > 0,
-        weight_decay=0.0 if o.decoupled_weight_decay else o.weight_decay,
-        foreach=o.foreach,
+def _config_for(cfg: TrainConfig | None, run_dir: Path, resume: bool) -> TrainConfig:
+    if resume:
+        saved = R.read_run_config(run_dir)
+        if cfg is not None and cfg.resolve().digest() != saved.digest():
+            raise DifairError(
+                f"the options differ from the run saved in {run_dir}: resume without changing them"
+            )
+        return saved
+    if cfg is None:
+        raise DifairError("fit needs a config unless it resumes a run")
+    return cfg.resolve()
+
+
+def _checkpoint_state(loop: TrainLoop, schedule: EpochSchedule, epoch: int, data: OSRData) -> dict[str, Any]:
+    cfg = loop.cfg
+    return {
+        "model": loop.model.state_dict(),
+        "optimizer": loop.optimizer.state_dict(),
+        "schedule": schedule.state_dict(),
+        "rng": R.rng_state(),
+        "epoch": epoch,
+        "config": cfg.to_dict(),
+        "config_digest": cfg.digest(),
+        "num_classes": data.num_classes,
+        "channels": data.channels,
+        "mean": data.mean,
+        "std": data.std,
+        "class_names": data.class_names,
+        "difair_version": __version__,
+    }
+
+
+def run_epoch(loop: TrainLoop, epoch: int, lr: float) -> dict[str, Any]:
+    """Train epoch ``epoch`` (seeded from ``(seed, epoch)``, per rank) and return its metrics row."""
+    seed = epoch_seed(loop.cfg.seed, epoch)
+    torch.manual_seed(ddp.rank_seed(seed, loop.rank))
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(loop.labels), generator=gen)  # the same on every rank
+    if loop.rank:
+        gen = torch.Generator().manual_seed(ddp.rank_seed(seed, loop.rank))
+    t0 = time.perf_counter()
+    stats = train_one_epoch(
+        loop, epoch_batches(perm, loop.cfg.batch_size, loop.rank, loop.world_size), lr, gen
     )
+    sums, correct, seen = stats.sums, stats.correct, stats.seen
+    if loop.world_size > 1:
+        sums, correct, seen = ddp.reduce_epoch_sums(loop.fabric, sums, correct, seen)
+    row: dict[str, Any] = {"epoch": epoch, "lr": lr}
+    row.update({f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()})
+    row["train_accuracy"] = float(correct) / max(seen, 1)
+    row["epoch_time_s"] = round(time.perf_counter() - t0, 4)
+    row["images_per_s"] = round(seen / max(row["epoch_time_s"], 1e-9), 1)
+    return row
 
 
 def fit(
@@ -73,31 +125,35 @@ def fit(
     data: OSRData | None = None,
     show_progress: bool = True,
     on_epoch: EpochCallback | None = None,
+    devices: int | None = None,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (or continue the run there with ``resume``) and return its results."""
-    run_dir = Path(run_dir)
-    R.prepare_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    if resume:
-        saved = R.read_run_config(run_dir)
-        if cfg is not None and cfg.resolve().digest() != saved.digest():
-            raise DifairError(
-                f"the options differ from the run saved in {run_dir}: resume without changing them"
-            )
-        cfg = saved
-    else:
-        if cfg is None:
-            raise DifairError("fit needs a config unless it resumes a run")
-        cfg = cfg.resolve()
-    data = load_data(cfg, data)
-    if not resume:
-        R.atomic_write_text(run_dir / R.CONFIG, cfg.to_yaml())
+    """Train ``cfg`` into ``run_dir`` (or continue the run there with ``resume``) and return its results.
 
+    With ``devices > 1`` Fabric starts the other processes by re-running the current command line (a script or
+    the ``difair`` CLI, not an interactive session); only rank 0 writes ``run_dir``. ``devices`` overrides the
+    config's (also when resuming: it is not part of what is trained, see ``TrainConfig.digest``).
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        R.prepare_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
+    cfg = _config_for(cfg, run_dir, resume)
+    if devices is not None:
+        cfg.devices = devices
+        cfg.validate()
     fabric = make_fabric(cfg)
+    zero = fabric.global_rank == 0  # known before launch: Fabric's child processes carry their rank
+    if zero and not resume:
+        R.prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
+    data = load_data(cfg, data)
+    if zero and not resume:
+        R.atomic_write_text(run_dir / R.CONFIG, cfg.to_yaml())
+    if fabric.world_size > 1:
+        fabric.launch()
+
     torch.manual_seed(cfg.seed)
     model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    model = model.to(memory_format=fmt)
-    optimizer = _optimizer(cfg, model)
+    model = model.to(memory_format=memory_format(cfg))
+    optimizer = make_optimizer(cfg, model)
     schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
     digest = cfg.digest()
 
@@ -114,59 +170,21 @@ def fit(
         schedule.load_state_dict(state["schedule"])
         R.set_rng_state(state["rng"])
         start_epoch = int(state["epoch"]) + 1
-        R.truncate_metrics(run_dir, int(state["epoch"]))
-    elif resume:
+        if zero:
+            R.truncate_metrics(run_dir, int(state["epoch"]))
+    elif resume and zero:
         R.truncate_metrics(run_dir, -1)
 
-    fmodel, optimizer = fabric.setup(model, optimizer)
-    device = fabric.device
-    train_images = data.train_images.to(device)  # decoded once; resident on the device
-    train_labels = data.train_labels.to(device)
-    augment = Augmenter(cfg.augment)
-    n, bs = len(train_labels), cfg.batch_size
-    params = [p for p in model.parameters() if p.requires_grad]
+    loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
     t_start = time.perf_counter()
-
     with EpochProgress(
-        cfg.epochs, start_epoch, f"{cfg.method} {cfg.data.name}#{cfg.data.split}", show_progress
+        cfg.epochs, start_epoch, f"{cfg.method} {cfg.data.name}#{cfg.data.split}", show_progress and zero
     ) as bar:
         for epoch in range(start_epoch, cfg.epochs):
             lr = schedule.set_epoch(epoch)
-            seed = epoch_seed(cfg.seed, epoch)
-            torch.manual_seed(seed)
-            gen = torch.Generator().manual_seed(seed)
-            fmodel.train()
-            perm = torch.randperm(n, generator=gen)
-            sums: dict[str, torch.Tensor] = {}
-            correct = torch.zeros((), device=device)
-            seen, t0 = 0, time.perf_counter()
-            for i in range(0, n, bs):
-                idx = perm[i : i + bs].to(device)
-                if len(idx) < 2:  # BatchNorm cannot train on a single sample
-                    continue
-                x = augment(train_images[idx], gen).contiguous(memory_format=fmt)
-                y = train_labels[idx]
-                out = fmodel(x)
-                scale = len(idx) / bs if cfg.loss_normalizer == "nominal" else 1.0
-                terms = method.loss_terms(out, y, model.head, scale)
-                optimizer.zero_grad(set_to_none=True)
-                fabric.backward(terms["loss"])
-                if cfg.optim.decoupled_weight_decay and cfg.optim.weight_decay:
-                    with torch.no_grad():
-                        torch._foreach_mul_(params, 1.0 - lr * cfg.optim.weight_decay)
-                optimizer.step()
-                with torch.no_grad():
-                    for k, v in terms.items():
-                        sums[k] = sums.get(k, 0) + v.detach().float() * len(idx)
-                    correct += (method.predict(out.detach(), model.head) == y).sum()
-                seen += len(idx)
-            row = {"epoch": epoch, "lr": lr}
-            row.update({f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()})
-            row["train_accuracy"] = float(correct) / max(seen, 1)
-            row["epoch_time_s"] = round(time.perf_counter() - t0, 4)
-            row["images_per_s"] = round(seen / max(row["epoch_time_s"], 1e-9), 1)
+            row = run_epoch(loop, epoch, lr)
             bad = [k for k, v in row.items() if k.startswith("train_") and not math.isfinite(v)]
-            if bad:
+            if bad:  # the sums are reduced over ranks, so every rank stops here alike
                 kept = (
                     f"the last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}"
                     if epoch
@@ -175,32 +193,40 @@ def fit(
                 raise TrainingDiverged(
                     f"loss became {row[bad[0]]} in epoch {epoch + 1}; {kept}: lower optim.lr or use precision 32-true"
                 )
-            if fabric.is_global_zero:
+            if zero:
                 R.append_metrics(run_dir, row)
-                R.save_checkpoint(
-                    ckpt_path,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "schedule": schedule.state_dict(),
-                        "rng": R.rng_state(),
-                        "epoch": epoch,
-                        "config": cfg.to_dict(),
-                        "config_digest": digest,
-                        "num_classes": data.num_classes,
-                        "channels": data.channels,
-                        "mean": data.mean,
-                        "std": data.std,
-                        "class_names": data.class_names,
-                        "difair_version": __version__,
-                    },
-                )
+                R.save_checkpoint(ckpt_path, _checkpoint_state(loop, schedule, epoch, data))
             bar.advance(row)
-            if on_epoch is not None:
+            if on_epoch is not None and zero:
                 on_epoch(row)
     train_time = time.perf_counter() - t_start
-    results = evaluate_run(cfg, model, fmodel, method, data, device)
-    results["train_time_s"] = round(train_time, 2)
-    if fabric.is_global_zero:
+    if fabric.world_size == 1:
+        results = evaluate_run(cfg, model, loop.fmodel, method, data, fabric.device)
+        results["train_time_s"] = round(train_time, 2)
         R.write_json(run_dir / R.RESULTS, results)
+        return results
+    return _finish_distributed(loop, data, run_dir, train_time)
+
+
+def _finish_distributed(loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float) -> dict[str, Any]:
+    """Check the ranks are in sync, evaluate on rank 0 alone, write and broadcast the results."""
+    fabric, cfg = loop.fabric, loop.cfg
+    digests = ddp.gather_digests(loop.model)
+    results: dict[str, Any] | None = None
+    if fabric.global_rank == 0:
+        runner = ddp.Autocast(loop.model, fabric)  # the raw model: no collective calls while others wait
+        results = evaluate_run(cfg, loop.model, runner, loop.method, data, fabric.device)
+        results["train_time_s"] = round(train_time, 2)
+        results["distributed"] = {
+            "world_size": fabric.world_size,
+            "per_rank_batch_size": cfg.batch_size // fabric.world_size,
+            "param_digests": digests,
+            "in_sync": len(set(digests)) == 1,
+        }
+        R.write_json(run_dir / R.RESULTS, results)
+    results = fabric.broadcast(results, src=0)
+    assert results is not None
     return results
+
+
+__all__ = ["fit", "make_fabric", "load_data", "epoch_seed", "run_epoch", "train_one_epoch", "EpochCallback"]

@@ -1,0 +1,171 @@
+"""The engine's hot loop as plain functions: one training step, one epoch over a batch iterator.
+
+``fit`` drives these with a run folder, checkpoints and a schedule; benchmarks call them directly
+(``build_loop(cfg, data)`` then ``train_one_epoch(loop, batches, lr, generator)``), so what is timed is exactly
+the code path that trains runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from difair.config import TrainConfig
+from difair.data.augment import Augmenter
+from difair.data.base import OSRData
+from difair.engine.build import build_model
+from difair.methods import Method
+from difair.nn.backbones import OSRModel
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD as configured (``optim.foreach`` picks the multi-tensor implementation)."""
+    o = cfg.optim
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=o.lr,
+        momentum=o.momentum,
+        nesterov=o.nesterov and o.momentum > 0,
+        weight_decay=0.0 if o.decoupled_weight_decay else o.weight_decay,
+        foreach=o.foreach,
+    )
+
+
+def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
+
+
+@dataclass
+class TrainLoop:
+    """Everything one training step needs; ``model`` is the raw module, ``fmodel`` what runs (Fabric/DDP/compiled)."""
+
+    cfg: TrainConfig
+    fabric: Any
+    model: OSRModel
+    fmodel: nn.Module
+    method: Method
+    optimizer: torch.optim.Optimizer
+    augment: Augmenter
+    images: Tensor  # uint8 [N, C, H, W], resident on the device
+    labels: Tensor
+    rank: int = 0
+    world_size: int = 1
+    params: list[Tensor] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.memory_format = memory_format(self.cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return self.images.device
+
+
+@dataclass
+class EpochStats:
+    """Per-sample sums of the loss terms, correct predictions and samples seen by this process."""
+
+    sums: dict[str, Tensor] = field(default_factory=dict)
+    correct: Tensor | None = None
+    seen: int = 0
+    steps: int = 0
+
+
+def setup_loop(
+    cfg: TrainConfig,
+    fabric: Any,
+    model: OSRModel,
+    method: Method,
+    optimizer: torch.optim.Optimizer,
+    images: Tensor,
+    labels: Tensor,
+) -> TrainLoop:
+    """Wrap model and optimizer with Fabric (optionally compiled), move the uint8 data to the device."""
+    runnable: nn.Module = (
+        torch.compile(model) if cfg.compile else model
+    )  # Fabric re-applies it after wrapping
+    fmodel, optimizer = fabric.setup(runnable, optimizer)
+    device = fabric.device
+    return TrainLoop(
+        cfg=cfg,
+        fabric=fabric,
+        model=model,
+        fmodel=fmodel,
+        method=method,
+        optimizer=optimizer,
+        augment=Augmenter(cfg.augment),
+        images=images.to(device),  # decoded once; resident on the device
+        labels=labels.to(device),
+        rank=fabric.global_rank,
+        world_size=fabric.world_size,
+    )
+
+
+def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> TrainLoop:
+    """A fresh model, optimizer and loop for ``cfg`` on ``data``, without a run folder (benchmarks, tests)."""
+    from difair.engine.fit import make_fabric
+
+    cfg = cfg.resolve()
+    fabric = fabric or make_fabric(cfg)
+    torch.manual_seed(cfg.seed)
+    model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
+    model = model.to(memory_format=memory_format(cfg))
+    optimizer = make_optimizer(cfg, model)
+    return setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
+
+
+def epoch_batches(perm: Tensor, batch_size: int, rank: int = 0, world_size: int = 1) -> Iterator[Tensor]:
+    """This process's index batches of one epoch: global batch ``perm[i:i+batch_size]``, every
+    ``world_size``-th sample of it from ``rank`` on. A global batch too small to give each process two samples
+    (BatchNorm cannot train on one) is skipped by all processes alike."""
+    for i in range(0, len(perm), batch_size):
+        chunk = perm[i : i + batch_size]
+        if len(chunk) < 2 * world_size:
+            continue
+        yield chunk[rank::world_size] if world_size > 1 else chunk
+
+
+def train_step(loop: TrainLoop, idx: Tensor, lr: float, generator: torch.Generator | None) -> dict[str, Any]:
+    """Augment, forward, loss, backward and an SGD step on the samples ``idx``; returns outputs and terms."""
+    cfg = loop.cfg
+    idx = idx.to(loop.device)
+    x = loop.augment(loop.images[idx], generator).contiguous(memory_format=loop.memory_format)
+    y = loop.labels[idx]
+    out = loop.fmodel(x)
+    # nominal: sum / (per-process nominal batch), so DDP's gradient mean equals the single-process sum / batch
+    nominal = cfg.batch_size / loop.world_size
+    scale = len(idx) / nominal if cfg.loss_normalizer == "nominal" else 1.0
+    terms = loop.method.loss_terms(out, y, loop.model.head, scale)
+    loop.optimizer.zero_grad(set_to_none=True)
+    loop.fabric.backward(terms["loss"])
+    if cfg.optim.decoupled_weight_decay and cfg.optim.weight_decay:
+        with torch.no_grad():
+            torch._foreach_mul_(loop.params, 1.0 - lr * cfg.optim.weight_decay)
+    loop.optimizer.step()
+    return {"outputs": out, "labels": y, "terms": terms}
+
+
+def train_one_epoch(
+    loop: TrainLoop, batches: Iterable[Tensor], lr: float, generator: torch.Generator | None
+) -> EpochStats:
+    """Train on every index batch of ``batches`` (one epoch, or a timed window of steps) at learning rate ``lr``."""
+    for group in loop.optimizer.param_groups:
+        group["lr"] = lr
+    loop.fmodel.train()
+    stats = EpochStats(correct=torch.zeros((), device=loop.device))
+    for idx in batches:
+        step = train_step(loop, idx, lr, generator)
+        n = len(idx)
+        with torch.no_grad():
+            for k, v in step["terms"].items():
+                stats.sums[k] = stats.sums.get(k, 0) + v.detach().float() * n
+            stats.correct += (
+                loop.method.predict(step["outputs"].detach(), loop.model.head) == step["labels"]
+            ).sum()
+        stats.seen += n
+        stats.steps += 1
+    return stats
