@@ -1,7 +1,24 @@
 """difair: DIFAIR open-set recognition in PyTorch, with its baselines, metrics and benchmarks."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from difair.errors import DifairError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from difair.predict import Predictor
 
 __version__ = "0.1.0"
 
-__all__ = ["DifairError", "__version__"]
+
+def load(run_dir: str | Path, **kwargs: Any) -> Predictor:
+    """A ``Predictor`` for a trained run: ``difair.load(run_dir).predict(images)`` (see ``difair.predict``)."""
+    from difair.predict import Predictor
+
+    return Predictor(run_dir, **kwargs)
+
+
+__all__ = ["DifairError", "__version__", "load"]
