@@ -182,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add subcommands: each has ``register(sub)`` adding parsers with ``set_defaults(func=...)``;
 # a command function takes the parsed namespace and returns the exit code.
-PLUGINS: list[str] = ["difair.bench.commands"]
+PLUGINS: list[str] = ["difair.bench.commands", "difair.viz.commands"]
 
 
 def main(argv: list[str] | None = None) -> int:

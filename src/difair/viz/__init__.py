@@ -1,0 +1,46 @@
+"""Figures of a run and its HTML report (matplotlib Figures, no pyplot state); see docs/visualization.md.
+
+Names are imported on first use, so ``import difair.viz`` (and the CLI) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "RunAnalysis": "analysis",
+    "analyze": "analysis",
+    "CardInput": "cards",
+    "image_card": "cards",
+    "sample_card": "cards",
+    "card_input": "cards",
+    "mean_representations_figure": "representations",
+    "class_similarity_figure": "representations",
+    "cosine_similarity_matrix": "representations",
+    "filter_correlation_figure": "representations",
+    "filter_correlation_matrix": "representations",
+    "tsne_embedding": "embeddings",
+    "tsne_figure": "embeddings",
+    "confusion_matrices": "embeddings",
+    "confusion_figure": "embeddings",
+    "activation_maps": "activations",
+    "activation_maps_figure": "activations",
+    "class_feature_maps": "activations",
+    "score_distribution_figure": "curves",
+    "roc_figure": "curves",
+    "card_for_image": "explain",
+    "explain_image": "explain",
+    "build_report": "report",
+    "write_report": "report",
+    "plot": "plots",
+    "save_figure": "style",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"difair.viz.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'difair.viz' has no attribute {name!r}")

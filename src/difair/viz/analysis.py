@@ -1,0 +1,206 @@
+"""A run's test (and training) outputs, predictions, scores and threshold, computed once for every figure."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from difair.data.base import OSRData
+from difair.engine.evaluate import collect_outputs
+from difair.engine.load import LoadedRun, load_run
+from difair.errors import DifairError
+from difair.methods import CACMethod, DifairMethod
+from difair.predict import pick_device, read_calibration, recenter_if_needed, threshold_for_known_fraction
+
+
+class RunAnalysis:
+    """Everything the figures of one run need; build it with ``analyze``.
+
+    ``threshold`` belongs to ``score_name``: given, else the stored calibration (``RUN_DIR/threshold.json``),
+    else one keeping the fraction ``keep`` (0.95) of the known test images. ``threshold_for(other_score)``
+    calibrates another score the same way.
+    """
+
+    def __init__(
+        self,
+        run: LoadedRun,
+        data: OSRData,
+        *,
+        score: str | None = None,
+        threshold: float | None = None,
+        keep: float | None = None,
+        device: str | torch.device | None = None,
+    ):
+        self.run, self.data = run, data
+        self.method = run.method
+        self.device = pick_device(device)
+        self.model = run.model.to(self.device).eval()
+        self.score_name = score or self.method.default_score
+        if self.score_name not in self.method.score_names:
+            raise DifairError(
+                f"method {self.method.name} has no score {self.score_name!r}: "
+                f"choose one of {', '.join(self.method.score_names)}"
+            )
+        if isinstance(self.method, CACMethod) and run.config.cac.recenter:
+            recenter_if_needed(run, self.train_outputs, data.train_labels)
+        cal = read_calibration(run.run_dir)
+        usable = (
+            cal is not None and cal.get("score") == self.score_name and keep in (None, cal.get("keep_known"))
+        )
+        self.keep = float(cal["keep_known"]) if usable and keep is None else (keep or 0.95)
+        if threshold is not None:
+            self.threshold, self.threshold_source = float(threshold), "given"
+        elif usable:
+            self.threshold, self.threshold_source = float(cal["threshold"]), "stored in threshold.json"
+        else:
+            self.threshold = self.threshold_for(self.score_name)
+            self.threshold_source = "calibrated on the known test images (no validation split)"
+
+    # ------------------------------------------------------------------ outputs
+    def _outputs(self, images: Tensor) -> Tensor:
+        return collect_outputs(self.model, images, self.run.config.eval_batch_size, self.device)
+
+    @cached_property
+    def test_outputs(self) -> Tensor:
+        return self._outputs(self.data.test_images)
+
+    @cached_property
+    def train_outputs(self) -> Tensor:
+        return self._outputs(self.data.train_images)
+
+    @cached_property
+    def test_preds(self) -> Tensor:
+        return self.method.predict(self.test_outputs, self.model.head).cpu()
+
+    @cached_property
+    def train_preds(self) -> Tensor:
+        return self.method.predict(self.train_outputs, self.model.head).cpu()
+
+    @cached_property
+    def scores(self) -> dict[str, Tensor]:
+        return {k: v.cpu() for k, v in self.method.scores(self.test_outputs, self.model.head).items()}
+
+    @property
+    def test_scores(self) -> Tensor:
+        return self.scores[self.score_name]
+
+    @property
+    def accepted(self) -> Tensor:
+        return self.test_scores >= self.threshold
+
+    def threshold_for(self, score: str) -> float:
+        """The threshold of ``score`` keeping ``keep`` of the known test images (``threshold`` for its own score)."""
+        if score == self.score_name and hasattr(self, "threshold"):
+            return self.threshold
+        known = self.data.test_labels >= 0
+        return threshold_for_known_fraction(self.scores[score][known], self.keep)
+
+    # ------------------------------------------------------------------ classes
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.data.class_names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.data.class_names)
+
+    @property
+    def is_difair(self) -> bool:
+        return isinstance(self.method, DifairMethod)
+
+    @property
+    def features_per_class(self) -> int:
+        return int(getattr(self.method, "features_per_class", 1))
+
+    def anchors(self) -> Tensor | None:
+        """Anchors in output space (DIFAIR, CAC re-centred if so evaluated), None for CE."""
+        if isinstance(self.method, DifairMethod):
+            return self.method.anchors(self.model.head).cpu()
+        if isinstance(self.method, CACMethod):
+            return self.model.head.anchors.float().cpu()
+        return None
+
+    def true_name(self, index: int) -> str:
+        """Class name of test sample ``index``; unknowns by their source class when known."""
+        y = int(self.data.test_labels[index])
+        if y >= 0:
+            return self.class_names[y]
+        src = self.data.test_source_labels
+        names = self.data.unknown_class_names
+        if src is not None and 0 <= int(src[index]) < len(names):
+            return names[int(src[index])]
+        return "unknown"
+
+    def unknown_groups(self) -> tuple[list[str], Tensor]:
+        """Names of the unknown source classes and, per test sample, its group (-1 for knowns)."""
+        unknown = self.data.test_labels < 0
+        src = self.data.test_source_labels
+        if src is None or not self.data.unknown_class_names:
+            return ["unknown"], torch.where(unknown, 0, -1)
+        ids = sorted({int(s) for s in src[unknown]})
+        lookup = {s: i for i, s in enumerate(ids)}
+        group = torch.tensor([lookup[int(s)] if u else -1 for s, u in zip(src, unknown, strict=True)])
+        return [self.data.unknown_class_names[s] for s in ids], group
+
+    def class_means(self, split: str = "train", correct_only: bool = True) -> tuple[Tensor, Tensor]:
+        """Per-class mean outputs ``[n_c, D]`` and counts ``[n_c]`` on ``split``; optionally correct-only."""
+        if split not in ("train", "test"):
+            raise DifairError(f"split must be train or test, got {split!r}")
+        out, labels, preds = (
+            (self.train_outputs, self.data.train_labels, self.train_preds)
+            if split == "train"
+            else (self.test_outputs, self.data.test_labels, self.test_preds)
+        )
+        means = torch.zeros(self.num_classes, out.shape[1])
+        counts = torch.zeros(self.num_classes, dtype=torch.long)
+        for c in range(self.num_classes):
+            mask = labels == c
+            if correct_only:
+                mask &= preds == c
+            counts[c] = int(mask.sum())
+            if counts[c]:
+                means[c] = out[mask].mean(0)
+        return means, counts
+
+    def group_mean(self, index: int) -> tuple[Tensor | None, int]:
+        """Mean output over the test images of the same true class as test sample ``index`` (unknowns too)."""
+        y = int(self.data.test_labels[index])
+        if y >= 0:
+            mask = self.data.test_labels == y
+        elif self.data.test_source_labels is not None:
+            src = self.data.test_source_labels
+            mask = (self.data.test_labels < 0) & (src == src[index])
+        else:
+            mask = self.data.test_labels < 0
+        n = int(mask.sum())
+        return (self.test_outputs[mask].mean(0) if n else None), n
+
+
+def analyze(
+    run: str | Path | LoadedRun,
+    *,
+    data: OSRData | None = None,
+    score: str | None = None,
+    threshold: float | None = None,
+    keep: float | None = None,
+    device: str | torch.device | None = None,
+) -> RunAnalysis:
+    """Load ``run`` (a folder or a ``LoadedRun``) and its dataset (unless ``data`` is given) for analysis."""
+    run = run if isinstance(run, LoadedRun) else load_run(run)
+    if data is None:
+        from difair.data import get_dataset
+
+        data = get_dataset(run.config.data)
+    return RunAnalysis(run, data, score=score, threshold=threshold, keep=keep, device=device)
+
+
+def require_difair(method, what: str) -> None:
+    """Raise a clear DifairError when a DIFAIR-only figure is asked of another method."""
+    if not isinstance(method, DifairMethod):
+        raise DifairError(
+            f"{what} needs a DIFAIR run (features owned by classes); this run's method is {method.name}: "
+            "use predict, scores, roc, tsne, confusion or similarity instead"
+        )

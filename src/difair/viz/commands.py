@@ -1,0 +1,168 @@
+"""CLI plugin: ``difair predict``, ``explain``, ``report``, ``plot`` and ``calibrate`` (argument parsing only)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from difair.errors import DifairError
+
+PLOT_KINDS = (
+    "card",
+    "mean-representations",
+    "tsne",
+    "confusion",
+    "similarity",
+    "filter-correlation",
+    "activation-maps",
+    "scores",
+    "roc",
+)
+
+
+def _common(p: argparse.ArgumentParser, threshold: bool = True) -> None:
+    if threshold:
+        p.add_argument("--threshold", type=float, help="score threshold (default: the calibrated one)")
+    p.add_argument("--score", help="score to threshold (default: the method's, e.g. min_distance)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="classify images with rejection (class or 'unknown')")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("images", nargs="+", help="image files and/or folders of images")
+    p.add_argument(
+        "--out", type=Path, help="write every column (distances/probabilities per class) to a CSV file"
+    )
+    _common(p)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("calibrate", help="calibrate and store the rejection threshold of a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--keep", type=float, default=0.95, help="fraction of known test images to accept (0.95)")
+    _common(p, threshold=False)
+    p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("explain", help="image card and activation maps of one image (DIFAIR runs)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("image", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--label", help="the image's true class name, if known")
+    p.add_argument("--class", dest="classes", action="append", help="class whose maps to draw (repeatable)")
+    p.add_argument("--top-k", type=int, default=6)
+    p.add_argument(
+        "--hinton", action="store_true", help="Hinton squares (area = activation) instead of numbers"
+    )
+    _common(p)
+    p.set_defaults(func=cmd_explain)
+
+    p = sub.add_parser("report", help="one self-contained HTML report of a run")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--out", type=Path, help="HTML file (default: RUN_DIR/report.html)")
+    p.add_argument("--samples", type=int, default=2, help="cards per kind of sample (default 2)")
+    p.add_argument("--no-tsne", action="store_true", help="leave out the t-SNE (the slowest figure)")
+    p.add_argument("--max-points", type=int, default=1500, help="t-SNE sample size")
+    _common(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plot", help="draw one analysis of a run into a PNG, PDF or SVG file")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("kind", choices=PLOT_KINDS, metavar="KIND", help=", ".join(PLOT_KINDS))
+    p.add_argument("--out", type=Path, required=True, help="FILE.png, FILE.pdf or FILE.svg")
+    p.add_argument("--index", type=int, help="card / activation-maps: test image index")
+    p.add_argument("--image", type=Path, help="card / activation-maps: an image file instead")
+    p.add_argument("--label", help="card of --image: its true class")
+    p.add_argument("--class", dest="classes", action="append", help="activation-maps: class (repeatable)")
+    p.add_argument(
+        "--split", choices=("train", "test"), help="mean-representations (train) / similarity (test)"
+    )
+    p.add_argument(
+        "--all-samples", action="store_true", help="means over all samples, not only the correct ones"
+    )
+    p.add_argument("--top-k", type=int, default=6)
+    p.add_argument("--hinton", action="store_true")
+    p.add_argument("--max-points", type=int, default=1500, help="tsne: sample size")
+    p.add_argument("--label-unknowns", action="store_true", help="tsne: colour unknowns by source class")
+    _common(p)
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from difair.predict import Predictor, expand_inputs
+
+    for item in args.images:
+        if Path(item).is_dir() and not expand_inputs([item]):
+            print(f"difair: no image files in folder {item}", file=sys.stderr)
+    pr = Predictor(args.run_dir, threshold=args.threshold, score=args.score, device=args.device)
+    if pr.calibrated_now:
+        print(
+            f"difair: calibrated threshold {pr.threshold:.4f} stored in {args.run_dir}/threshold.json",
+            file=sys.stderr,
+        )
+    res = pr.predict(list(args.images), on_error="skip")
+    for name, why in res.skipped:
+        print(f"difair: skipped {name}: {why}", file=sys.stderr)
+    if not len(res):
+        raise DifairError("none of the inputs could be read as an image: check the paths")
+    width = max(len(n) for n in res.names)
+    print(f"{'image':<{width}}  {'prediction':<14} {res.score_name:>12}  accepted")
+    for row in res.rows():
+        print(
+            f"{row['path']:<{width}}  {row['prediction']:<14} {row['score']:>12.4f}  {'yes' if row['accepted'] else 'no'}"
+        )
+    if args.out:
+        res.write_csv(args.out)
+        print(f"wrote {len(res)} rows to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from difair.predict import calibrate
+
+    rec = calibrate(args.run_dir, args.keep, score=args.score, device=args.device)
+    unk = rec["unknown_accepted"]
+    print(
+        f"threshold {rec['threshold']:.4f} on {rec['score']}: accepts {rec['known_accepted']:.1%} of known and "
+        f"{unk:.1%} of unknown test images; stored in {args.run_dir}/threshold.json"
+    )
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from difair.viz.explain import explain_image
+
+    if not args.image.is_file():
+        raise DifairError(f"no image file {args.image}")
+    res = explain_image(
+        args.run_dir, args.image, args.out, label=args.label, classes=args.classes, threshold=args.threshold,
+        score=args.score, top_k=args.top_k, hinton=args.hinton, device=args.device,
+    )  # fmt: skip
+    for note in res["notes"]:
+        print(f"difair: {note}", file=sys.stderr)
+    print(
+        f"{args.image}: {res['prediction']} ({res['score_name']} {res['score']:.4f}); wrote {res['card']}, {res['activation_maps']}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from difair.viz.report import write_report
+
+    path = write_report(
+        args.run_dir, args.out, score=args.score, threshold=args.threshold, device=args.device,
+        samples_per_kind=args.samples, tsne=not args.no_tsne, tsne_points=args.max_points,
+    )  # fmt: skip
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from difair.viz.plots import make_plot
+    from difair.viz.style import FORMATS, save_figure
+
+    if args.out.suffix.lower().lstrip(".") not in FORMATS:
+        raise DifairError(f"--out must end in .png, .pdf or .svg, got {args.out.name!r}")
+    save_figure(make_plot(args), args.out)
+    print(f"wrote {args.out}")
+    return 0

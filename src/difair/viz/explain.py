@@ -1,0 +1,157 @@
+"""Explain one image: its card (decision and representation beside the class means) and its activation maps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from difair.errors import DifairError
+from difair.predict import Predictor
+from difair.viz.activations import activation_maps_figure, resolve_class
+from difair.viz.analysis import RunAnalysis, analyze, require_difair
+from difair.viz.cards import CardInput, image_card
+from difair.viz.style import save_figure
+
+DISPLAY_MAX = 256  # largest side of an image drawn on a card or under activation maps
+
+
+def display_image(path_or_image: Any, channels: int) -> Tensor | None:
+    """The image at (up to ``DISPLAY_MAX``) its own resolution for drawing, or None if it is not a file/PIL image."""
+    from PIL import Image
+
+    if isinstance(path_or_image, (str, Path)):
+        with Image.open(path_or_image) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+    elif isinstance(path_or_image, Image.Image):
+        im = path_or_image.convert("L" if channels == 1 else "RGB")
+    else:
+        return None
+    im.thumbnail((DISPLAY_MAX, DISPLAY_MAX))
+    t = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
+    return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+
+
+def card_for_image(
+    predictor: Predictor,
+    image: Any,
+    ra: RunAnalysis | None = None,
+    label: str | None = None,
+) -> tuple[CardInput, Tensor]:
+    """Card data for one new image (and the prepared model input). ``ra`` supplies the class means when given."""
+    require_difair(predictor.method, "an image card")
+    batch, _, skipped = predictor.prepare([image])
+    if skipped:
+        raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")
+    p = predictor.predict_prepared(batch)
+    pred = int(p.nearest[0])
+    pred_mean = true_mean = None
+    pred_n = true_n = 0
+    true_known = None
+    if ra is not None:
+        means, counts = ra.class_means("train", correct_only=True)
+        pred_mean, pred_n = (means[pred] if counts[pred] else None), int(counts[pred])
+        if label is not None:
+            true_mean, true_n, true_known = _label_mean(ra, label)
+    elif label is not None:
+        true_known = label in predictor.class_names
+    shown = display_image(image, predictor.channels)
+    card = CardInput(
+        image=shown if shown is not None else batch[0],
+        z=p.outputs[0],
+        class_names=predictor.class_names,
+        features_per_class=predictor.method.features_per_class,
+        predicted=pred,
+        score=float(p.scores[0]),
+        score_name=p.score_name,
+        threshold=p.threshold,
+        true_name=label,
+        true_known=true_known,
+        pred_mean=pred_mean,
+        pred_mean_n=pred_n,
+        true_mean=true_mean,
+        true_mean_n=true_n,
+        min_distance=float(p.per_class[0].min()),
+    )
+    return card, batch[0]
+
+
+def _label_mean(ra: RunAnalysis, label: str) -> tuple[Tensor | None, int, bool | None]:
+    """Mean z over the test images of class ``label`` (known, or an unknown source class)."""
+    if label in ra.class_names:
+        c = ra.class_names.index(label)
+        mask = ra.data.test_labels == c
+        known: bool | None = True
+    else:
+        names, group = ra.unknown_groups()
+        if label not in names or names == ["unknown"]:
+            return None, 0, None
+        mask = group == names.index(label)
+        known = False
+    n = int(mask.sum())
+    return (ra.test_outputs[mask].mean(0) if n else None), n, known
+
+
+def explain_image(
+    run_dir: str | Path,
+    image: Any,
+    out_dir: str | Path,
+    *,
+    label: str | None = None,
+    classes: list[str] | None = None,
+    threshold: float | None = None,
+    score: str | None = None,
+    top_k: int = 6,
+    hinton: bool = False,
+    data=None,
+    device: str | None = None,
+    with_means: bool = True,
+) -> dict[str, Any]:
+    """Write ``card.png`` and ``activation_maps.png`` for one image into ``out_dir``; returns the prediction.
+
+    The card's class means need the run's dataset; when it cannot be loaded the card is drawn without them
+    (``"notes"`` in the result says so).
+    """
+    predictor = Predictor(run_dir, threshold=threshold, score=score, device=device, data=data)
+    require_difair(predictor.method, "difair explain (cards and activation maps)")
+    notes: list[str] = []
+    ra = None
+    if with_means:
+        try:
+            ra = analyze(
+                predictor.run,
+                data=data,
+                score=predictor.score_name,
+                threshold=predictor.threshold,
+                device=device,
+            )
+        except DifairError as e:
+            notes.append(f"class means left out: {e}")
+    card, x = card_for_image(predictor, image, ra, label)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    card_path = save_figure(image_card(card, top_k=top_k, hinton=hinton), out / "card.png")
+    idx = [resolve_class(predictor.run, c) for c in classes] if classes else [card.predicted]
+    shown = display_image(image, predictor.channels)
+    maps_path = save_figure(
+        activation_maps_figure(predictor.run, x, idx, display=shown), out / "activation_maps.png"
+    )
+    result = {
+        "image": str(image) if isinstance(image, (str, Path)) else "<array>",
+        "prediction": predictor.class_names[card.predicted] if card.accepted else "unknown",
+        "nearest_class": predictor.class_names[card.predicted],
+        "accepted": bool(card.accepted),
+        "score": card.score,
+        "score_name": card.score_name,
+        "threshold": card.threshold,
+        "card": str(card_path),
+        "activation_maps": str(maps_path),
+        "notes": notes,
+    }
+    from difair.engine.rundir import write_json
+
+    write_json(out / "prediction.json", result)
+    return result
