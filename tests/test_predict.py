@@ -1,0 +1,225 @@
+"""Prediction with rejection: threshold calibration, every input kind, folders with bad files, CSV, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import difair
+from difair.cli import main
+from difair.data import get_dataset
+from difair.engine.load import load_run
+from difair.errors import DifairError
+from difair.predict import (
+    THRESHOLD_FILE,
+    Predictor,
+    calibrate,
+    load_images,
+    read_calibration,
+    threshold_for_known_fraction,
+)
+from difair.viz.analysis import analyze
+from viz_runs import digits_run, mnist_run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return digits_run(tmp_path_factory, "difair")
+
+
+@pytest.fixture(scope="module")
+def data(run_dir):
+    return get_dataset(load_run(run_dir).config.data)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9, 0.95, 0.99, 1.0])
+def test_threshold_keeps_the_asked_fraction(keep: float) -> None:
+    rng = np.random.default_rng(0)
+    s = np.round(rng.normal(size=997), 2)  # ties included
+    t = threshold_for_known_fraction(s, keep)
+    kept = (s >= t).mean()
+    assert kept >= keep
+    # the largest such threshold: any higher score value keeps less than asked
+    higher = s[s > t]
+    if higher.size:
+        assert (s >= higher.min()).mean() < keep
+
+
+def test_threshold_rejects_bad_fraction() -> None:
+    with pytest.raises(DifairError, match="fraction"):
+        threshold_for_known_fraction([1.0, 2.0], 0.0)
+
+
+def test_calibrate_stores_threshold_with_the_run(run_dir: Path, data) -> None:
+    rec = calibrate(run_dir, 0.9, data=data, device="cpu")
+    stored = json.loads((run_dir / THRESHOLD_FILE).read_text())
+    assert stored == rec and read_calibration(run_dir) == rec
+    n_known = data.n_known_test
+    assert 0.9 <= rec["known_accepted"] < 0.9 + 2 / n_known
+    ra = analyze(run_dir, data=data, device="cpu")
+    s = ra.test_scores[data.test_labels >= 0]
+    assert float((s >= rec["threshold"]).double().mean()) == pytest.approx(rec["known_accepted"])
+    assert ra.threshold == rec["threshold"] and ra.keep == 0.9
+    # a calibration made for another checkpoint is ignored
+    (run_dir / THRESHOLD_FILE).write_text(json.dumps({**rec, "checkpoint": "0" * 16}))
+    assert read_calibration(run_dir) is None
+    calibrate(run_dir, 0.95, data=data, device="cpu")
+
+
+def test_every_input_kind_gives_the_same_prediction(run_dir: Path, data, tmp_path: Path) -> None:
+    pr = difair.load(run_dir, device="cpu", data=data)
+    img = data.test_images[:4]
+    ref = pr.predict(img)
+    assert ref.names == ["#0", "#1", "#2", "#3"] and not ref.skipped
+    arrays = [im[0].numpy() for im in img]  # HxW uint8
+    paths = []
+    for i, a in enumerate(arrays):
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(a).save(paths[-1])
+    variants = {
+        "float tensor": img.float() / 255,
+        "list of CHW": list(img),
+        "numpy HxW": arrays,
+        "numpy HxWx1": [a[:, :, None] for a in arrays],
+        "PIL": [Image.fromarray(a) for a in arrays],
+        "paths": paths,
+        "folder": str(tmp_path),
+    }
+    for name, images in variants.items():
+        got = pr.predict(images)
+        assert got.labels == ref.labels, name
+        torch.testing.assert_close(got.scores, ref.scores, atol=1e-4, rtol=0, msg=name)
+
+
+def test_predictor_agrees_with_the_evaluation(run_dir: Path, data) -> None:
+    pr = Predictor(run_dir, device="cpu", data=data)
+    ra = analyze(run_dir, data=data, device="cpu")
+    res = pr.predict(data.test_images)
+    assert torch.equal(res.nearest, ra.test_preds)
+    torch.testing.assert_close(res.scores, ra.test_scores)
+    assert res.threshold == ra.threshold
+    known = data.test_labels >= 0
+    assert float(res.accepted[known].double().mean()) >= pr.calibration["keep_known"]
+    assert all(
+        (lab == "unknown") == (not a) for lab, a in zip(res.labels, res.accepted.tolist(), strict=True)
+    )
+    torch.testing.assert_close(-res.per_class.min(1).values, res.scores)  # score = minus the nearest distance
+
+
+def test_mixed_images_convert_to_the_run_size_and_channels() -> None:
+    rgb = np.zeros((30, 20, 3), np.uint8)
+    rgb[..., 0] = 255
+    rgba = Image.new("RGBA", (7, 9), (0, 0, 255, 128))
+    x, names, skipped = load_images([rgb, rgba, torch.rand(1, 5, 5), np.ones((12, 12), np.float32)], 8, 1)
+    assert x.shape == (4, 1, 8, 8) and not skipped and names == ["#0", "#1", "#2", "#3"]
+    assert float(x[0].mean()) == pytest.approx(0.299, abs=0.01)  # red -> luminance
+    x3, _, _ = load_images([np.full((4, 4), 255, np.uint8)], 6, 3)
+    assert x3.shape == (1, 3, 6, 6) and float(x3.min()) == 1.0
+    _, _, skipped = load_images([np.zeros((2, 3, 4, 5), np.uint8), "/no/such.png"], 8, 1)
+    assert [s[0] for s in skipped] == ["#0", "/no/such.png"]
+
+
+def _folder(tmp_path: Path, data) -> Path:
+    d = tmp_path / "imgs"
+    d.mkdir()
+    a = data.test_images[0, 0].numpy()
+    Image.fromarray(a).resize((40, 40)).save(d / "a_gray_40.png")
+    Image.fromarray(np.stack([a] * 3, -1)).save(d / "b_rgb_8.jpg")
+    Image.fromarray(data.test_images[300, 0].numpy()).convert("RGBA").resize((13, 21)).save(d / "c_rgba.png")
+    Image.fromarray(a).convert("P").save(d / "d_palette.gif")
+    Image.fromarray((a.astype(np.int32) * 200).astype(np.int32)).save(d / "e_int32.tif")
+    (d / "f_corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    (d / "g_empty.jpg").write_bytes(b"")
+    (d / "notes.txt").write_text("not an image, not listed")
+    return d
+
+
+def test_cli_predict_folder_reports_bad_files_and_continues(
+    run_dir: Path, data, tmp_path: Path, capsys
+) -> None:
+    folder = _folder(tmp_path, data)
+    out = tmp_path / "preds.csv"
+    assert main(["predict", str(run_dir), str(folder), "--out", str(out), "--device", "cpu"]) == 0
+    cap = capsys.readouterr()
+    assert "skipped" in cap.err and "f_corrupt.png" in cap.err and "g_empty.jpg" in cap.err
+    assert "notes.txt" not in cap.err + cap.out
+    rows = list(csv.DictReader(out.open()))
+    names = load_run(run_dir).class_names
+    assert [Path(r["path"]).name for r in rows] == [
+        "a_gray_40.png",
+        "b_rgb_8.jpg",
+        "c_rgba.png",
+        "d_palette.gif",
+        "e_int32.tif",
+    ]
+    assert list(rows[0]) == ["path", "prediction", "accepted", "score", "nearest_class"] + [
+        f"dist_{c}" for c in names
+    ]
+    t = read_calibration(run_dir)["threshold"]
+    for r in rows:
+        assert (float(r["score"]) >= t) == (r["accepted"] == "True")
+        assert r["prediction"] == (r["nearest_class"] if r["accepted"] == "True" else "unknown")
+        dists = [float(r[f"dist_{c}"]) for c in names]
+        assert r["nearest_class"] == names[int(np.argmin(dists))]
+    assert rows[0]["nearest_class"] == rows[1]["nearest_class"] == rows[3]["nearest_class"]
+    assert "a_gray_40.png" in cap.out  # the readable table
+
+
+def test_cli_threshold_override_and_all_unreadable(run_dir: Path, data, tmp_path: Path, capsys) -> None:
+    folder = _folder(tmp_path, data)
+    out = tmp_path / "p.csv"
+    assert main(["predict", str(run_dir), str(folder), "--threshold", "1e9", "--out", str(out)]) == 0
+    assert {r["prediction"] for r in csv.DictReader(out.open())} == {"unknown"}
+    assert (
+        main(["predict", str(run_dir), str(folder / "a_gray_40.png"), "--threshold=-1e9", "--out", str(out)])
+        == 0
+    )
+    assert next(csv.DictReader(out.open()))["prediction"] != "unknown"
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), str(folder / "f_corrupt.png"), str(tmp_path / "missing.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].startswith("difair: error: none of the inputs")
+
+
+def test_python_on_error_raise(run_dir: Path, data) -> None:
+    pr = difair.load(run_dir, device="cpu", data=data)
+    with pytest.raises(DifairError, match="no/such"):
+        pr.predict(["/no/such.png"], on_error="raise")
+
+
+def test_ce_gives_probabilities_and_cac_its_recentred_anchors(tmp_path_factory, capsys) -> None:
+    ce = digits_run(tmp_path_factory, "ce", epochs=2)
+    d = get_dataset(load_run(ce).config.data)
+    res = difair.load(ce, device="cpu", data=d).predict(d.test_images[:10])
+    assert res.per_class_kind == "probability"
+    torch.testing.assert_close(res.per_class.sum(1), torch.ones(10))
+    assert list(res.rows()[0])[-1].startswith("prob_")
+    cac = digits_run(tmp_path_factory, "cac", epochs=2)
+    pr = difair.load(cac, device="cpu", data=d)
+    assert pr.calibration["cac_anchors"] is not None
+    ra = analyze(cac, data=d, device="cpu")  # re-centres the anchors the same way
+    torch.testing.assert_close(pr.model.head.anchors, ra.model.head.anchors)
+    again = difair.load(cac, device="cpu")  # from threshold.json: no data needed
+    assert not again.calibrated_now
+    torch.testing.assert_close(again.model.head.anchors, ra.model.head.anchors)
+    res = again.predict(d.test_images)
+    assert torch.equal(res.nearest, ra.test_preds)
+    assert res.per_class_kind == "distance"
+
+
+def test_mnist_run_calibrates_and_predicts(tmp_path_factory) -> None:
+    run, data = mnist_run(tmp_path_factory)
+    pr = Predictor(run, device="cpu", data=data, keep=0.8)
+    known = data.test_labels >= 0
+    res = pr.predict(data.test_images)
+    frac = float(res.accepted[known].double().mean())
+    assert 0.8 <= frac < 0.8 + 2 / int(known.sum())
+    assert pr.calibration["keep_known"] == 0.8 and pr.image_size == 16 and pr.channels == 1
+    big = Image.fromarray(data.test_images[0, 0].numpy()).resize((64, 64)).convert("RGB")
+    assert pr.predict(big).nearest[0] == res.nearest[0]
