@@ -12,7 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from difair.config import TrainConfig, apply_overrides
-from difair.data.digits import load_digits_osr
+from difair.data import get_dataset
 from difair.engine.progress import make_progress
 from difair.engine.runner import run_or_resume
 from difair.eval.tables import aggregate, to_json, to_markdown
@@ -77,7 +77,7 @@ def run_demo(
     try:
         for method, split in jobs:
             cfg = demo_config(method, split, epochs, extra)
-            data = load_digits_osr(split)
+            data = get_dataset(cfg.data)
             if progress is not None:
                 progress.update(task, description=f"{method} split {split}")
 
