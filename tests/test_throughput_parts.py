@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from difair.bench import ray_backend
 from difair.data import get_dataset
 from difair.engine import ddp
 from difair.engine.fit import fit, run_epoch
 from difair.engine.loop import build_loop, epoch_batches, train_one_epoch
 from difair.engine.schedule import lr_at_epoch
+from difair.errors import DifairError
 from tiny import tiny_config
 
 
@@ -79,3 +84,15 @@ def test_compile_switch_is_recorded_but_not_part_of_the_digest() -> None:
     assert on.compile and not off.compile
     assert on.digest() == off.digest()
     assert "compile: true" in on.to_yaml()
+
+
+def test_ray_options_and_a_missing_ray_name_the_extra(monkeypatch) -> None:
+    p = argparse.ArgumentParser()
+    ray_backend.add_ray_arguments(p)
+    assert p.parse_args([]).ray is None
+    assert p.parse_args(["--ray"]).ray == ""  # local Ray
+    a = p.parse_args(["--ray", "ray://head:10001", "--gpus-per-run", "0.5"])
+    assert a.ray == "ray://head:10001" and a.gpus_per_run == 0.5 and a.cpus_per_run == 1
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(DifairError, match=r"pip install 'difair\[ray\]'"):
+        ray_backend.run_grid_ray([], gpus_per_run=0)
