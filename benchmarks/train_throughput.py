@@ -1,0 +1,270 @@
+"""Training throughput: a reference-style PyTorch loop against difair's engine, on the same data and model.
+
+    python benchmarks/train_throughput.py [--steps 8] [--rounds 5] [--workers 2] [--device cpu] [--compile]
+
+Both train VGG32 + the DIFAIR head (6 known classes, CIFAR-10 split 0, from the JPEG tree at
+$DIFAIR_DATA/cifar10-jpeg or ~/.cache/difair-data/cifar10-jpeg) with batch size 128 and the DIFAIR loss:
+
+(a) reference: torchvision ``ImageFolder`` of the JPEGs, per-sample RandomCrop(32, padding=4),
+    RandomHorizontalFlip, RandAugment(1, 6), ToTensor, Normalize in a ``DataLoader`` with worker processes;
+    fp32, NCHW, plain ``torch.optim.SGD`` (no foreach/fused).
+(b) difair: ``difair.engine.loop.train_one_epoch`` (the code path of ``difair train``) on the decode-once uint8
+    cache resident on the device, batched crop/flip/RandAugment, bf16 autocast, channels_last, foreach SGD,
+    optionally ``torch.compile``.
+
+The two alternate in timed windows of ``--steps`` steps (a, b, a, b, ...), so machine noise hits both alike;
+each window starts with untimed steps that drain what (a)'s workers prefetched meanwhile. Prints images/s
+(median over the windows) of each, the ratio, and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from difair.config import TrainConfig, apply_overrides
+from difair.data import get_dataset
+from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
+from difair.data.registry import default_root
+from difair.data.splits import get_known_classes
+from difair.engine.build import build_model
+from difair.engine.loop import TrainLoop, build_loop, train_one_epoch
+
+BATCH = 128
+LR = 0.05  # a mid-schedule rate; both loops use it
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, load, torch version and threads, and the GPU when there is one."""
+    cpu = platform.processor() or "?"
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "bf16_isa": sorted(f for f in flags if f in ("amx_bf16", "amx_tile", "avx512_bf16")),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------- (a) reference-style loop
+def reference_dataset(root: Path, known: list[int]):
+    """ImageFolder of the CIFAR-10 JPEG training tree, restricted to ``known`` and relabelled 0..n-1."""
+    from torchvision import datasets, transforms
+
+    tf = transforms.Compose(
+        [
+            transforms.RandomCrop(32, padding=4),
+            transforms.RandomHorizontalFlip(),
+            transforms.RandAugment(num_ops=1, magnitude=6),
+            transforms.ToTensor(),
+            transforms.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+        ]
+    )
+    ds = datasets.ImageFolder(str(root / CIFAR10_JPEG_DIR / "train"), transform=tf)
+    to_new = {ds.class_to_idx[CIFAR10_CLASSES[c]]: i for i, c in enumerate(known)}
+    ds.samples = [(p, to_new[t]) for p, t in ds.samples if t in to_new]
+    ds.targets = [t for _, t in ds.samples]
+    ds.imgs = ds.samples
+    return ds
+
+
+class ReferenceLoop:
+    """The usual loop: DataLoader workers decode and augment per sample; fp32, NCHW, plain SGD."""
+
+    def __init__(self, cfg: TrainConfig, ds, workers: int, device: torch.device):
+        torch.manual_seed(cfg.seed)
+        # the DataLoader normalises, so the model's own normalisation is the identity
+        self.model, self.method = build_model(cfg, 6, 3, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0])
+        self.model.to(device).train()
+        self.device = device
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=LR,
+            momentum=cfg.optim.momentum,
+            weight_decay=cfg.optim.weight_decay,
+            foreach=False,
+        )
+        self.loader = torch.utils.data.DataLoader(
+            ds,
+            batch_size=BATCH,
+            shuffle=True,
+            drop_last=True,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=device.type == "cuda",
+        )
+        self.prefetched = 2 * workers  # batches the workers can hold ready (prefetch_factor 2)
+        self.batches = self._forever()
+
+    def _forever(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield from self.loader
+
+    def steps(self, n: int) -> None:
+        for x, y in itertools.islice(self.batches, n):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            out = self.model(x)
+            loss = self.method.loss_terms(out, y, self.model.head)["loss"]
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+
+
+# ---------------------------------------------------------------------- (b) difair's engine
+def fast_config(device: str, compile_model: bool, root: Path) -> TrainConfig:
+    overrides = [
+        "method=difair",
+        "data.name=cifar10",
+        "data.split=0",
+        f"data.root={root}",
+        f"batch_size={BATCH}",
+        f"accelerator={device}",
+        "precision=bf16-mixed",
+        "channels_last=true",
+        "augment.backend=batched",
+        "optim.foreach=true",
+        f"compile={str(compile_model).lower()}",
+    ]
+    return TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), overrides))
+
+
+class FastLoop:
+    """difair's training epoch over an endless stream of random index batches."""
+
+    def __init__(self, loop: TrainLoop):
+        self.loop = loop
+        self.gen = torch.Generator().manual_seed(0)
+        self.batches = self._forever()
+        self.prefetched = 1
+
+    def _forever(self) -> Iterator[torch.Tensor]:
+        while True:
+            yield from torch.randperm(len(self.loop.labels), generator=self.gen).split(BATCH)
+
+    def steps(self, n: int) -> None:
+        batches = (b for b in self.batches if len(b) == BATCH)
+        train_one_epoch(self.loop, itertools.islice(batches, n), LR, self.gen)
+
+
+# ---------------------------------------------------------------------- timing
+def timed_window(run: Callable[[int], None], pre: int, n: int, device: torch.device) -> float:
+    """Images/s of ``n`` steps after ``pre`` untimed ones."""
+    run(pre)
+    _sync(device)
+    t0 = time.perf_counter()
+    run(n)
+    _sync(device)
+    return n * BATCH / (time.perf_counter() - t0)
+
+
+def alternate(loops: dict[str, Any], steps: int, rounds: int, device: torch.device) -> dict[str, list[float]]:
+    """Timed windows of each loop in turn, ``rounds`` times; returns images/s per window."""
+    out: dict[str, list[float]] = {k: [] for k in loops}
+    for r in range(rounds):
+        for name, lp in loops.items():
+            out[name].append(timed_window(lp.steps, lp.prefetched, steps, device))
+            print(f"  round {r + 1}/{rounds} {name:<9} {out[name][-1]:8.1f} img/s", flush=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--steps", type=int, default=8, help="timed steps per window")
+    p.add_argument("--rounds", type=int, default=5, help="windows per loop, alternating")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps of each loop before the first window")
+    p.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers of (a)"
+    )
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: leave)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the fast path's model")
+    p.add_argument(
+        "--root", type=Path, default=None, help="data root (default: $DIFAIR_DATA or ~/.cache/difair-data)"
+    )
+    p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    root = args.root or default_root()
+    machine = machine_info()
+    print("machine:", json.dumps(machine))
+
+    cfg = fast_config(device.type, args.compile, root)
+    t0 = time.perf_counter()
+    data = get_dataset(cfg.data)  # the decode-once uint8 cache (built on first use)
+    print(
+        f"data: {len(data.train_labels)} training images of {data.class_names}, {time.perf_counter() - t0:.1f} s"
+    )
+    known = get_known_classes("cifar10", 0)
+    ref_ds = reference_dataset(root, known)
+    assert len(ref_ds) == len(data.train_labels), "both loops must see the same training set"
+    ref_cfg = TrainConfig.from_dict(
+        apply_overrides(cfg.to_dict(), ["precision=32-true", "channels_last=false"])
+    )
+    loops = {"reference": ReferenceLoop(ref_cfg.resolve(), ref_ds, args.workers, device)}
+    loops["difair"] = FastLoop(build_loop(cfg, data))
+    for name, lp in loops.items():
+        t0 = time.perf_counter()
+        lp.steps(args.warmup + lp.prefetched)
+        _sync(device)
+        print(f"warm-up {name}: {time.perf_counter() - t0:.1f} s")
+
+    ips = alternate(loops, args.steps, args.rounds, device)
+    med = {k: statistics.median(v) for k, v in ips.items()}
+    ratio = med["difair"] / med["reference"]
+    machine_after = os.getloadavg() if hasattr(os, "getloadavg") else None
+    print(
+        f"\nreference (ImageFolder+DataLoader[{args.workers} workers], fp32, NCHW, SGD): {med['reference']:8.1f} img/s"
+    )
+    print(
+        f"difair    (uint8 cache, batched aug, bf16, channels_last, foreach SGD"
+        f"{', compile' if args.compile else ''}): {med['difair']:8.1f} img/s"
+    )
+    print(f"ratio difair/reference: {ratio:.2f}x  (medians of {args.rounds} windows of {args.steps} steps)")
+    print(f"load average before {machine['loadavg']} after {machine_after}")
+    result = {
+        "machine": machine,
+        "loadavg_after": machine_after,
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "images_per_s": ips,
+        "median": med,
+        "ratio": ratio,
+    }
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
