@@ -68,7 +68,8 @@ def activation_maps_figure(
     """One row per class: the image, then the N maps of the class (shared colour scale, z value in the title).
 
     ``image`` is the model input ``[C, S, S]``; ``display`` (default ``image``) is drawn under the maps, which are
-    upsampled to its size. ``classes`` defaults to the nearest class. Axes are labelled ``map:<class>:<j>``.
+    upsampled to its size; ``overlay`` draws the image's outline over each map. ``classes`` defaults to the
+    nearest class. Axes are labelled ``map:<class>:<j>``.
     """
     require_difair(run.method, "activation maps")
     head = run.model.head
@@ -98,11 +99,9 @@ def activation_maps_figure(
         ax.set_yticks([])
         for j in range(n):
             ax = fig.add_subplot(gs[r, j + 1], label=f"map:{names[c]}:{j}")
-            if overlay:
-                ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
-                im = ax.imshow(m[j].numpy(), cmap="inferno", vmin=0, vmax=vmax, alpha=0.6)
-            else:
-                im = ax.imshow(m[j].numpy(), cmap="inferno", vmin=0, vmax=vmax)
+            im = ax.imshow(m[j].numpy(), cmap="inferno", vmin=0, vmax=vmax)
+            if overlay and gray.max() > gray.min():  # the image's outline over the (opaque, faithful) map
+                ax.contour(gray, levels=[0.5 * (gray.min() + gray.max())], colors="#7fdbff", linewidths=0.7)
             ax.set_title(f"#{c * n + j} ({names[c]})\nz = {float(raw_c[j].mean()):.2f}", fontsize=9)
             ax.tick_params(labelsize=7)
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))

@@ -155,7 +155,7 @@ def _count_heatmap(ax, mat: np.ndarray, rows: list[str], cols: list[str]):
         fmt=".0f",
         cmap="Blues",
     )
-    ax.tick_params(axis="x", labelrotation=45)
+    ax.set_xticks(range(len(cols)), labels=cols, rotation=40, ha="right", rotation_mode="anchor")
     return im
 
 

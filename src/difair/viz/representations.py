@@ -76,7 +76,8 @@ def class_similarity_figure(ra: RunAnalysis, split: str = "test", correct_only: 
         annotate=n_c <= 20,
         fontsize=max(5.0, min(9.0, 80.0 / n_c)),
     )
-    ax.tick_params(axis="x", labelrotation=45)
+    if max(len(c) for c in ra.class_names) > 3:
+        ax.tick_params(axis="x", labelrotation=45)
     fig.colorbar(im, ax=ax, label="cosine similarity")
     what = "z" if ra.is_difair else "outputs"
     ax.set_title(f"Class similarity: cosine of mean {what} ({split})")
