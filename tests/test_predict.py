@@ -205,6 +205,9 @@ def test_ce_gives_probabilities_and_cac_its_recentred_anchors(tmp_path_factory, 
     assert pr.calibration["cac_anchors"] is not None
     ra = analyze(cac, data=d, device="cpu")  # re-centres the anchors the same way
     torch.testing.assert_close(pr.model.head.anchors, ra.model.head.anchors)
+    moved = pr.model.head.anchors.clone()
+    analyze(pr.run, data=d, device="cpu")  # the same loaded run: its anchors are not moved twice
+    assert torch.equal(pr.model.head.anchors, moved)
     again = difair.load(cac, device="cpu")  # from threshold.json: no data needed
     assert not again.calibrated_now
     torch.testing.assert_close(again.model.head.anchors, ra.model.head.anchors)

@@ -72,9 +72,19 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
     return record
 
 
+def needs_recenter(run: LoadedRun) -> bool:
+    """A CAC run evaluated with ``cac.recenter`` whose anchors are still the initial ``alpha * e_c``."""
+    if not (isinstance(run.method, CACMethod) and run.config.cac.recenter):
+        return False
+    head = run.model.head
+    initial = torch.eye(head.num_classes) * run.method.alpha
+    return bool(torch.equal(head.anchors.float().cpu(), initial))
+
+
 def recenter_if_needed(run: LoadedRun, train_outputs: Tensor | None, train_labels: Tensor | None) -> None:
-    """CAC runs evaluated with ``cac.recenter``: move the anchors to the class means of correct train logits."""
-    if isinstance(run.method, CACMethod) and run.config.cac.recenter and train_outputs is not None:
+    """CAC runs evaluated with ``cac.recenter``: move the anchors to the class means of correct train logits
+    (once: a run whose anchors were already moved is left as it is)."""
+    if needs_recenter(run) and train_outputs is not None:
         run.method.recenter(run.model.head, train_outputs, train_labels)
 
 
@@ -106,9 +116,8 @@ def calibrate(
     dev = pick_device(device)
     model = run.model.to(dev)
     bs = run.config.eval_batch_size
-    if isinstance(method, CACMethod) and run.config.cac.recenter:
+    if needs_recenter(run):
         recenter_if_needed(run, collect_outputs(model, data.train_images, bs, dev), data.train_labels)
-        test_outputs = None  # the scores depend on the re-centred anchors
     if test_outputs is None:
         test_outputs = collect_outputs(model, data.test_images, bs, dev)
     run.model.cpu()

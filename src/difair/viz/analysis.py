@@ -13,7 +13,13 @@ from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 from difair.methods import CACMethod, DifairMethod
-from difair.predict import pick_device, read_calibration, recenter_if_needed, threshold_for_known_fraction
+from difair.predict import (
+    needs_recenter,
+    pick_device,
+    read_calibration,
+    recenter_if_needed,
+    threshold_for_known_fraction,
+)
 
 
 class RunAnalysis:
@@ -44,7 +50,7 @@ class RunAnalysis:
                 f"method {self.method.name} has no score {self.score_name!r}: "
                 f"choose one of {', '.join(self.method.score_names)}"
             )
-        if isinstance(self.method, CACMethod) and run.config.cac.recenter:
+        if needs_recenter(run):
             recenter_if_needed(run, self.train_outputs, data.train_labels)
         cal = read_calibration(run.run_dir)
         usable = (
@@ -56,7 +62,7 @@ class RunAnalysis:
         elif usable:
             self.threshold, self.threshold_source = float(cal["threshold"]), "stored in threshold.json"
         else:
-            self.threshold = self.threshold_for(self.score_name)
+            self.threshold = self._calibrate(self.score_name)
             self.threshold_source = "calibrated on the known test images (no validation split)"
 
     # ------------------------------------------------------------------ outputs
@@ -93,8 +99,9 @@ class RunAnalysis:
 
     def threshold_for(self, score: str) -> float:
         """The threshold of ``score`` keeping ``keep`` of the known test images (``threshold`` for its own score)."""
-        if score == self.score_name and hasattr(self, "threshold"):
-            return self.threshold
+        return self.threshold if score == self.score_name else self._calibrate(score)
+
+    def _calibrate(self, score: str) -> float:
         known = self.data.test_labels >= 0
         return threshold_for_known_fraction(self.scores[score][known], self.keep)
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.engine.load import load_run
 from difair.errors import DifairError
 from difair.predict import Predictor
 from difair.viz.activations import activation_maps_figure, resolve_class
@@ -115,8 +116,9 @@ def explain_image(
     The card's class means need the run's dataset; when it cannot be loaded the card is drawn without them
     (``"notes"`` in the result says so).
     """
-    predictor = Predictor(run_dir, threshold=threshold, score=score, device=device, data=data)
-    require_difair(predictor.method, "difair explain (cards and activation maps)")
+    run = load_run(run_dir)
+    require_difair(run.method, "difair explain (cards and activation maps)")
+    predictor = Predictor(run, threshold=threshold, score=score, device=device, data=data)
     notes: list[str] = []
     ra = None
     if with_means:
