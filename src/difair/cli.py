@@ -148,7 +148,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     splits = _parse_splits(args.splits)
-    rows = run_demo(args.out, epochs=args.epochs or DEMO_EPOCHS, splits=splits, show_progress=not args.quiet)
+    rows = run_demo(
+        args.out,
+        epochs=args.epochs or DEMO_EPOCHS,
+        splits=splits,
+        workers=args.jobs,
+        show_progress=not args.quiet,
+    )
     console = Console()
     console.print(to_markdown(rows), markup=False)
     console.print(
@@ -169,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30)")
     d.add_argument("--splits", default="0-4", help="splits to run, e.g. 0-4 or 0,2")
+    d.add_argument(
+        "--jobs", type=int, default=None, help="runs in parallel (default: one per core, at most 4)"
+    )
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)
     _add_train(sub)

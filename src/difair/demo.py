@@ -12,9 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from difair.config import TrainConfig, apply_overrides
-from difair.data import get_dataset
-from difair.engine.progress import make_progress
-from difair.engine.runner import run_or_resume
+from difair.engine.pool import Job, run_jobs
 from difair.eval.tables import aggregate, to_json, to_markdown
 
 DEMO_METHODS = ("difair", "ce", "cac")
@@ -59,6 +57,7 @@ def run_demo(
     splits: list[int] | None = None,
     methods: tuple[str, ...] = DEMO_METHODS,
     extra: list[str] | None = None,
+    workers: int | None = None,
     show_progress: bool = True,
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
@@ -67,34 +66,13 @@ def run_demo(
 
     out = Path(out)
     splits = list(range(5)) if splits is None else splits
-    console = console or Console(stderr=True)
-    jobs = [(m, s) for s in splits for m in methods]
-    results = []
-    progress = make_progress(console) if show_progress else None
-    if progress is not None:
-        progress.start()
-        task = progress.add_task("demo", total=len(jobs) * epochs, info="")
-    try:
-        for method, split in jobs:
-            cfg = demo_config(method, split, epochs, extra)
-            data = get_dataset(cfg.data)
-            if progress is not None:
-                progress.update(task, description=f"{method} split {split}")
-
-            def tick(row: dict[str, Any]) -> None:
-                if progress is not None:
-                    progress.update(task, advance=1, info=f"loss {row['train_loss']:.3f}")
-
-            res, how = run_or_resume(
-                cfg, out / "runs" / f"{method}-split{split}", data=data, show_progress=False, on_epoch=tick
-            )
-            if how == "reused" and progress is not None:
-                progress.update(task, advance=epochs)
-            results.append(res)
-    finally:
-        if progress is not None:
-            progress.stop()
-    rows = aggregate(results)
+    jobs = [
+        Job(demo_config(m, s, epochs, extra), out / "runs" / f"{m}-split{s}", f"{m} split {s}")
+        for s in splits
+        for m in methods
+    ]
+    done = run_jobs(jobs, workers=workers, show_progress=show_progress, description="demo", console=console)
+    rows = aggregate([res for res, _ in done])
     R.atomic_write_text(out / "table.md", demo_header(epochs, splits) + to_markdown(rows))
     R.atomic_write_text(out / "table.json", to_json(rows))
     return rows

@@ -1,0 +1,108 @@
+"""Run many configs, each into its own folder, in parallel worker processes with one progress bar.
+
+Small models leave CPU cores idle within one process; several single-threaded runs side by side use them.
+Each run stays independent and seeded, so a job's result does not depend on which worker ran it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue as queue_mod
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from difair.config import TrainConfig
+from difair.engine.progress import make_progress
+
+
+@dataclass
+class Job:
+    """One run: its config, its folder and a label for the progress bar."""
+
+    config: TrainConfig
+    run_dir: Path
+    label: str = ""
+
+
+def default_workers() -> int:
+    """One worker per core, at most 4 (CPU-bound runs)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _run_job(
+    config_dict: dict[str, Any], run_dir: str, threads: int, ticks: Any
+) -> tuple[dict[str, Any], str]:
+    import torch
+
+    from difair.data import get_dataset
+    from difair.engine.runner import run_or_resume
+
+    torch.set_num_threads(threads)
+    cfg = TrainConfig.from_dict(config_dict)
+    data = get_dataset(cfg.resolve().data)
+
+    def tick(row: dict[str, Any]) -> None:
+        if ticks is not None:
+            ticks.put((run_dir, row.get("train_loss", float("nan"))))
+
+    return run_or_resume(cfg, run_dir, data=data, show_progress=False, on_epoch=tick)
+
+
+def run_jobs(
+    jobs: list[Job],
+    *,
+    workers: int | None = None,
+    show_progress: bool = True,
+    description: str = "runs",
+    console: Console | None = None,
+) -> list[tuple[dict[str, Any], str]]:
+    """Results and what was done (``reused``/``resumed``/``trained``) for each job, in the jobs' order."""
+    workers = max(1, min(workers or default_workers(), len(jobs) or 1))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    total = sum(j.config.epochs for j in jobs)
+    progress = make_progress(console or Console(stderr=True)) if show_progress else None
+    ctx = mp.get_context("spawn")  # no fork after torch has started its thread pools
+    manager = ctx.Manager() if show_progress else None
+    ticks = manager.Queue() if manager is not None else None
+    results: dict[int, tuple[dict[str, Any], str]] = {}
+    try:
+        if progress is not None:
+            progress.start()
+            task = progress.add_task(description, total=total, info="")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures: dict[Future, int] = {
+                pool.submit(_run_job, j.config.to_dict(), str(j.run_dir), threads, ticks): i
+                for i, j in enumerate(jobs)
+            }
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(ticks, progress, task if progress is not None else None)
+                for fut in done:
+                    i = futures[fut]
+                    results[i] = fut.result()
+                    if progress is not None and results[i][1] == "reused":
+                        progress.update(task, advance=jobs[i].config.epochs)
+            _drain(ticks, progress, task if progress is not None else None)
+    finally:
+        if progress is not None:
+            progress.stop()
+        if manager is not None:
+            manager.shutdown()
+    return [results[i] for i in range(len(jobs))]
+
+
+def _drain(ticks: Any, progress: Any, task: Any) -> None:
+    if ticks is None or progress is None:
+        return
+    while True:
+        try:
+            run_dir, loss = ticks.get_nowait()
+        except queue_mod.Empty:
+            return
+        progress.update(task, advance=1, info=f"{Path(run_dir).name} loss {loss:.3f}")
