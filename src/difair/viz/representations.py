@@ -79,7 +79,7 @@ def class_similarity_figure(ra: RunAnalysis, split: str = "test", correct_only: 
     if max(len(c) for c in ra.class_names) > 3:
         ax.tick_params(axis="x", labelrotation=45)
     fig.colorbar(im, ax=ax, label="cosine similarity")
-    what = "z" if ra.is_difair else "outputs"
+    what = "z" if ra.is_difair else "logits"
     ax.set_title(f"Class similarity: cosine of mean {what} ({split})")
     return fig
 
