@@ -7,6 +7,7 @@ warmup) and ``validate`` raises one ``DifairError`` per problem, naming the fix.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -297,10 +298,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         return int(value)
     if base is float:
         if isinstance(value, str):  # YAML 1.1 reads "5e-4" (no dot) as a string
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise DifairError(f"option {path} takes a number, got {value!r}")
         return float(value)

@@ -13,7 +13,9 @@ from difair.errors import DifairError
 _LOADERS: dict[str, Callable[[DataConfig], OSRData]] = {}
 
 
-def register_dataset(name: str) -> Callable[[Callable[[DataConfig], OSRData]], Callable[[DataConfig], OSRData]]:
+def register_dataset(
+    name: str,
+) -> Callable[[Callable[[DataConfig], OSRData]], Callable[[DataConfig], OSRData]]:
     def wrap(fn: Callable[[DataConfig], OSRData]) -> Callable[[DataConfig], OSRData]:
         _LOADERS[name] = fn
         return fn

@@ -6,8 +6,8 @@ from difair.eval.metrics import (
     auroc,
     closed_set_accuracy,
     fpr_at_tpr,
-    osr_metrics,
     oscr,
+    osr_metrics,
 )
 from difair.eval.scores import (
     cac_score,

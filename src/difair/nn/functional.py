@@ -199,5 +199,7 @@ def cac_rejection_score(distances: Tensor, *, normalize: str = "sample") -> Tens
 def class_activations(z: Tensor, features_per_class: int) -> Tensor:
     """Sum of each class's N features, ``[B, n_c]``."""
     if z.shape[-1] % features_per_class:
-        raise ValueError(f"z has {z.shape[-1]} dims, not a multiple of features_per_class={features_per_class}")
+        raise ValueError(
+            f"z has {z.shape[-1]} dims, not a multiple of features_per_class={features_per_class}"
+        )
     return z.reshape(*z.shape[:-1], -1, features_per_class).sum(-1)

@@ -54,7 +54,13 @@ class DifairLoss(nn.Module):
 class CACLoss(nn.Module):
     """Class Anchor Clustering loss on logits with anchors ``alpha * e_c``."""
 
-    def __init__(self, num_classes: int, alpha: float = 10.0, lambda_: float = 0.1, tuplet_includes_target: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        alpha: float = 10.0,
+        lambda_: float = 0.1,
+        tuplet_includes_target: bool = False,
+    ):
         super().__init__()
         self.lambda_ = lambda_
         self.tuplet_includes_target = tuplet_includes_target
@@ -62,7 +68,11 @@ class CACLoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return DF.cac_loss(
-            logits.float(), target, self.anchors, self.lambda_, tuplet_includes_target=self.tuplet_includes_target
+            logits.float(),
+            target,
+            self.anchors,
+            self.lambda_,
+            tuplet_includes_target=self.tuplet_includes_target,
         )
 
 
