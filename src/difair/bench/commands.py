@@ -63,12 +63,20 @@ def _cmd_presets(args: argparse.Namespace) -> int:
             raise DifairError("difair presets show needs a NAME: see difair presets list")
         sys.stdout.write(preset_text(args.name))
         return 0
+    lines = []
     for name in preset_names():
         d = preset_dict(name)
         aug = d.get("augment", {})
         ra = f"RandAugment N={aug.get('randaugment_n')} M={aug.get('randaugment_m')}"
-        print(f"{name:<22} lr {d['optim']['lr']:<4} {d['epochs']} epochs, batch {d['batch_size']}, {ra}, "
-              f"flip {str(aug.get('hflip')).lower()}")  # fmt: skip
+        if not aug.get("randaugment_n"):
+            ra = "no RandAugment"
+        elif aug.get("randaugment_ops") == "no_geometric":
+            ra += " (no rotate/translate)"
+        flip = "flip" if aug.get("hflip") else "no flip"
+        lines.append(
+            f"{name:<20} lr {d['optim']['lr']:<4} {d['epochs']} epochs, batch {d['batch_size']}, {ra}, {flip}"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
