@@ -48,16 +48,20 @@ def machine_info() -> dict[str, Any]:
     """CPU model, cores, load, torch version and threads, and the GPU when there is one."""
     cpu = platform.processor() or "?"
     flags: set[str] = set()
+    family_model: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
+            elif line.startswith(("cpu family", "model\t")):
+                family_model.setdefault(line.split(":", 1)[0].strip(), line.split(":", 1)[1].strip())
             elif line.startswith("flags"):
                 flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     info: dict[str, Any] = {
         "cpu": cpu,
+        "cpu_family_model": family_model,
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "bf16_isa": sorted(f for f in flags if f in ("amx_bf16", "amx_tile", "avx512_bf16")),
@@ -176,6 +180,59 @@ class FastLoop:
         train_one_epoch(self.loop, itertools.islice(batches, n), LR, self.gen)
 
 
+# ---------------------------------------------------------------------- FLOPs, peak bf16, synthetic data
+BF16_PEAK_TFLOPS = {  # dense bf16 tensor-core peaks from the vendors' data sheets (no sparsity)
+    "H200": 989.4,
+    "H100 SXM": 989.4,
+    "H100 80GB HBM3": 989.4,
+    "H100 NVL": 835.0,
+    "H100 PCIe": 756.0,
+    "H100": 756.0,
+    "A100": 312.0,
+    "L40S": 362.1,
+    "L4": 121.0,
+    "A10": 125.0,
+}
+
+
+def bf16_peak_tflops(gpu_name: str) -> float | None:
+    """The card's dense bf16 peak, by the first key found in its name (None when unknown)."""
+    for key, value in BF16_PEAK_TFLOPS.items():
+        if key in gpu_name:
+            return value
+    return None
+
+
+def train_flops_per_image(loop: TrainLoop) -> float:
+    """FLOPs of one training image (forward + backward of model and loss), counted by FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = 4
+    x = loop.images[:n].float().div(255).contiguous(memory_format=loop.memory_format)
+    with FlopCounterMode(display=False) as fc:
+        out = loop.model(x)
+        loop.method.loss_terms(out, loop.labels[:n], loop.model.head)["loss"].backward()
+    loop.optimizer.zero_grad(set_to_none=True)
+    return fc.get_total_flops() / n
+
+
+def write_synthetic_cifar(root: Path, per_class: int) -> Path:
+    """A CIFAR-10-shaped JPEG tree of noise images (``per_class`` train, ``per_class // 5`` test per class)."""
+    import numpy as np
+    from PIL import Image
+
+    tree = root / CIFAR10_JPEG_DIR
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("test", max(1, per_class // 5))):
+        for name in CIFAR10_CLASSES:
+            folder = tree / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+                Image.fromarray(img).save(folder / f"{i:05d}.jpg", quality=90)
+    return root
+
+
 # ---------------------------------------------------------------------- timing
 def timed_window(run: Callable[[int], None], pre: int, n: int, device: torch.device) -> float:
     """Images/s of ``n`` steps after ``pre`` untimed ones."""
@@ -187,12 +244,21 @@ def timed_window(run: Callable[[int], None], pre: int, n: int, device: torch.dev
     return n * BATCH / (time.perf_counter() - t0)
 
 
-def alternate(loops: dict[str, Any], steps: int, rounds: int, device: torch.device) -> dict[str, list[float]]:
-    """Timed windows of each loop in turn, ``rounds`` times; returns images/s per window."""
+def alternate(
+    loops: dict[str, Any], steps: int, rounds: int, device: torch.device, peak: dict[str, float] | None = None
+) -> dict[str, list[float]]:
+    """Timed windows of each loop in turn, ``rounds`` times; returns images/s per window.
+
+    On CUDA ``peak`` receives each loop's peak allocated memory (GiB) over its windows."""
     out: dict[str, list[float]] = {k: [] for k in loops}
     for r in range(rounds):
         for name, lp in loops.items():
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
             out[name].append(timed_window(lp.steps, lp.prefetched, steps, device))
+            if device.type == "cuda" and peak is not None:
+                gib = torch.cuda.max_memory_allocated(device) / 2**30
+                peak[name] = max(peak.get(name, 0.0), gib)
             print(f"  round {r + 1}/{rounds} {name:<9} {out[name][-1]:8.1f} img/s", flush=True)
     return out
 
@@ -212,11 +278,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--root", type=Path, default=None, help="data root (default: $DIFAIR_DATA or ~/.cache/difair-data)"
     )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    p.add_argument(
+        "--synthetic-per-class",
+        type=int,
+        default=0,
+        metavar="K",
+        help="no CIFAR-10 at hand: time on a generated JPEG tree of K noise images per class (in a temp dir)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     root = args.root or default_root()
+    if args.synthetic_per_class:
+        import tempfile
+
+        root = write_synthetic_cifar(
+            Path(tempfile.mkdtemp(prefix="difair-synthetic-")), args.synthetic_per_class
+        )
+        print(f"synthetic data: {args.synthetic_per_class} noise JPEGs per class in {root}")
     machine = machine_info()
     print("machine:", json.dumps(machine))
 
@@ -234,15 +314,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     loops = {"reference": ReferenceLoop(ref_cfg.resolve(), ref_ds, args.workers, device)}
     loops["difair"] = FastLoop(build_loop(cfg, data))
+    flops = train_flops_per_image(loops["difair"].loop)
+    print(f"training FLOPs per image (VGG32 + DIFAIR head, forward + backward): {flops / 1e9:.3f} GFLOP")
     for name, lp in loops.items():
         t0 = time.perf_counter()
         lp.steps(args.warmup + lp.prefetched)
         _sync(device)
         print(f"warm-up {name}: {time.perf_counter() - t0:.1f} s")
 
-    ips = alternate(loops, args.steps, args.rounds, device)
+    peak: dict[str, float] = {}
+    ips = alternate(loops, args.steps, args.rounds, device, peak)
     med = {k: statistics.median(v) for k, v in ips.items()}
     ratio = med["difair"] / med["reference"]
+    tflops = {k: v * flops / 1e12 for k, v in med.items()}
     machine_after = os.getloadavg() if hasattr(os, "getloadavg") else None
     print(
         f"\nreference (ImageFolder+DataLoader[{args.workers} workers], fp32, NCHW, SGD): {med['reference']:8.1f} img/s"
@@ -253,6 +337,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     print(f"ratio difair/reference: {ratio:.2f}x  (medians of {args.rounds} windows of {args.steps} steps)")
     print(f"load average before {machine['loadavg']} after {machine_after}")
+    peak_tf = bf16_peak_tflops(machine.get("gpu", "")) if device.type == "cuda" else None
+    print(
+        f"achieved TFLOP/s: difair {tflops['difair']:.2f}, reference {tflops['reference']:.2f}"
+        + (
+            f"; the card's dense bf16 peak {peak_tf:.0f} -> {100 * tflops['difair'] / peak_tf:.1f} %"
+            if peak_tf
+            else ""
+        )
+    )
+    if peak:
+        print("peak GPU memory allocated (GiB): " + ", ".join(f"{k} {v:.2f}" for k, v in peak.items()))
     result = {
         "machine": machine,
         "loadavg_after": machine_after,
@@ -260,6 +355,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "images_per_s": ips,
         "median": med,
         "ratio": ratio,
+        "train_gflop_per_image": flops / 1e9,
+        "achieved_tflops": tflops,
+        "bf16_peak_tflops": peak_tf,
+        "peak_gpu_memory_gib": peak,
     }
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
