@@ -38,8 +38,10 @@ def build_model(
     """A freshly initialised model for ``cfg`` and its method object (seeded by the caller)."""
     method = build_method(cfg)
     m = cfg.model
-    kwargs = {}
-    if m.backbone == "vgg32":
+    kwargs: dict = {}
+    if m.backbone == "small_cnn":
+        kwargs = dict(width=m.width, dropout=m.dropout)
+    elif m.backbone == "vgg32":
         kwargs = dict(
             dropout=m.dropout,
             dropout_kind=m.dropout_kind,

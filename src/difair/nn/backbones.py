@@ -32,6 +32,39 @@ def _vgg32(in_channels: int = 3, **kwargs) -> nn.Module:
     return VGG32(in_channels=in_channels, **kwargs)
 
 
+class SmallCNN(nn.Module):
+    """A five-conv network for tiny images (the digits demo): 3x3 convs with BatchNorm and LeakyReLU(0.2),
+    widths ``w, w, 2w, 2w, 2w`` (``w = 32 * width``), stride 2 at the third and fifth conv, dropout before the fourth.
+
+    On 16x16 input its last map is 4x4, as VGG32's is on 32x32, at about a twentieth of VGG32's cost.
+    """
+
+    def __init__(self, in_channels: int = 1, width: float = 1.0, dropout: float = 0.1):
+        super().__init__()
+        w = max(1, round(32 * width))
+        layers: list[nn.Module] = []
+        for i, (cin, cout, stride) in enumerate(
+            [(in_channels, w, 1), (w, w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 1), (2 * w, 2 * w, 2)]
+        ):
+            if i == 3:
+                layers.append(nn.Dropout(dropout))
+            layers += [
+                nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.LeakyReLU(0.2),
+            ]
+        self.body = nn.Sequential(*layers)
+        self.out_channels = 2 * w
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.body(x)
+
+
+@register_backbone("small_cnn")
+def _small_cnn(in_channels: int = 1, **kwargs) -> nn.Module:
+    return SmallCNN(in_channels, width=kwargs.get("width", 1.0), dropout=kwargs.get("dropout", 0.1))
+
+
 class ResNet18Features(nn.Module):
     """torchvision ResNet-18 without its pooling and fc; ``cifar_stem`` uses a 3x3 stride-1 stem for 32x32 images."""
 
@@ -120,4 +153,11 @@ class OSRModel(nn.Module):
         return self.head(self.feature_map(x))
 
 
-__all__ = ["create_backbone", "register_backbone", "available_backbones", "OSRModel", "ResNet18Features"]
+__all__ = [
+    "create_backbone",
+    "register_backbone",
+    "available_backbones",
+    "OSRModel",
+    "ResNet18Features",
+    "SmallCNN",
+]
