@@ -155,9 +155,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         workers=args.jobs,
         show_progress=not args.quiet,
     )
-    console = Console()
-    console.print(to_markdown(rows), markup=False)
-    console.print(
+    print(to_markdown(rows))
+    print(
         f"demo finished in {time.perf_counter() - t0:.0f} s; tables written to {args.out}/table.md and table.json"
     )
     return 0
