@@ -7,6 +7,7 @@ themselves live in ``difair.engine.loop``; with ``devices > 1`` the run is data-
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -45,12 +46,19 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def make_fabric(cfg: TrainConfig):
     from lightning_fabric import Fabric
 
+    log = logging.getLogger("lightning_fabric")
+    level = log.level
+    log.setLevel(
+        logging.WARNING
+    )  # the precision is in config.yaml; Fabric's "Using bfloat16 ..." repeats it per run
     try:
         return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision)
     except (ValueError, RuntimeError, TypeError) as exc:
         raise DifairError(
             f"cannot set up accelerator={cfg.accelerator} devices={cfg.devices} precision={cfg.precision}: {exc}"
         ) from exc
+    finally:
+        log.setLevel(level)
 
 
 def load_data(cfg: TrainConfig, data: OSRData | None) -> OSRData:
