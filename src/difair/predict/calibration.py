@@ -1,0 +1,132 @@
+"""Threshold calibration: the score threshold that keeps a chosen fraction of known samples, stored with the run."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from difair.engine import rundir as R
+from difair.engine.evaluate import collect_outputs
+from difair.engine.load import LoadedRun, load_run
+from difair.errors import DifairError
+from difair.methods import CACMethod
+
+THRESHOLD_FILE = "threshold.json"
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as given, else CUDA when available, else CPU."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def threshold_for_known_fraction(known_scores: Tensor | np.ndarray, keep: float = 0.95) -> float:
+    """The largest threshold ``t`` such that ``score >= t`` accepts at least ``keep`` of ``known_scores``."""
+    if not 0 < keep <= 1:
+        raise DifairError(f"the fraction of knowns to keep must be in (0, 1], got {keep}")
+    s = np.sort(np.asarray(known_scores, dtype=np.float64).ravel())[::-1]
+    if s.size == 0:
+        raise DifairError("threshold calibration needs at least one known sample")
+    k = int(np.ceil(keep * s.size - 1e-9))
+    return float(s[max(k, 1) - 1])
+
+
+def checkpoint_fingerprint(run_dir: str | Path) -> str:
+    """SHA-256 (first 16 hex digits) of the run's checkpoint: a calibration is valid for this file only."""
+    h = hashlib.sha256()
+    with open(Path(run_dir) / R.CHECKPOINT, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
+    """The stored calibration of ``run_dir``, or None when absent or made for another checkpoint."""
+    import json
+
+    path = Path(run_dir) / THRESHOLD_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("checkpoint") != checkpoint_fingerprint(run_dir):
+        return None
+    return record
+
+
+def needs_recenter(run: LoadedRun) -> bool:
+    """A CAC run evaluated with ``cac.recenter`` whose anchors are still the initial ``alpha * e_c``."""
+    if not (isinstance(run.method, CACMethod) and run.config.cac.recenter):
+        return False
+    head = run.model.head
+    initial = torch.eye(head.num_classes) * run.method.alpha
+    return bool(torch.equal(head.anchors.float().cpu(), initial))
+
+
+def recenter_if_needed(run: LoadedRun, train_outputs: Tensor | None, train_labels: Tensor | None) -> None:
+    """CAC runs evaluated with ``cac.recenter``: move the anchors to the class means of correct train logits
+    (once: a run whose anchors were already moved is left as it is)."""
+    if needs_recenter(run) and train_outputs is not None:
+        run.method.recenter(run.model.head, train_outputs, train_labels)
+
+
+def calibrate(
+    run: str | Path | LoadedRun,
+    keep: float = 0.95,
+    *,
+    score: str | None = None,
+    data=None,
+    test_outputs: Tensor | None = None,
+    device: str | torch.device | None = None,
+    write: bool = True,
+) -> dict[str, Any]:
+    """Calibrate the threshold of ``run`` on its known test images and store it in ``RUN_DIR/threshold.json``.
+
+    ``data`` (an ``OSRData``) and ``test_outputs`` may be passed to avoid reloading and recomputing them.
+    """
+    run = run if isinstance(run, LoadedRun) else load_run(run)
+    method, head = run.method, run.model.head
+    score = score or method.default_score
+    if score not in method.score_names:
+        raise DifairError(
+            f"method {method.name} has no score {score!r}: choose one of {', '.join(method.score_names)}"
+        )
+    if data is None:
+        from difair.data import get_dataset
+
+        data = get_dataset(run.config.data)
+    dev = pick_device(device)
+    model = run.model.to(dev)
+    bs = run.config.eval_batch_size
+    if needs_recenter(run):
+        recenter_if_needed(run, collect_outputs(model, data.train_images, bs, dev), data.train_labels)
+    if test_outputs is None:
+        test_outputs = collect_outputs(model, data.test_images, bs, dev)
+    run.model.cpu()
+    s = method.scores(test_outputs, head.cpu())[score]
+    known = data.test_labels >= 0
+    t = threshold_for_known_fraction(s[known], keep)
+    record = {
+        "score": score,
+        "threshold": t,
+        "keep_known": keep,
+        "calibrated_on": "test (known images; the package has no validation split)",
+        "known_accepted": float((s[known] >= t).double().mean()),
+        "unknown_accepted": float((s[~known] >= t).double().mean()) if (~known).any() else None,
+        "n_known": int(known.sum()),
+        "n_unknown": int((~known).sum()),
+        "method": method.name,
+        "checkpoint": checkpoint_fingerprint(run.run_dir),
+        "cac_anchors": head.anchors.tolist() if isinstance(method, CACMethod) else None,
+    }
+    if write:
+        R.write_json(Path(run.run_dir) / THRESHOLD_FILE, record)
+    return record

@@ -1,0 +1,191 @@
+"""``Predictor``: predicted class or "unknown", score and per-class distances or probabilities per image."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from difair.engine import rundir as R
+from difair.engine.evaluate import collect_outputs
+from difair.engine.load import LoadedRun, load_run
+from difair.errors import DifairError
+from difair.methods import CACMethod, CEMethod
+from difair.predict.calibration import calibrate, pick_device, read_calibration
+from difair.predict.images import load_images, run_image_size
+
+UNKNOWN = "unknown"
+
+
+@dataclass
+class Predictions:
+    """Per-image results of ``Predictor.predict``; ``labels`` holds a class name or ``"unknown"``."""
+
+    names: list[str]
+    class_names: list[str]
+    outputs: Tensor  # [B, D] model outputs (z for DIFAIR, logits otherwise)
+    nearest: Tensor  # [B] closed-set class index
+    scores: Tensor  # [B] higher = more likely known
+    accepted: Tensor  # [B] bool: score >= threshold
+    per_class: Tensor  # [B, n_c] distances (difair, cac) or probabilities (ce)
+    per_class_kind: str  # "distance" | "probability"
+    score_name: str
+    threshold: float
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def class_index(self) -> Tensor:
+        """Predicted class index, -1 where the image is rejected as unknown."""
+        return torch.where(self.accepted, self.nearest, torch.full_like(self.nearest, -1))
+
+    @property
+    def labels(self) -> list[str]:
+        return [self.class_names[int(c)] if c >= 0 else UNKNOWN for c in self.class_index]
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per image: path, prediction, accepted, score, nearest class, then one column per class."""
+        prefix = "dist_" if self.per_class_kind == "distance" else "prob_"
+        rows = []
+        for i, name in enumerate(self.names):
+            row: dict[str, Any] = {
+                "path": name,
+                "prediction": self.labels[i],
+                "accepted": bool(self.accepted[i]),
+                "score": round(float(self.scores[i]), 6),
+                "nearest_class": self.class_names[int(self.nearest[i])],
+            }
+            row.update(
+                {
+                    prefix + c: round(float(v), 6)
+                    for c, v in zip(self.class_names, self.per_class[i], strict=True)
+                }
+            )
+            rows.append(row)
+        return rows
+
+    def write_csv(self, path: str | Path) -> None:
+        """Write ``rows()`` as CSV (atomically)."""
+        import io
+
+        rows = self.rows()
+        buf = io.StringIO()
+        fields = list(rows[0]) if rows else ["path", "prediction", "accepted", "score", "nearest_class"]
+        writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        R.atomic_write_text(Path(path), buf.getvalue())
+
+
+class Predictor:
+    """A trained run ready to classify new images with rejection; see ``difair.load``."""
+
+    def __init__(
+        self,
+        run: str | Path | LoadedRun,
+        *,
+        threshold: float | None = None,
+        score: str | None = None,
+        keep: float | None = None,
+        device: str | torch.device | None = None,
+        batch_size: int = 256,
+        data=None,
+    ):
+        self.run = run if isinstance(run, LoadedRun) else load_run(run)
+        self.method = self.run.method
+        self.score_name = score or self.method.default_score
+        if self.score_name not in self.method.score_names:
+            raise DifairError(
+                f"method {self.method.name} has no score {self.score_name!r}: "
+                f"choose one of {', '.join(self.method.score_names)}"
+            )
+        self.device = pick_device(device)
+        self.batch_size = batch_size
+        self.image_size = run_image_size(self.run)
+        self.channels = int(self.run.state["channels"])
+        self.calibrated_now = False
+        cal = read_calibration(self.run.run_dir)
+        needs_cal = threshold is None or (isinstance(self.method, CACMethod) and self.run.config.cac.recenter)
+        stale = (
+            cal is None
+            or cal.get("score") != self.score_name
+            or (keep is not None and cal["keep_known"] != keep)
+        )
+        if needs_cal and stale:
+            cal = calibrate(self.run, keep or 0.95, score=self.score_name, data=data, device=self.device)
+            self.calibrated_now = True
+        self.calibration = cal
+        if cal is not None and cal.get("cac_anchors") is not None and isinstance(self.method, CACMethod):
+            self.run.model.head.anchors.copy_(torch.tensor(cal["cac_anchors"]))
+        self.threshold = float(threshold if threshold is not None else cal["threshold"])
+        self.model = self.run.model.to(self.device).eval()
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.run.class_names
+
+    def prepare(self, images: Any) -> tuple[Tensor, list[str], list[tuple[str, str]]]:
+        """Images -> float ``[B, C, S, S]`` at the run's size and channel count, names, skipped inputs."""
+        return load_images(images, self.image_size, self.channels)
+
+    def outputs(self, batch: Tensor) -> Tensor:
+        """Model outputs (on CPU) of a prepared batch."""
+        return collect_outputs(self.model, batch, self.batch_size, self.device)
+
+    def predict(self, images: Any, *, on_error: str = "skip") -> Predictions:
+        """Classify ``images`` (tensors, arrays, PIL images, paths or folders) with rejection.
+
+        ``on_error="skip"`` records unreadable inputs in ``Predictions.skipped``; ``"raise"`` raises DifairError.
+        """
+        if on_error not in ("skip", "raise"):
+            raise ValueError("on_error must be 'skip' or 'raise'")
+        batch, names, skipped = self.prepare(images)
+        if skipped and on_error == "raise":
+            raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")
+        return self.predict_prepared(batch, names, skipped)
+
+    @torch.no_grad()
+    def predict_prepared(
+        self, batch: Tensor, names: list[str] | None = None, skipped: list[tuple[str, str]] | None = None
+    ) -> Predictions:
+        """Predictions for a batch already at the run's size (``prepare``'s output)."""
+        out = self.outputs(batch) if len(batch) else torch.empty(0, self._out_dim())
+        head = self.model.head
+        scores = self.method.scores(out, head)[self.score_name].cpu() if len(out) else torch.empty(0)
+        nearest = self.method.predict(out, head).cpu() if len(out) else torch.empty(0, dtype=torch.long)
+        if isinstance(self.method, CEMethod):
+            per_class, kind = torch.softmax(out, dim=1), "probability"
+        elif isinstance(self.method, CACMethod):
+            per_class, kind = head.distances(out).cpu(), "distance"
+        else:
+            from difair.nn.functional import anchor_distances
+
+            per_class, kind = anchor_distances(out, self.method.anchors(head).cpu()), "distance"
+        return Predictions(
+            names=list(names or [f"#{i}" for i in range(len(batch))]),
+            class_names=self.class_names,
+            outputs=out,
+            nearest=nearest,
+            scores=scores,
+            accepted=scores >= self.threshold,
+            per_class=per_class,
+            per_class_kind=kind,
+            score_name=self.score_name,
+            threshold=self.threshold,
+            skipped=list(skipped or []),
+        )
+
+    def _out_dim(self) -> int:
+        n = len(self.class_names)
+        return n * getattr(self.method, "features_per_class", 1)
+
+
+def load(run_dir: str | Path, **kwargs: Any) -> Predictor:
+    """A ``Predictor`` for the run in ``run_dir`` (keyword arguments as ``Predictor``)."""
+    return Predictor(run_dir, **kwargs)
