@@ -89,3 +89,8 @@ def test_overrides_parse_numbers_booleans_and_lists() -> None:
     )
     assert cfg.optim.weight_decay == 5e-4 and cfg.channels_last is True
     assert cfg.data.known == ["cat", "dog"] and cfg.difair.radius == 12.0
+
+
+def test_benchmark_refuses_multi_device_runs(capsys) -> None:
+    assert main(["benchmark", "--datasets", "digits", "--out", "/tmp/never", "--set", "devices=2"]) == 2
+    assert "--ray" in capsys.readouterr().err

@@ -46,11 +46,22 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise DifairError(f"--epochs must be >= 1, got {args.epochs}")
     check_overrides(args.overrides)
+    if any(o.replace(" ", "").startswith("devices=") and o.split("=", 1)[1].strip() != "1" for o in args.overrides):
+        raise DifairError(
+            "difair benchmark runs one process per run: use --ray to run runs in parallel, "
+            "or difair train --devices N for one run on several devices"
+        )
     from difair.bench.runner import run_grid
 
     specs = make_grid(methods, datasets, _parse_splits(args.splits), args.seed)
-    run_grid(args.out, specs, epochs=args.epochs, overrides=args.overrides, show_progress=not args.quiet,
-             console=console)  # fmt: skip
+    if args.ray is not None:
+        from difair.bench.ray_backend import run_benchmark_ray
+
+        run_benchmark_ray(args.out, specs, epochs=args.epochs, overrides=args.overrides, address=args.ray or None,
+                          gpus_per_run=args.gpus_per_run, cpus_per_run=args.cpus_per_run, console=console)  # fmt: skip
+    else:
+        run_grid(args.out, specs, epochs=args.epochs, overrides=args.overrides, show_progress=not args.quiet,
+                 console=console)  # fmt: skip
     sys.stdout.write((Path(args.out) / "table.md").read_text())
     return 0
 
@@ -106,6 +117,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--report-only", type=Path, metavar="DIR", help="rebuild DIR's tables from its runs; no training"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from difair.bench.ray_backend import add_ray_arguments
+
+    add_ray_arguments(p)
     p.set_defaults(func=_cmd_benchmark)
 
     q = sub.add_parser("presets", help="list the paper's presets or print one (to copy and edit)")
