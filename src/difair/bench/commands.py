@@ -46,7 +46,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise DifairError(f"--epochs must be >= 1, got {args.epochs}")
     check_overrides(args.overrides)
-    if any(o.replace(" ", "").startswith("devices=") and o.split("=", 1)[1].strip() != "1" for o in args.overrides):
+    if any(
+        o.replace(" ", "").startswith("devices=") and o.split("=", 1)[1].strip() != "1"
+        for o in args.overrides
+    ):
         raise DifairError(
             "difair benchmark runs one process per run: use --ray to run runs in parallel, "
             "or difair train --devices N for one run on several devices"
