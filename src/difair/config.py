@@ -50,6 +50,7 @@ class ModelConfig:
     width: float = 1.0
     dropout: float = 0.2
     dropout_kind: str = "element"  # element (authors' Keras Dropout) | channel (Vaze's Dropout2d)
+    dropout_backend: str = "torch"  # torch (F.dropout) | fast (same mask, drawn ~2.5x faster on CPU)
     padding: str = "symmetric"  # symmetric (PyTorch) | tf (authors' asymmetric stride-2 padding)
     bn_momentum: float = 0.1  # PyTorch convention; the authors' Keras default is 0.01
     bn_eps: float = 1e-5  # the authors' Keras default is 1e-3
@@ -218,6 +219,7 @@ class TrainConfig:
                 f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be < epochs ({self.epochs})"
             )
         _choice("model.dropout_kind", self.model.dropout_kind, ("element", "channel"))
+        _choice("model.dropout_backend", self.model.dropout_backend, ("torch", "fast"))
         _choice("model.padding", self.model.padding, ("symmetric", "tf"))
         if not 0 <= self.model.dropout < 1 or not self.model.width > 0:
             raise DifairError("model.dropout must be in [0, 1) and model.width > 0")

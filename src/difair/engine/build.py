@@ -40,11 +40,12 @@ def build_model(
     m = cfg.model
     kwargs: dict = {}
     if m.backbone == "small_cnn":
-        kwargs = dict(width=m.width, dropout=m.dropout)
+        kwargs = dict(width=m.width, dropout=m.dropout, dropout_backend=m.dropout_backend)
     elif m.backbone == "vgg32":
         kwargs = dict(
             dropout=m.dropout,
             dropout_kind=m.dropout_kind,
+            dropout_backend=m.dropout_backend,
             padding=m.padding,
             bn_momentum=m.bn_momentum,
             bn_eps=m.bn_eps,

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from difair.errors import DifairError
+from difair.nn.dropout import make_dropout
 from difair.nn.vgg32 import VGG32
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -39,7 +40,9 @@ class SmallCNN(nn.Module):
     On 16x16 input its last map is 4x4, as VGG32's is on 32x32, at about a twentieth of VGG32's cost.
     """
 
-    def __init__(self, in_channels: int = 1, width: float = 1.0, dropout: float = 0.1):
+    def __init__(
+        self, in_channels: int = 1, width: float = 1.0, dropout: float = 0.1, dropout_backend: str = "torch"
+    ):
         super().__init__()
         w = max(1, round(32 * width))
         layers: list[nn.Module] = []
@@ -47,7 +50,7 @@ class SmallCNN(nn.Module):
             [(in_channels, w, 1), (w, w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 1), (2 * w, 2 * w, 2)]
         ):
             if i == 3:
-                layers.append(nn.Dropout(dropout))
+                layers.append(make_dropout(dropout, "element", dropout_backend))
             layers += [
                 nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
                 nn.BatchNorm2d(cout),
@@ -62,7 +65,12 @@ class SmallCNN(nn.Module):
 
 @register_backbone("small_cnn")
 def _small_cnn(in_channels: int = 1, **kwargs) -> nn.Module:
-    return SmallCNN(in_channels, width=kwargs.get("width", 1.0), dropout=kwargs.get("dropout", 0.1))
+    return SmallCNN(
+        in_channels,
+        width=kwargs.get("width", 1.0),
+        dropout=kwargs.get("dropout", 0.1),
+        dropout_backend=kwargs.get("dropout_backend", "torch"),
+    )
 
 
 class ResNet18Features(nn.Module):

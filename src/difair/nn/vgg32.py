@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from difair.nn.dropout import make_dropout
+
 # (out_channels, stride) of the nine 3x3 convs; the widths are scaled by ``width``.
 _LAYOUT = ((64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (128, 2), (128, 1), (128, 1), (128, 2))
 
@@ -45,6 +47,8 @@ class VGG32(nn.Module):
         in_channels: 1 for MNIST kept grey, 3 otherwise.
         dropout: drop probability at the input of each block (0.2 in all references).
         dropout_kind: ``"element"`` (Keras Dropout, the authors' code) or ``"channel"`` (Dropout2d, Vaze).
+        dropout_backend: ``"torch"`` (nn.Dropout) or ``"fast"`` (the same mask drawn faster on CPU:
+            ``difair.nn.dropout``).
         padding: ``"symmetric"`` (PyTorch padding=1, Vaze) or ``"tf"`` (TF "same": the authors' asymmetric
             stride-2 padding).
         bn_momentum, bn_eps: BatchNorm settings (PyTorch convention; Keras defaults are 0.01 / 1e-3).
@@ -56,22 +60,20 @@ class VGG32(nn.Module):
         in_channels: int = 3,
         dropout: float = 0.2,
         dropout_kind: str = "element",
+        dropout_backend: str = "torch",
         padding: str = "symmetric",
         bn_momentum: float = 0.1,
         bn_eps: float = 1e-5,
         width: float = 1.0,
     ):
         super().__init__()
-        if dropout_kind not in ("element", "channel"):
-            raise ValueError(f"dropout_kind must be 'element' or 'channel', got {dropout_kind!r}")
         if padding not in ("symmetric", "tf"):
             raise ValueError(f"padding must be 'symmetric' or 'tf', got {padding!r}")
-        drop = nn.Dropout if dropout_kind == "element" else nn.Dropout2d
         layers: list[nn.Module] = []
         cin = in_channels
         for i, (cout, stride) in enumerate(_LAYOUT):
             if i % 3 == 0:
-                layers.append(drop(dropout))
+                layers.append(make_dropout(dropout, dropout_kind, dropout_backend))
             cout = max(1, round(cout * width))
             layers.append(_Conv(cin, cout, stride, padding, bn_momentum, bn_eps))
             cin = cout
