@@ -22,7 +22,12 @@ from difair.eval.tables import aggregate
 
 OURS = ("closed_set_accuracy", "auroc", "oscr")
 SHORT = {"closed_set_accuracy": "acc", "auroc": "auroc", "oscr": "oscr"}
-SETTINGS = ("precision", "channels_last", "augment.backend")  # how the runs were computed, beside fidelity
+SETTINGS = (
+    "precision",
+    "channels_last",
+    "augment.backend",
+    "model.dropout_backend",
+)  # how the runs were computed, beside fidelity
 
 
 def collect_runs(out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
