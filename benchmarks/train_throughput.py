@@ -10,7 +10,7 @@ $DIFAIR_DATA/cifar10-jpeg or ~/.cache/difair-data/cifar10-jpeg) with batch size 
     fp32, NCHW, plain ``torch.optim.SGD`` (no foreach/fused).
 (b) difair: ``difair.engine.loop.train_one_epoch`` (the code path of ``difair train``) on the decode-once uint8
     cache resident on the device, batched crop/flip/RandAugment, bf16 autocast, channels_last, foreach SGD,
-    optionally ``torch.compile``.
+    the fast dropout mask (``model.dropout_backend=fast``), optionally ``torch.compile``.
 
 The two alternate in timed windows of ``--steps`` steps (a, b, a, b, ...), so machine noise hits both alike;
 each window starts with untimed steps that drain what (a)'s workers prefetched meanwhile. Prints images/s
@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from difair.config import TrainConfig, apply_overrides
+from difair.config import FAST_PATH, TrainConfig, apply_overrides
 from difair.data import get_dataset
 from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
 from difair.data.registry import default_root
@@ -153,10 +153,7 @@ def fast_config(device: str, compile_model: bool, root: Path) -> TrainConfig:
         f"data.root={root}",
         f"batch_size={BATCH}",
         f"accelerator={device}",
-        "precision=bf16-mixed",
-        "channels_last=true",
-        "augment.backend=batched",
-        "optim.foreach=true",
+        *FAST_PATH,  # bf16-mixed, channels_last, batched augmentation, foreach SGD, fast dropout (--fast)
         f"compile={str(compile_model).lower()}",
     ]
     return TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), overrides))
@@ -310,7 +307,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ref_ds = reference_dataset(root, known)
     assert len(ref_ds) == len(data.train_labels), "both loops must see the same training set"
     ref_cfg = TrainConfig.from_dict(
-        apply_overrides(cfg.to_dict(), ["precision=32-true", "channels_last=false"])
+        apply_overrides(
+            cfg.to_dict(), ["precision=32-true", "channels_last=false", "model.dropout_backend=torch"]
+        )
     )
     loops = {"reference": ReferenceLoop(ref_cfg.resolve(), ref_ds, args.workers, device)}
     loops["difair"] = FastLoop(build_loop(cfg, data))
@@ -332,7 +331,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"\nreference (ImageFolder+DataLoader[{args.workers} workers], fp32, NCHW, SGD): {med['reference']:8.1f} img/s"
     )
     print(
-        f"difair    (uint8 cache, batched aug, bf16, channels_last, foreach SGD"
+        f"difair    (uint8 cache, batched aug, bf16, channels_last, foreach SGD, fast dropout"
         f"{', compile' if args.compile else ''}): {med['difair']:8.1f} img/s"
     )
     print(f"ratio difair/reference: {ratio:.2f}x  (medians of {args.rounds} windows of {args.steps} steps)")

@@ -94,3 +94,35 @@ def test_overrides_parse_numbers_booleans_and_lists() -> None:
 def test_benchmark_refuses_multi_device_runs(capsys) -> None:
     assert main(["benchmark", "--datasets", "digits", "--out", "/tmp/never", "--set", "devices=2"]) == 2
     assert "--ray" in capsys.readouterr().err
+
+
+def test_fast_sets_the_fast_path_and_later_sets_win(tmp_path: Path) -> None:
+    import yaml
+
+    from difair.config import FAST_PATH, TrainConfig, apply_overrides
+
+    out = tmp_path / "fast"
+    assert main(["train", "--quiet", "--fast", "--out", str(out), *_sets(), "--set", "channels_last=false"]) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    expected = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), list(FAST_PATH))).to_dict()
+    assert saved["precision"] == expected["precision"] == "bf16-mixed"
+    assert saved["augment"]["backend"] == "batched"
+    assert saved["model"]["dropout_backend"] == "fast"
+    assert saved["optim"]["foreach"] is True
+    assert saved["channels_last"] is False  # the --set after --fast wins
+
+
+def test_benchmark_fast_puts_the_fast_path_before_the_sets(tmp_path: Path, monkeypatch) -> None:
+    import difair.bench.runner as runner
+    from difair.config import FAST_PATH
+
+    seen = {}
+
+    def fake_run_grid(out, specs, *, overrides, **kwargs):
+        seen["overrides"] = overrides
+        (Path(out) / "table.md").write_text("")
+
+    monkeypatch.setattr(runner, "run_grid", fake_run_grid)
+    argv = ["benchmark", "--fast", "--datasets", "digits", "--out", str(tmp_path), "--set", "precision=32-true"]
+    assert main(argv) == 0
+    assert seen["overrides"] == [*FAST_PATH, "precision=32-true"]

@@ -40,6 +40,19 @@ def _parse_splits(text: str) -> list[int]:
     return out
 
 
+FAST_HELP = (
+    "the fast path: bf16 autocast, channels_last, batched augmentation, foreach SGD, fast dropout mask "
+    "(--set options after it win, e.g. --set precision=16-mixed on GPUs without bf16)"
+)
+
+
+def fast_overrides(fast: bool, overrides: list[str]) -> list[str]:
+    """``--set`` overrides, after the fast path's settings when ``--fast`` is given (so ``--set`` wins)."""
+    from difair.config import FAST_PATH
+
+    return [*FAST_PATH, *overrides] if fast else list(overrides)
+
+
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run (method, dataset, split) into a run folder")
     p.set_defaults(func=_cmd_train)
@@ -61,6 +74,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="override any option, e.g. --set optim.lr=0.1 --set difair.alpha=5",
     )
+    p.add_argument("--fast", action="store_true", help=FAST_HELP)
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -88,7 +102,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         base = merge(base, preset_dict(args.preset))
     if args.config is not None:
         base = merge(base, read_config_file(args.config))
-    overrides = list(args.overrides)
+    overrides = fast_overrides(args.fast, args.overrides)
     if args.method is not None:
         if args.method not in METHODS:
             raise DifairError(f"unknown method {args.method!r}: choose one of {', '.join(METHODS)}")

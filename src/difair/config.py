@@ -330,6 +330,17 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+# The engine's fast path (docs/performance.md), ``--fast`` on the command line: execution settings that change
+# how a run computes, not what it learns (the same ops and distributions; bf16 rounding; other random streams).
+FAST_PATH: tuple[str, ...] = (
+    "precision=bf16-mixed",
+    "channels_last=true",
+    "augment.backend=batched",
+    "optim.foreach=true",
+    "model.dropout_backend=fast",
+)
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key=value`` strings (dotted keys, YAML values) to a nested config dict; returns a new dict."""
     out = json.loads(json.dumps(data))
