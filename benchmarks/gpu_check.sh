@@ -40,7 +40,7 @@ workers=$(( $(nproc) - 2 ))
 [ "$workers" -gt 12 ] && workers=12
 [ "$workers" -lt 1 ] && workers=1
 
-echo "== 1. throughput: reference loop vs difair (bf16, channels_last, batched augmentation), eager  [$(elapsed) s]"
+echo "== 1. throughput: reference loop vs difair (--fast: bf16, channels_last, batched augmentation), eager  [$(elapsed) s]"
 timeout 200 "$py" benchmarks/train_throughput.py --device cuda --steps 200 --rounds 5 --warmup 20 \
   --workers "$workers" "${synthetic[@]}" --json "$out/throughput.json" || echo "(step 1 failed or timed out)"
 
@@ -52,7 +52,7 @@ timeout 150 "$py" benchmarks/train_throughput.py --device cuda --steps 200 --rou
 echo "== 3. a short run: difair on $dataset split 0, 30 epochs, fast settings  [$(elapsed) s]"
 rm -rf "$out/run"
 timeout 110 "$py" -m difair.cli train --quiet --dataset "$dataset" --split 0 --epochs 30 --out "$out/run" \
-  --set accelerator=cuda --set precision=bf16-mixed --set channels_last=true --set augment.backend=batched \
+  --fast --set accelerator=cuda \
   || echo "(step 3 failed or timed out)"
 "$py" - "$out/run" <<'EOF' || true
 import json, statistics, sys
