@@ -110,6 +110,13 @@ class AugmentConfig:
     crop_padding: int = 4
     hflip: bool = True
     backend: str = "torchvision"  # torchvision (per-image reference ops) | batched (difair.data.randaugment)
+    contrast: float = (
+        0.0  # Keras RandomContrast: x' = (x - mean) * f + mean, f ~ U[1-c, 1+c] (authors' MNIST: 0.5)
+    )
+    contrast_per: str = (
+        "sample"  # sample (one factor per image) | batch (the authors' Keras layer: one per batch)
+    )
+    brightness: float = 0.0  # Keras RandomBrightness: x' = x + U[-b, b] * 255 per image (authors' MNIST: 0.5)
 
 
 @dataclass
@@ -228,6 +235,11 @@ class TrainConfig:
             raise DifairError("augment: randaugment_n >= 0, randaugment_m in [0, 30], crop_padding >= 0")
         _choice("augment.randaugment_ops", a.randaugment_ops, ("all", "no_geometric"))
         _choice("augment.backend", a.backend, ("torchvision", "batched"))
+        _choice("augment.contrast_per", a.contrast_per, ("sample", "batch"))
+        if not (0 <= a.contrast <= 1 and 0 <= a.brightness <= 1):
+            raise DifairError(
+                f"augment.contrast and augment.brightness must be in [0, 1], got {a.contrast} and {a.brightness}"
+            )
         _choice("data.split_family", self.data.split_family, ("vaze", "neal"))
         _choice("data.tinyimagenet_order", self.data.tinyimagenet_order, ("sorted", "wnids"))
         _choice("data.cifar_plus_known", self.data.cifar_plus_known, ("split", "vehicles"))
@@ -252,6 +264,7 @@ class TrainConfig:
             "balance": self.data.balance,
             "normalization": self.data.normalization,
             "dropout_kind": self.model.dropout_kind,
+            "contrast_per": self.augment.contrast_per,
             "padding": self.model.padding,
             "bn_momentum": self.model.bn_momentum,
             "bn_eps": self.model.bn_eps,

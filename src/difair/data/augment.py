@@ -1,6 +1,8 @@
-"""Training augmentation on uint8 image batches: per-sample pad+crop, horizontal flip and RandAugment(N, M).
+"""Training augmentation on uint8 image batches: contrast/brightness jitter, RandAugment(N, M), per-sample
+pad+crop and horizontal flip.
 
-Each sample draws its own crop offset, flip and RandAugment ops. ``TorchvisionRandAugment`` applies
+Each sample draws its own crop offset, flip and RandAugment ops. The jitter follows Keras' ``RandomContrast`` and
+``RandomBrightness`` (the authors' MNIST augmentation), computed in float32 and rounded back to uint8. ``TorchvisionRandAugment`` applies
 torchvision's ``RandAugment`` image by image (the reference behaviour, ``backend="torchvision"``);
 ``backend="batched"`` uses ``difair.data.randaugment.BatchRandAugment`` (the same ops, grouped into batched
 calls, on the images' device).
@@ -17,6 +19,43 @@ from difair.config import AugmentConfig
 
 if TYPE_CHECKING:
     from difair.data.randaugment import BatchRandAugment
+
+
+def adjust_contrast(images: Tensor, factors: Tensor) -> Tensor:
+    """Keras/TF ``adjust_contrast``: ``(x - m) * f + m`` with ``m`` the mean of each image and channel, clipped
+    to [0, 255]; ``factors`` holds one factor per image. Float32 out."""
+    x = images.float()
+    mean = x.mean(dim=(-2, -1), keepdim=True)
+    f = factors.to(device=x.device, dtype=x.dtype).view(-1, 1, 1, 1)
+    return ((x - mean) * f + mean).clamp_(0, 255)
+
+
+def adjust_brightness(images: Tensor, deltas: Tensor) -> Tensor:
+    """Keras ``RandomBrightness`` on the 0-255 range: add ``delta * 255`` per image, clip to [0, 255]. Float32 out."""
+    d = deltas.to(device=images.device, dtype=torch.float32).view(-1, 1, 1, 1)
+    return (images.float() + d * 255).clamp_(0, 255)
+
+
+def random_jitter(
+    images: Tensor,
+    contrast: float,
+    brightness: float,
+    contrast_per: str = "sample",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Contrast factor ``U[1-contrast, 1+contrast]`` (per sample, or one per batch as the authors' Keras layer),
+    then brightness delta ``U[-brightness, brightness]`` per sample; uint8 in and out (rounded)."""
+    if contrast <= 0 and brightness <= 0:
+        return images
+    b = images.shape[0]
+    x = images.float()
+    if contrast > 0:
+        n = 1 if contrast_per == "batch" else b
+        f = 1 + contrast * (2 * torch.rand(n, generator=generator) - 1)
+        x = adjust_contrast(x, f.expand(b))
+    if brightness > 0:
+        x = adjust_brightness(x, brightness * (2 * torch.rand(b, generator=generator) - 1))
+    return x.round_().to(torch.uint8)
 
 
 def random_crop(images: Tensor, padding: int, generator: torch.Generator | None = None) -> Tensor:
@@ -59,7 +98,7 @@ class TorchvisionRandAugment:
 
 
 class Augmenter:
-    """The configured train-time augmentation: RandAugment, then pad+crop, then flip (the reference order)."""
+    """The configured train-time augmentation: jitter, RandAugment, pad+crop, flip (the authors' order)."""
 
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
@@ -76,6 +115,8 @@ class Augmenter:
                 )
 
     def __call__(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        c = self.cfg
+        images = random_jitter(images, c.contrast, c.brightness, c.contrast_per, generator)
         if self.randaugment is not None:
             images = self.randaugment(images, generator)
         images = random_crop(images, self.cfg.crop_padding, generator)
