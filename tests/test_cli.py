@@ -102,7 +102,9 @@ def test_fast_sets_the_fast_path_and_later_sets_win(tmp_path: Path) -> None:
     from difair.config import FAST_PATH, TrainConfig, apply_overrides
 
     out = tmp_path / "fast"
-    assert main(["train", "--quiet", "--fast", "--out", str(out), *_sets(), "--set", "channels_last=false"]) == 0
+    assert (
+        main(["train", "--quiet", "--fast", "--out", str(out), *_sets(), "--set", "channels_last=false"]) == 0
+    )
     saved = yaml.safe_load((out / "config.yaml").read_text())
     expected = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), list(FAST_PATH))).to_dict()
     assert saved["precision"] == expected["precision"] == "bf16-mixed"
@@ -114,7 +116,7 @@ def test_fast_sets_the_fast_path_and_later_sets_win(tmp_path: Path) -> None:
 
 def test_benchmark_fast_puts_the_fast_path_before_the_sets(tmp_path: Path, monkeypatch) -> None:
     import difair.bench.runner as runner
-    from difair.config import FAST_PATH
+    from difair.config import AUTHORS_CODE, FAST_PATH
 
     seen = {}
 
@@ -123,6 +125,53 @@ def test_benchmark_fast_puts_the_fast_path_before_the_sets(tmp_path: Path, monke
         (Path(out) / "table.md").write_text("")
 
     monkeypatch.setattr(runner, "run_grid", fake_run_grid)
-    argv = ["benchmark", "--fast", "--datasets", "digits", "--out", str(tmp_path), "--set", "precision=32-true"]
+    argv = [
+        "benchmark",
+        "--fast",
+        "--datasets",
+        "digits",
+        "--out",
+        str(tmp_path),
+        "--set",
+        "precision=32-true",
+    ]
     assert main(argv) == 0
     assert seen["overrides"] == [*FAST_PATH, "precision=32-true"]
+    assert main([*argv[:1], "--authors-code", *argv[1:]]) == 0
+    assert seen["overrides"] == [*FAST_PATH, *AUTHORS_CODE, "precision=32-true"]
+
+
+def test_authors_code_sets_every_fidelity_option_away_from_the_default(tmp_path: Path) -> None:
+    import yaml
+
+    from difair.config import AUTHORS_CODE, TrainConfig, apply_overrides
+
+    default = TrainConfig()
+    authors = TrainConfig.from_dict(apply_overrides(default.to_dict(), list(AUTHORS_CODE))).resolve()
+    for item in AUTHORS_CODE:  # each entry changes its option (no stale or misspelt entry)
+        key = item.split("=", 1)[0]
+        one = TrainConfig.from_dict(apply_overrides(default.to_dict(), [item]))
+        assert one.to_dict() != default.to_dict(), key
+    fid = authors.fidelity()
+    assert fid["corr_variant"] == "reference" and fid["loss_normalizer"] == "nominal"
+    assert fid["decoupled_weight_decay"] is True and fid["schedule_floor"] == "reference"
+    assert fid["padding"] == "tf" and fid["contrast_per"] == "batch"
+    # through the CLI, with --fast and a --set that wins
+    out = tmp_path / "authors"
+    argv = [
+        "train",
+        "--quiet",
+        "--fast",
+        "--authors-code",
+        "--out",
+        str(out),
+        *_sets(),
+        "--set",
+        "model.padding=symmetric",
+    ]
+    assert main(argv) == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["difair"]["corr_variant"] == "reference" and saved["precision"] == "bf16-mixed"
+    assert saved["model"]["padding"] == "symmetric"
+    fidelity = json.loads((out / "results.json").read_text())["fidelity"]
+    assert fidelity["loss_normalizer"] == "nominal" and fidelity["bn_momentum"] == 0.01

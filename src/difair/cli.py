@@ -46,11 +46,17 @@ FAST_HELP = (
 )
 
 
-def fast_overrides(fast: bool, overrides: list[str]) -> list[str]:
-    """``--set`` overrides, after the fast path's settings when ``--fast`` is given (so ``--set`` wins)."""
-    from difair.config import FAST_PATH
+AUTHORS_HELP = (
+    "run as the authors' TensorFlow code did: every option of docs/fidelity.md set to the authors' behaviour "
+    "(difair.config.AUTHORS_CODE; --set options win)"
+)
 
-    return [*FAST_PATH, *overrides] if fast else list(overrides)
+
+def flag_overrides(fast: bool, authors_code: bool, overrides: list[str]) -> list[str]:
+    """The settings of ``--fast`` and ``--authors-code``, then the ``--set`` overrides (so ``--set`` wins)."""
+    from difair.config import AUTHORS_CODE, FAST_PATH
+
+    return [*(FAST_PATH if fast else ()), *(AUTHORS_CODE if authors_code else ()), *overrides]
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -75,6 +81,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         help="override any option, e.g. --set optim.lr=0.1 --set difair.alpha=5",
     )
     p.add_argument("--fast", action="store_true", help=FAST_HELP)
+    p.add_argument("--authors-code", action="store_true", help=AUTHORS_HELP)
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -102,7 +109,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         base = merge(base, preset_dict(args.preset))
     if args.config is not None:
         base = merge(base, read_config_file(args.config))
-    overrides = fast_overrides(args.fast, args.overrides)
+    overrides = flag_overrides(args.fast, args.authors_code, args.overrides)
     if args.method is not None:
         if args.method not in METHODS:
             raise DifairError(f"unknown method {args.method!r}: choose one of {', '.join(METHODS)}")

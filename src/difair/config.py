@@ -354,6 +354,25 @@ FAST_PATH: tuple[str, ...] = (
 )
 
 
+# Every option of docs/fidelity.md set to the authors' TensorFlow code (``--authors-code``): the row numbers of
+# that page are in the comments. Rows without an authors' option (same behaviour, or kept on purpose) are absent.
+AUTHORS_CODE: tuple[str, ...] = (
+    "difair.corr_variant=reference",  # 1: (1/N^2) sum per class, summed over classes
+    "loss_normalizer=nominal",  # 2: sum / nominal batch 128
+    "cac.tuplet_includes_target=true",  # 5: log(2 + ...)
+    "cac.rejection_softmin=global",  # 6: softmin over the whole array
+    "optim.decoupled_weight_decay=true",  # 8: Keras decoupled decay on every variable
+    "schedule.floor=reference",  # 9: Keras cosine floor lr * (lr * 1e-3)
+    "model.padding=tf",  # 12: TF 'same' stride-2 padding
+    "model.bn_momentum=0.01",  # 13: Keras BatchNorm 0.99 / 1e-3
+    "model.bn_eps=0.001",
+    "data.tinyimagenet_order=wnids",  # 17: wnids.txt line order
+    "data.cifar_plus_known=vehicles",  # 18: the 4 vehicles as known classes
+    "data.normalization=reference",  # 20: the authors' pasted constants
+    "augment.contrast_per=batch",  # 24: one MNIST contrast factor per batch
+)
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key=value`` strings (dotted keys, YAML values) to a nested config dict; returns a new dict."""
     out = json.loads(json.dumps(data))

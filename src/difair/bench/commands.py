@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from difair.cli import FAST_HELP, fast_overrides
+from difair.cli import AUTHORS_HELP, FAST_HELP, flag_overrides
 from difair.errors import DifairError
 
 
@@ -46,7 +46,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         check_dataset_name(d)
     if args.epochs is not None and args.epochs < 1:
         raise DifairError(f"--epochs must be >= 1, got {args.epochs}")
-    args.overrides = fast_overrides(args.fast, args.overrides)
+    args.overrides = flag_overrides(args.fast, args.authors_code, args.overrides)
     check_overrides(args.overrides)
     if any(
         o.replace(" ", "").startswith("devices=") and o.split("=", 1)[1].strip() != "1"
@@ -119,6 +119,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="override an option in every run, e.g. --set precision=bf16-mixed",
     )
     p.add_argument("--fast", action="store_true", help=FAST_HELP)
+    p.add_argument("--authors-code", action="store_true", help=AUTHORS_HELP)
     p.add_argument(
         "--report-only", type=Path, metavar="DIR", help="rebuild DIR's tables from its runs; no training"
     )
