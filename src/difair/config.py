@@ -37,6 +37,10 @@ class DataConfig:
     )
     balance: str = "without_replacement"  # without_replacement | with_replacement | none
     balance_seed: int = 0
+    val_fraction: float = (
+        0.0  # known training images held out for calibration (0: the paper, whole train set)
+    )
+    val_seed: int = 0
     normalization: str = (
         "train"  # train (statistics of the split's training images) | reference (authors' constants)
     )
@@ -245,6 +249,8 @@ class TrainConfig:
         _choice("data.cifar_plus_known", self.data.cifar_plus_known, ("split", "vehicles"))
         _choice("data.balance", self.data.balance, ("without_replacement", "with_replacement", "none"))
         _choice("data.normalization", self.data.normalization, ("train", "reference"))
+        if not 0 <= self.data.val_fraction < 1:
+            raise DifairError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         if self.data.split < 0:
             raise DifairError(f"data.split must be >= 0, got {self.data.split}")
 

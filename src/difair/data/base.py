@@ -33,10 +33,23 @@ class OSRData:
     test_source_labels: Tensor | None = None  # int64 [M]: class index in the source dataset (unknowns too)
     unknown_class_names: list[str] = field(default_factory=list)  # names by source index, for analyses
     meta: dict[str, Any] = field(default_factory=dict)  # split family, conventions, balance, sizes...
+    val_images: Tensor | None = None  # uint8 [V, C, H, W]: known training images held out (data.val_fraction)
+    val_labels: Tensor | None = None  # int64 [V], 0..n_c-1
 
     def __post_init__(self) -> None:
-        for name in ("train_images", "test_images"):
+        if (self.val_images is None) != (self.val_labels is None):
+            raise ValueError("val_images and val_labels come together")
+        if self.val_labels is not None:
+            if len(self.val_images) != len(self.val_labels):
+                raise ValueError("images and labels differ in length")
+            if len(self.val_labels) and not 0 <= int(self.val_labels.min()) <= int(
+                self.val_labels.max()
+            ) < len(self.class_names):
+                raise ValueError("a validation label is outside the known classes")
+        for name in ("train_images", "test_images", "val_images"):
             t = getattr(self, name)
+            if t is None:
+                continue
             if t.dtype != torch.uint8 or t.dim() != 4:
                 raise ValueError(
                     f"{name} must be a uint8 tensor [N, C, H, W], got {t.dtype} {tuple(t.shape)}"
@@ -74,6 +87,7 @@ class OSRData:
             "split": self.split,
             "known_classes": self.class_names,
             "n_train": len(self.train_labels),
+            "n_val": 0 if self.val_labels is None else len(self.val_labels),
             "n_known": self.n_known_test,
             "n_unknown": self.n_unknown_test,
             "image_size": self.image_size,

@@ -106,7 +106,12 @@ def get_dataset(cfg: DataConfig) -> OSRData:
         name = ""  # a folder dataset must name its PATH
     if name not in _LOADERS:
         raise DifairError(f"unknown dataset {cfg.name!r}: choose one of {', '.join(available_datasets())}")
-    return _LOADERS[name](cfg)
+    data = _LOADERS[name](cfg)
+    if cfg.val_fraction > 0:
+        from difair.data.validation import hold_out_validation
+
+        data = hold_out_validation(data, cfg.val_fraction, cfg.val_seed)
+    return data
 
 
 def check_dataset_name(name: str) -> None:

@@ -57,6 +57,13 @@ def evaluate_model(
     outputs = collect_outputs(model, data.test_images, batch_size, device, channels_last)
     result = evaluate_outputs(outputs, data.test_labels, method, raw_model.head)
     result["outputs"] = outputs
+    if data.val_images is not None and len(data.val_images):
+        val_out = collect_outputs(model, data.val_images, batch_size, device, channels_last)
+        correct = method.predict(val_out, raw_model.head) == data.val_labels
+        result["validation"] = {
+            "n": len(data.val_labels),
+            "closed_set_accuracy": float(correct.double().mean()),
+        }
     return result
 
 
@@ -84,6 +91,7 @@ def evaluate_run(cfg: TrainConfig, raw_model, model, method, data: OSRData, devi
         "n_known": data.n_known_test,
         "n_unknown": data.n_unknown_test,
         "n_train": len(data.train_labels),
+        "validation": ev.get("validation"),  # None without data.val_fraction
         "epochs": cfg.epochs,
         "scores": ev["per_score"],
         "fidelity": cfg.fidelity(),

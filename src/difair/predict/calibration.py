@@ -87,11 +87,16 @@ def calibrate(
     test_outputs: Tensor | None = None,
     device: str | torch.device | None = None,
     write: bool = True,
+    on: str = "auto",
 ) -> dict[str, Any]:
-    """Calibrate the threshold of ``run`` on its known test images and store it in ``RUN_DIR/threshold.json``.
+    """Calibrate the threshold of ``run`` and store it in ``RUN_DIR/threshold.json``.
 
-    ``data`` (an ``OSRData``) and ``test_outputs`` may be passed to avoid reloading and recomputing them.
+    ``on``: ``val`` (the known training images held out by ``data.val_fraction``), ``test`` (the known test
+    images), or ``auto`` (val when the run has a validation set). ``data`` (an ``OSRData``) and ``test_outputs``
+    may be passed to avoid reloading and recomputing them.
     """
+    if on not in ("auto", "val", "test"):
+        raise DifairError(f"calibrate on 'auto', 'val' or 'test', got {on!r}")
     run = run if isinstance(run, LoadedRun) else load_run(run)
     method, head = run.method, run.model.head
     score = score or method.default_score
@@ -108,18 +113,33 @@ def calibrate(
     bs = run.config.eval_batch_size
     if needs_recenter(run):
         recenter_if_needed(run, collect_outputs(model, data.train_images, bs, dev), data.train_labels)
+    has_val = data.val_images is not None and len(data.val_images) > 0
+    if on == "val" and not has_val:
+        raise DifairError(
+            f"{run.run_dir} has no validation set: train with --set data.val_fraction=0.1, or calibrate --on test"
+        )
+    use_val = has_val and on != "test"
+    val_outputs = collect_outputs(model, data.val_images, bs, dev) if use_val else None
     if test_outputs is None:
         test_outputs = collect_outputs(model, data.test_images, bs, dev)
     run.model.cpu()
     s = method.scores(test_outputs, head.cpu())[score]
     known = data.test_labels >= 0
-    t = threshold_for_known_fraction(s[known], keep)
+    if use_val:
+        cal = method.scores(val_outputs, head)[score]
+        where = f"validation ({len(cal)} known training images held out, data.val_fraction={run.config.data.val_fraction})"
+    else:
+        cal = s[known]
+        where = "test (known test images; train with data.val_fraction > 0 to calibrate on held-out images)"
+    t = threshold_for_known_fraction(cal, keep)
     record = {
         "score": score,
         "threshold": t,
         "keep_known": keep,
-        "calibrated_on": "test (known images; the package has no validation split)",
-        "known_accepted": float((s[known] >= t).double().mean()),
+        "calibrated_on": where,
+        "n_calibration": len(cal),
+        "calibration_known_accepted": float((cal >= t).double().mean()),
+        "known_accepted": float((s[known] >= t).double().mean()),  # on the known test images
         "unknown_accepted": float((s[~known] >= t).double().mean()) if (~known).any() else None,
         "n_known": int(known.sum()),
         "n_unknown": int((~known).sum()),

@@ -26,8 +26,8 @@ class RunAnalysis:
     """Everything the figures of one run need; build it with ``analyze``.
 
     ``threshold`` belongs to ``score_name``: given, else the stored calibration (``RUN_DIR/threshold.json``),
-    else one keeping the fraction ``keep`` (0.95) of the known test images. ``threshold_for(other_score)``
-    calibrates another score the same way.
+    else one keeping the fraction ``keep`` (0.95) of the validation images (``data.val_fraction``), or of the known
+    test images without a validation set. ``threshold_for(other_score)`` calibrates another score the same way.
     """
 
     def __init__(
@@ -63,7 +63,11 @@ class RunAnalysis:
             self.threshold, self.threshold_source = float(cal["threshold"]), "stored in threshold.json"
         else:
             self.threshold = self._calibrate(self.score_name)
-            self.threshold_source = "calibrated on the known test images (no validation split)"
+            self.threshold_source = (
+                "calibrated on the validation set (known training images held out)"
+                if self.has_val
+                else "calibrated on the known test images (no validation set: data.val_fraction=0)"
+            )
 
     # ------------------------------------------------------------------ outputs
     def _outputs(self, images: Tensor) -> Tensor:
@@ -101,7 +105,21 @@ class RunAnalysis:
         """The threshold of ``score`` keeping ``keep`` of the known test images (``threshold`` for its own score)."""
         return self.threshold if score == self.score_name else self._calibrate(score)
 
+    @property
+    def has_val(self) -> bool:
+        return self.data.val_images is not None and len(self.data.val_images) > 0
+
+    @cached_property
+    def val_scores(self) -> dict[str, Tensor]:
+        """Every score of the validation images (empty tensors without a validation set)."""
+        images = self.data.val_images if self.has_val else self.data.test_images[:0]
+        out = self._outputs(images)
+        return {k: v.cpu() for k, v in self.method.scores(out, self.model.head).items()}
+
     def _calibrate(self, score: str) -> float:
+        """Keep ``keep`` of the validation images, or of the known test images without a validation set."""
+        if self.has_val:
+            return threshold_for_known_fraction(self.val_scores[score], self.keep)
         known = self.data.test_labels >= 0
         return threshold_for_known_fraction(self.scores[score][known], self.keep)
 

@@ -40,7 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("calibrate", help="calibrate and store the rejection threshold of a run")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--keep", type=float, default=0.95, help="fraction of known test images to accept (0.95)")
+    p.add_argument("--keep", type=float, default=0.95, help="fraction of known images to accept (0.95)")
+    p.add_argument(
+        "--on",
+        choices=("auto", "val", "test"),
+        default="auto",
+        help="calibration images: the held-out validation set (data.val_fraction) or the known test images "
+        "(auto: val when the run has one)",
+    )
     _common(p, threshold=False)
     p.set_defaults(func=cmd_calibrate)
 
@@ -120,11 +127,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from difair.predict import calibrate
 
-    rec = calibrate(args.run_dir, args.keep, score=args.score, device=args.device)
+    rec = calibrate(args.run_dir, args.keep, score=args.score, device=args.device, on=args.on)
     unk = rec["unknown_accepted"]
     print(
-        f"threshold {rec['threshold']:.4f} on {rec['score']}: accepts {rec['known_accepted']:.1%} of known and "
-        f"{unk:.1%} of unknown test images; stored in {args.run_dir}/threshold.json"
+        f"threshold {rec['threshold']:.4f} on {rec['score']}, calibrated on {rec['calibrated_on']}: accepts "
+        f"{rec['known_accepted']:.1%} of known and {unk:.1%} of unknown test images; "
+        f"stored in {args.run_dir}/threshold.json"
     )
     return 0
 
