@@ -25,7 +25,9 @@ def test_stratified_holdout_known_answer_sizes_and_seed():
     assert np.bincount(labels[idx], minlength=3).tolist() == [2, 1, 1]
     assert np.all(np.diff(idx) > 0)
     assert np.array_equal(idx, stratified_holdout(labels, 0.25, seed=0))
-    assert not np.array_equal(stratified_holdout(labels, 0.5, seed=1), stratified_holdout(labels, 0.5, seed=2))
+    assert not np.array_equal(
+        stratified_holdout(labels, 0.5, seed=1), stratified_holdout(labels, 0.5, seed=2)
+    )
     # at least one per class, and at least one left for training
     assert np.bincount(labels[stratified_holdout(labels, 0.01, 0)]).tolist() == [1, 1, 1]
     assert np.bincount(labels[stratified_holdout(labels, 0.99, 0)]).tolist() == [9, 3, 2]
@@ -112,3 +114,14 @@ def test_analysis_calibrates_on_the_validation_set(val_run: Path):
     assert rec["calibrated_on"].startswith("validation")
     assert ra.threshold == pytest.approx(rec["threshold"])
     assert len(ra.val_scores[ra.score_name]) == rec["n_calibration"]
+
+
+def test_train_prints_the_validation_accuracy(tmp_path: Path, capsys):
+    from difair.cli import main
+    from tiny import tiny_overrides
+
+    sets = [a for o in tiny_overrides("ce", 1, ["data.val_fraction=0.1"]) for a in ("--set", o)]
+    assert main(["train", "--quiet", "--out", str(tmp_path / "r"), *sets]) == 0
+    line = [x for x in capsys.readouterr().out.splitlines() if "validation" in x]
+    res = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert len(line) == 1 and f"({res['validation']['n']} held-out images)" in line[0]

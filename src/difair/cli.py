@@ -151,6 +151,11 @@ def _print_results(results: dict, run_dir: Path) -> None:
             f" {mark} {name:<17} acc {100 * m['closed_set_accuracy']:6.2f}  AUROC {100 * m['auroc']:6.2f}  "
             f"OSCR {100 * m['oscr']:6.2f}  FPR95 {100 * m['fpr95']:6.2f}"
         )
+    val = results.get("validation")
+    if val:
+        console.print(
+            f"   validation        acc {100 * val['closed_set_accuracy']:6.2f}  ({val['n']} held-out images)"
+        )
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
