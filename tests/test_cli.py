@@ -169,9 +169,25 @@ def test_authors_code_sets_every_fidelity_option_away_from_the_default(tmp_path:
         "--set",
         "model.padding=symmetric",
     ]
-    assert main(argv) == 0
+    # digits has no published normalisation constants: a clear refusal, nothing written
+    assert main(argv) == 2
+    assert not out.exists()
+    assert main([*argv, "--set", "data.normalization=train"]) == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["difair"]["corr_variant"] == "reference" and saved["precision"] == "bf16-mixed"
     assert saved["model"]["padding"] == "symmetric"
     fidelity = json.loads((out / "results.json").read_text())["fidelity"]
     assert fidelity["loss_normalizer"] == "nominal" and fidelity["bn_momentum"] == 0.01
+
+
+def test_overwrite_keeps_the_old_run_when_the_new_data_cannot_load(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(out), *_sets()]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    argv = ["train", "--quiet", "--overwrite", "--out", str(out), *_sets()]
+    assert main([*argv, "--set", "data.name=mnist", "--set", f"data.root={empty}"]) == 2
+    assert "mnist" in capsys.readouterr().err.lower()
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert (out / "checkpoints").is_dir()

@@ -11,6 +11,7 @@ import torch
 
 from difair.data.base import OSRData, assemble, resize_uint8, select_known
 from difair.data.splits import get_known_classes
+from difair.errors import DifairError
 
 DIGITS_TEST_FRACTION = 1 / 3
 DIGITS_IMAGE_SIZE = 16
@@ -23,8 +24,13 @@ def load_digits_osr(
     balance: str = "without_replacement",
     balance_seed: int = 0,
     split_family: str = "vaze",
+    normalization: str = "train",
 ) -> OSRData:
     """The digits OSR split ``split`` (0-4): 6 known digits from the MNIST split lists, 4 unknown."""
+    if normalization != "train":  # the authors published constants for their datasets only
+        raise DifairError(
+            f"no {normalization} normalisation constants for 'digits': use --set data.normalization=train"
+        )
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -58,6 +64,7 @@ def load_digits_osr(
         unknown_class_names=[str(c) for c in range(10)],
         meta={
             "split_family": split_family,
+            "normalization": "train",
             "known_source_classes": known,
             "unknown_source_classes": sorted(set(range(10)) - set(known)),
         },

@@ -45,6 +45,7 @@ def _digits(cfg: DataConfig) -> OSRData:
         balance=cfg.balance,
         balance_seed=cfg.balance_seed,
         split_family=cfg.split_family,
+        normalization=cfg.normalization,
     )
 
 

@@ -151,9 +151,10 @@ def fit(
     fabric = make_fabric(cfg)
     zero = fabric.global_rank == 0  # known before launch: Fabric's child processes carry their rank
     if zero and not resume:
-        R.prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
+        R.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing yet
     data = load_data(cfg, data)
-    if zero and not resume:
+    if zero and not resume:  # the data loaded: only now clear an overwritten run and write the new one
+        R.prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
         R.atomic_write_text(run_dir / R.CONFIG, cfg.to_yaml())
     if fabric.world_size > 1:
         fabric.launch()

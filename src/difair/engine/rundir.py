@@ -87,22 +87,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
 
 
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Check that ``run_dir`` may be used; with ``overwrite`` clear what a previous run wrote there."""
+def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
+    """Raise unless ``run_dir`` may be used as asked; touches nothing. Returns whether it holds files."""
     exists = run_dir.exists() and any(run_dir.iterdir())
     if resume:
         if not (run_dir / CONFIG).is_file():
             raise DifairError(f"{run_dir} holds no run to resume (no {CONFIG}): start it without --resume")
-        return
+        return exists
     if exists and not overwrite:
         raise DifairError(
             f"run folder {run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
         )
+    if exists and not (run_dir / CONFIG).is_file():
+        raise DifairError(
+            f"{run_dir} is not a difair run folder (no {CONFIG}); refusing to clear it: choose another --out"
+        )
+    return exists
+
+
+def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
+    """Check that ``run_dir`` may be used; with ``overwrite`` clear what a previous run wrote there."""
+    exists = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
+    if resume:
+        return
     if exists and overwrite:
-        if not (run_dir / CONFIG).is_file():
-            raise DifairError(
-                f"{run_dir} is not a difair run folder (no {CONFIG}); refusing to clear it: choose another --out"
-            )
         for name in (CONFIG, METRICS, RESULTS, "checkpoints"):
             p = run_dir / name
             if p.is_dir():
