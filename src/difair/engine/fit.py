@@ -23,6 +23,7 @@ from difair.engine import ddp
 from difair.engine import rundir as R
 from difair.engine.build import build_model
 from difair.engine.evaluate import evaluate_run
+from difair.engine.hardware import warn_if_slow_bf16
 from difair.engine.loop import (
     TrainLoop,
     epoch_batches,
@@ -150,6 +151,8 @@ def fit(
         cfg.validate()
     fabric = make_fabric(cfg)
     zero = fabric.global_rank == 0  # known before launch: Fabric's child processes carry their rank
+    if zero:
+        warn_if_slow_bf16(fabric.device.type, cfg.precision)
     if zero and not resume:
         R.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing yet
     data = load_data(cfg, data)
