@@ -125,3 +125,11 @@ def test_train_prints_the_validation_accuracy(tmp_path: Path, capsys):
     line = [x for x in capsys.readouterr().out.splitlines() if "validation" in x]
     res = json.loads((tmp_path / "r" / "results.json").read_text())
     assert len(line) == 1 and f"({res['validation']['n']} held-out images)" in line[0]
+
+
+def test_metrics_log_the_validation_accuracy_each_epoch(val_run: Path):
+    rows = [json.loads(x) for x in (val_run / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(0 <= r["val_accuracy"] <= 1 for r in rows)
+    res = json.loads((val_run / "results.json").read_text())
+    # the last epoch's model is the evaluated one: the same images, the same accuracy
+    assert rows[-1]["val_accuracy"] == pytest.approx(res["validation"]["closed_set_accuracy"])

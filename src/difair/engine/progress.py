@@ -47,6 +47,8 @@ class EpochProgress:
     def advance(self, row: dict[str, Any]) -> None:
         if self.progress is not None:
             info = f"loss {row.get('train_loss', float('nan')):.4f} acc {row.get('train_accuracy', 0):.3f}"
+            if "val_accuracy" in row:
+                info += f" val {row['val_accuracy']:.3f}"
             self.progress.update(self.task, advance=1, info=info)
 
     def __exit__(self, *exc: object) -> None:
