@@ -111,7 +111,7 @@ def test_fast_sets_the_fast_path_and_later_sets_win(tmp_path: Path) -> None:
     assert saved["augment"]["backend"] == "batched"
     assert saved["model"]["dropout_backend"] == "fast"
     assert saved["optim"]["foreach"] is True
-    assert saved["channels_last"] is False  # the --set after --fast wins
+    assert saved["channels_last"] is False  # --set wins over --fast
 
 
 def test_benchmark_fast_puts_the_fast_path_before_the_sets(tmp_path: Path, monkeypatch) -> None:

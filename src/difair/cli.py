@@ -42,7 +42,7 @@ def _parse_splits(text: str) -> list[int]:
 
 FAST_HELP = (
     "the fast path: bf16 autocast, channels_last, batched augmentation, foreach SGD, fast dropout mask "
-    "(--set options after it win, e.g. --set precision=16-mixed on GPUs without bf16)"
+    "(--set options win over it, e.g. --set precision=16-mixed on GPUs without bf16)"
 )
 
 
@@ -50,6 +50,13 @@ AUTHORS_HELP = (
     "run as the authors' TensorFlow code did: every option of docs/fidelity.md set to the authors' behaviour "
     "(difair.config.AUTHORS_CODE; --set options win)"
 )
+
+
+def add_config_flags(p: argparse.ArgumentParser, set_help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable), ``--fast`` and ``--authors-code``: read back by ``flag_overrides``."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--fast", action="store_true", help=FAST_HELP)
+    p.add_argument("--authors-code", action="store_true", help=AUTHORS_HELP)
 
 
 def flag_overrides(fast: bool, authors_code: bool, overrides: list[str]) -> list[str]:
@@ -72,16 +79,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=int, help="number of epochs (the schedule keeps its shape)")
     p.add_argument("--seed", type=int)
     p.add_argument("--out", type=Path, help="run folder (default: runs/METHOD-DATASET-splitK-seedS)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any option, e.g. --set optim.lr=0.1 --set difair.alpha=5",
-    )
-    p.add_argument("--fast", action="store_true", help=FAST_HELP)
-    p.add_argument("--authors-code", action="store_true", help=AUTHORS_HELP)
+    add_config_flags(p, "override any option, e.g. --set optim.lr=0.1 --set difair.alpha=5")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

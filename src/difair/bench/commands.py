@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from difair.cli import AUTHORS_HELP, FAST_HELP, flag_overrides
+from difair.cli import add_config_flags, flag_overrides
 from difair.errors import DifairError
 
 
@@ -110,16 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--epochs", type=int, help="epochs per run (default: the presets' 600); the schedule keeps its shape"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override an option in every run, e.g. --set precision=bf16-mixed",
-    )
-    p.add_argument("--fast", action="store_true", help=FAST_HELP)
-    p.add_argument("--authors-code", action="store_true", help=AUTHORS_HELP)
+    add_config_flags(p, "override an option in every run, e.g. --set model.width=0.5")
     p.add_argument(
         "--report-only", type=Path, metavar="DIR", help="rebuild DIR's tables from its runs; no training"
     )
