@@ -38,6 +38,7 @@ from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
 from difair.data.registry import default_root
 from difair.data.splits import get_known_classes
 from difair.engine.build import build_model
+from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags
 from difair.engine.loop import TrainLoop, build_loop, train_one_epoch
 
 BATCH = 128
@@ -47,7 +48,7 @@ LR = 0.05  # a mid-schedule rate; both loops use it
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, load, torch version and threads, and the GPU when there is one."""
     cpu = platform.processor() or "?"
-    flags: set[str] = set()
+    flags = cpu_flags() or frozenset()
     family_model: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -55,8 +56,6 @@ def machine_info() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
             elif line.startswith(("cpu family", "model\t")):
                 family_model.setdefault(line.split(":", 1)[0].strip(), line.split(":", 1)[1].strip())
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
     info: dict[str, Any] = {
@@ -64,7 +63,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_family_model": family_model,
         "cores": os.cpu_count(),
         "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "bf16_isa": sorted(f for f in flags if f in ("amx_bf16", "amx_tile", "avx512_bf16")),
+        "bf16_isa": sorted(f for f in flags if f in (*NATIVE_BF16_FLAGS, "amx_tile")),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "loadavg": os.getloadavg() if hasattr(os, "getloadavg") else None,

@@ -1,11 +1,11 @@
 """Training augmentation on uint8 image batches: contrast/brightness jitter, RandAugment(N, M), per-sample
 pad+crop and horizontal flip.
 
-Each sample draws its own crop offset, flip and RandAugment ops. The jitter follows Keras' ``RandomContrast`` and
-``RandomBrightness`` (the authors' MNIST augmentation), computed in float32 and rounded back to uint8. ``TorchvisionRandAugment`` applies
-torchvision's ``RandAugment`` image by image (the reference behaviour, ``backend="torchvision"``);
-``backend="batched"`` uses ``difair.data.randaugment.BatchRandAugment`` (the same ops, grouped into batched
-calls, on the images' device).
+Each sample draws its own crop offset, flip and RandAugment ops. The jitter follows Keras' ``RandomContrast``
+and ``RandomBrightness`` (the authors' MNIST augmentation), computed in float32 and rounded back to uint8.
+``TorchvisionRandAugment`` applies torchvision's ``RandAugment`` image by image (the reference behaviour,
+``backend="torchvision"``); ``backend="batched"`` uses ``difair.data.randaugment.BatchRandAugment`` (the same
+ops, grouped into batched calls, on the images' device).
 """
 
 from __future__ import annotations

@@ -74,6 +74,11 @@ class OSRData:
         return int(self.train_images.shape[-1])
 
     @property
+    def has_validation(self) -> bool:
+        """Whether known training images were held out as a validation set (``data.val_fraction``)."""
+        return self.val_images is not None and len(self.val_images) > 0
+
+    @property
     def n_known_test(self) -> int:
         return int((self.test_labels >= 0).sum())
 

@@ -57,14 +57,24 @@ def evaluate_model(
     outputs = collect_outputs(model, data.test_images, batch_size, device, channels_last)
     result = evaluate_outputs(outputs, data.test_labels, method, raw_model.head)
     result["outputs"] = outputs
-    if data.val_images is not None and len(data.val_images):
-        val_out = collect_outputs(model, data.val_images, batch_size, device, channels_last)
-        correct = method.predict(val_out, raw_model.head) == data.val_labels
-        result["validation"] = {
-            "n": len(data.val_labels),
-            "closed_set_accuracy": float(correct.double().mean()),
-        }
+    if data.has_validation:
+        acc = validation_accuracy(model, raw_model.head, method, data, batch_size, device, channels_last)
+        result["validation"] = {"n": len(data.val_labels), "closed_set_accuracy": acc}
     return result
+
+
+def validation_accuracy(
+    model: nn.Module,
+    head: nn.Module,
+    method: Method,
+    data: OSRData,
+    batch_size: int,
+    device: torch.device,
+    channels_last: bool = False,
+) -> float:
+    """Closed-set accuracy of ``model`` on ``data``'s held-out validation images."""
+    out = collect_outputs(model, data.val_images, batch_size, device, channels_last)
+    return float((method.predict(out, head) == data.val_labels).double().mean())
 
 
 def evaluate_run(cfg: TrainConfig, raw_model, model, method, data: OSRData, device) -> dict[str, Any]:

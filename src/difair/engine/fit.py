@@ -22,7 +22,7 @@ from difair.data.base import OSRData
 from difair.engine import ddp
 from difair.engine import rundir as R
 from difair.engine.build import build_model
-from difair.engine.evaluate import collect_outputs, evaluate_run
+from difair.engine.evaluate import evaluate_run, validation_accuracy
 from difair.engine.hardware import warn_if_slow_bf16
 from difair.engine.loop import (
     TrainLoop,
@@ -125,13 +125,14 @@ def run_epoch(loop: TrainLoop, epoch: int, lr: float) -> dict[str, Any]:
     return row
 
 
-def validation_accuracy(loop: TrainLoop, data: OSRData) -> float:
-    """Closed-set accuracy on the held-out validation images (rank 0; the raw model under DDP, whose wrapped
-    forward would wait for the other ranks)."""
+def epoch_validation_accuracy(loop: TrainLoop, data: OSRData) -> float:
+    """Validation accuracy after an epoch, on rank 0 (the raw model under DDP, whose wrapped forward would wait
+    for the other ranks)."""
     model = loop.fmodel if loop.world_size == 1 else loop.model
     cfg = loop.cfg
-    out = collect_outputs(model, data.val_images, cfg.eval_batch_size, loop.device, cfg.channels_last)
-    return float((loop.method.predict(out, loop.model.head) == data.val_labels).double().mean())
+    return validation_accuracy(
+        model, loop.model.head, loop.method, data, cfg.eval_batch_size, loop.device, cfg.channels_last
+    )
 
 
 def fit(
@@ -214,8 +215,8 @@ def fit(
                 raise TrainingDiverged(
                     f"loss became {row[bad[0]]} in epoch {epoch + 1}; {kept}: lower optim.lr or use precision 32-true"
                 )
-            if zero and data.val_images is not None and len(data.val_images):
-                row["val_accuracy"] = validation_accuracy(loop, data)
+            if zero and data.has_validation:
+                row["val_accuracy"] = epoch_validation_accuracy(loop, data)
             if zero:
                 R.append_metrics(run_dir, row)
                 R.save_checkpoint(ckpt_path, _checkpoint_state(loop, schedule, epoch, data))

@@ -3,7 +3,8 @@
 ``difair.load(run_dir).predict(images)`` returns, per image, the predicted class or ``"unknown"``, the score
 (higher = more likely known), the accept/reject decision and the distances (DIFAIR, CAC) or probabilities (CE)
 per class. The threshold keeps a chosen fraction of the known validation images (``data.val_fraction``), or of
-the known test images for a run without a validation set; it is stored in ``RUN_DIR/threshold.json`` with a fingerprint of the checkpoint it was calibrated on.
+the known test images for a run without a validation set; it is stored in ``RUN_DIR/threshold.json`` with a
+fingerprint of the checkpoint it was calibrated on.
 """
 
 from difair.predict.calibration import (

@@ -113,12 +113,11 @@ def calibrate(
     bs = run.config.eval_batch_size
     if needs_recenter(run):
         recenter_if_needed(run, collect_outputs(model, data.train_images, bs, dev), data.train_labels)
-    has_val = data.val_images is not None and len(data.val_images) > 0
-    if on == "val" and not has_val:
+    if on == "val" and not data.has_validation:
         raise DifairError(
             f"{run.run_dir} has no validation set: train with --set data.val_fraction=0.1, or calibrate --on test"
         )
-    use_val = has_val and on != "test"
+    use_val = data.has_validation and on != "test"
     val_outputs = collect_outputs(model, data.val_images, bs, dev) if use_val else None
     if test_outputs is None:
         test_outputs = collect_outputs(model, data.test_images, bs, dev)

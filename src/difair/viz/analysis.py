@@ -65,7 +65,7 @@ class RunAnalysis:
             self.threshold = self._calibrate(self.score_name)
             self.threshold_source = (
                 "calibrated on the validation set (known training images held out)"
-                if self.has_val
+                if self.data.has_validation
                 else "calibrated on the known test images (no validation set: data.val_fraction=0)"
             )
 
@@ -105,20 +105,16 @@ class RunAnalysis:
         """The threshold of ``score`` keeping ``keep`` of the known test images (``threshold`` for its own score)."""
         return self.threshold if score == self.score_name else self._calibrate(score)
 
-    @property
-    def has_val(self) -> bool:
-        return self.data.val_images is not None and len(self.data.val_images) > 0
-
     @cached_property
     def val_scores(self) -> dict[str, Tensor]:
         """Every score of the validation images (empty tensors without a validation set)."""
-        images = self.data.val_images if self.has_val else self.data.test_images[:0]
+        images = self.data.val_images if self.data.has_validation else self.data.test_images[:0]
         out = self._outputs(images)
         return {k: v.cpu() for k, v in self.method.scores(out, self.model.head).items()}
 
     def _calibrate(self, score: str) -> float:
         """Keep ``keep`` of the validation images, or of the known test images without a validation set."""
-        if self.has_val:
+        if self.data.has_validation:
             return threshold_for_known_fraction(self.val_scores[score], self.keep)
         known = self.data.test_labels >= 0
         return threshold_for_known_fraction(self.scores[score][known], self.keep)
