@@ -108,32 +108,26 @@ def image_card(card: CardInput, top_k: int = 6, hinton: bool = False) -> Figure:
         ax_z, card.z, card, k, vmax, hinton, f"Representation z (top {k} classes by summed activation)"
     )
     pred = card.class_names[card.predicted]
-    ax_p = fig.add_subplot(gs[1, 0], label="pred_mean")
-    if card.pred_mean is not None:
-        _draw_rep(
-            ax_p,
+    panels = (
+        (
+            gs[1, 0],
+            "pred_mean",
             card.pred_mean,
-            card,
-            k,
-            vmax,
-            hinton,
             f"Mean of predicted class '{pred}' ({card.pred_mean_n} correct train images)",
-        )
-    else:
-        ax_p.axis("off")
-    ax_t = fig.add_subplot(gs[1, 1], label="true_mean")
-    if card.true_mean is not None:
-        _draw_rep(
-            ax_t,
+        ),
+        (
+            gs[1, 1],
+            "true_mean",
             card.true_mean,
-            card,
-            k,
-            vmax,
-            hinton,
             f"Mean of true class '{card.true_name}' ({card.true_mean_n} test images)",
-        )
-    else:
-        ax_t.axis("off")
+        ),
+    )
+    for spec, label, mean, title in panels:
+        ax = fig.add_subplot(spec, label=label)
+        if mean is not None:
+            _draw_rep(ax, mean, card, k, vmax, hinton, title)
+        else:
+            ax.axis("off")
     cbar = fig.colorbar(im, cax=fig.add_subplot(gs[:, 2], label="colorbar"))
     cbar.set_label("activation")
     return fig
