@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from difair.config import FAST_PATH, TrainConfig, apply_overrides
-from difair.engine.fit import load_data
+from difair.engine.build import load_data
 from difair.engine.runner import run_or_resume
 
 PROXY = [

@@ -33,9 +33,8 @@ from typing import Any
 import torch
 
 from difair.config import FAST_PATH, TrainConfig, apply_overrides
-from difair.data import get_dataset
+from difair.data import default_root, get_dataset
 from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
-from difair.data.registry import default_root
 from difair.data.splits import get_known_classes
 from difair.engine.build import build_model
 from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags

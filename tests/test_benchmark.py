@@ -16,7 +16,7 @@ import pytest
 from difair.bench.grid import RunSpec, run_config
 from difair.bench.report import write_tables
 from difair.cli import main
-from difair.data.registry import default_root
+from difair.data import default_root
 from tiny import TINY
 
 TABLES = ("table.md", "table.csv", "table.json")

@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from difair.errors import DifairError
+from difair.version import __version__
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from difair.predict import Predictor
-
-__version__ = "0.1.0"
 
 
 def load(run_dir: str | Path, **kwargs: Any) -> Predictor:

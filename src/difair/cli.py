@@ -188,7 +188,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="difair", description="DIFAIR open-set recognition: train, evaluate, compare.")
-    from difair import __version__
+    from difair.version import __version__
 
     parser.add_argument("--version", action="version", version=f"difair {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")

@@ -18,7 +18,7 @@ from difair.bench.grid import RunSpec, epochs_done, run_config, run_one, write_m
 from difair.bench.report import write_tables
 from difair.data.base import OSRData
 from difair.engine import rundir as R
-from difair.engine.fit import load_data
+from difair.engine.build import load_data
 from difair.engine.progress import make_progress
 
 TIMING = "timing.json"

@@ -18,12 +18,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
-from torchvision.datasets import CIFAR10, CIFAR100
 
 from difair.config import DataConfig
 from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size, missing_dataset, one_line
 from difair.data.cache import cache_dir_for, cached_images, list_images
+from difair.data.registry import register_dataset
+from difair.data.root import default_root
 from difair.data.splits import get_cifar_plus_unknown, get_known_classes
 from difair.errors import DifairError
 
@@ -35,34 +36,7 @@ CIFAR10_JPEG_DIR = "cifar10-jpeg"
 Arrays = tuple[Tensor, np.ndarray]
 
 
-class _Unverified:
-    """Mixin: with ``verify=False`` torchvision only checks that the pickles exist, not their md5 sums."""
-
-    def _strip_md5(self) -> None:
-        self.train_list = [[name, None] for name, _ in self.train_list]
-        self.test_list = [[name, None] for name, _ in self.test_list]
-        self.meta = {**self.meta, "md5": None}
-
-
-class CheckedCIFAR10(_Unverified, CIFAR10):
-    """torchvision's CIFAR10 with a ``verify`` option (md5 check of the pickles, on by default)."""
-
-    def __init__(self, root: str, train: bool, download: bool = False, verify: bool = True) -> None:
-        if not verify:
-            self._strip_md5()
-        super().__init__(root, train=train, download=download)
-
-
-class CheckedCIFAR100(_Unverified, CIFAR100):
-    """torchvision's CIFAR100 with a ``verify`` option (md5 check of the pickles, on by default)."""
-
-    def __init__(self, root: str, train: bool, download: bool = False, verify: bool = True) -> None:
-        if not verify:
-            self._strip_md5()
-        super().__init__(root, train=train, download=download)
-
-
-def _torchvision_arrays(ds: CIFAR10) -> Arrays:
+def _torchvision_arrays(ds: Any) -> Arrays:
     images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))
     return images, np.asarray(ds.targets, dtype=np.int64)
 
@@ -90,7 +64,9 @@ def load_cifar10_arrays(
     root: Path, *, download: bool = False, verify: bool = True, cache_dir: Path | None = None
 ) -> tuple[Arrays, Arrays, dict[str, Any]]:
     """CIFAR-10 (train, test) arrays from the pickles, else the JPEG tree, else a download, and the source."""
-    pickles = root / CIFAR10.base_folder
+    from difair.data.torchvision_sets import CheckedCIFAR10  # start-up time: torchvision.datasets takes ~2 s
+
+    pickles = root / CheckedCIFAR10.base_folder
     tree = root / CIFAR10_JPEG_DIR
     if pickles.is_dir() or (download and not (tree / "train").is_dir()):
         try:
@@ -105,7 +81,7 @@ def load_cifar10_arrays(
         test = _jpeg_split(tree, "test", cache_dir)
         return train, test, {"cifar10_source": "jpeg", "source_paths": [str(tree)]}
     raise missing_dataset(
-        f"CIFAR-10 (looked for {CIFAR10.base_folder} and {CIFAR10_JPEG_DIR}/)", root, prepared=True
+        f"CIFAR-10 (looked for {CheckedCIFAR10.base_folder} and {CIFAR10_JPEG_DIR}/)", root, prepared=True
     )
 
 
@@ -113,7 +89,9 @@ def load_cifar100_test(
     root: Path, *, download: bool = False, verify: bool = True
 ) -> tuple[Arrays, list[str]]:
     """CIFAR-100 test images, fine labels, and the 100 fine class names."""
-    folder = root / CIFAR100.base_folder
+    from difair.data.torchvision_sets import CheckedCIFAR100  # start-up time: torchvision.datasets takes ~2 s
+
+    folder = root / CheckedCIFAR100.base_folder
     if not folder.is_dir() and not download:
         raise missing_dataset("CIFAR-100 (for the CIFAR+N unknowns)", folder)
     try:
@@ -123,10 +101,9 @@ def load_cifar100_test(
     return _torchvision_arrays(ds), list(ds.classes)
 
 
+@register_dataset("cifar10")
 def load_cifar10(cfg: DataConfig, *, verify: bool = True, cache_dir: Path | None = None) -> OSRData:
     """The CIFAR10 split ``cfg.split`` of family ``cfg.split_family``."""
-    from difair.data.registry import default_root
-
     train, test, source = load_cifar10_arrays(
         default_root(cfg), download=cfg.download, verify=verify, cache_dir=cache_dir
     )
@@ -150,7 +127,7 @@ def load_cifar_plus(
     cfg: DataConfig, n: int, *, verify: bool = True, cache_dir: Path | None = None
 ) -> OSRData:
     """CIFAR+``n`` (10 or 50): known CIFAR-10 classes per ``cfg.cifar_plus_known``, unknown CIFAR-100 ones."""
-    from difair.data.registry import default_root
+    from difair.data.torchvision_sets import CheckedCIFAR100  # start-up time: torchvision.datasets takes ~2 s
 
     root = default_root(cfg)
     known = get_known_classes(
@@ -160,7 +137,7 @@ def load_cifar_plus(
     (c100_test, c100_names) = load_cifar100_test(root, download=cfg.download, verify=verify)
     train, test, source = load_cifar10_arrays(root, download=cfg.download, verify=verify, cache_dir=cache_dir)
     names = CIFAR10_CLASSES + [""] * (CIFAR_PLUS_OFFSET - len(CIFAR10_CLASSES)) + c100_names
-    source["source_paths"] = [*source["source_paths"], str(root / CIFAR100.base_folder)]
+    source["source_paths"] = [*source["source_paths"], str(root / CheckedCIFAR100.base_folder)]
     return build_osr(
         cfg,
         name=f"cifar+{n}",
@@ -175,3 +152,15 @@ def load_cifar_plus(
         meta={**source, "cifar_plus_known": cfg.cifar_plus_known, "unknown_source_offset": CIFAR_PLUS_OFFSET},
         unknown_offset=CIFAR_PLUS_OFFSET,
     )
+
+
+@register_dataset("cifar+10")
+def load_cifar_plus_10(cfg: DataConfig) -> OSRData:
+    """CIFAR+10: 4 known CIFAR-10 classes, 10 unknown CIFAR-100 classes."""
+    return load_cifar_plus(cfg, 10)
+
+
+@register_dataset("cifar+50")
+def load_cifar_plus_50(cfg: DataConfig) -> OSRData:
+    """CIFAR+50: 4 known CIFAR-10 classes, 50 unknown CIFAR-100 classes."""
+    return load_cifar_plus(cfg, 50)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from difair.config import DataConfig
 from difair.data.base import OSRData, assemble, resize_uint8, select_known
+from difair.data.registry import register_dataset
 from difair.data.splits import get_known_classes
 from difair.errors import DifairError
 
@@ -68,4 +70,17 @@ def load_digits_osr(
             "known_source_classes": known,
             "unknown_source_classes": sorted(set(range(10)) - set(known)),
         },
+    )
+
+
+@register_dataset("digits")
+def load_digits(cfg: DataConfig) -> OSRData:
+    """The digits split that ``cfg`` names (scikit-learn's 8x8 digits: offline, no files)."""
+    return load_digits_osr(
+        cfg.split,
+        image_size=cfg.image_size,
+        balance=cfg.balance,
+        balance_seed=cfg.balance_seed,
+        split_family=cfg.split_family,
+        normalization=cfg.normalization,
     )

@@ -15,6 +15,7 @@ from difair.config import DataConfig
 from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cached_images, list_images
+from difair.data.registry import register_dataset
 from difair.errors import DifairError
 
 FOLDER_IMAGE_SIZE = 32
@@ -82,6 +83,7 @@ def _files(path: Path, split: str, classes: list[str]) -> tuple[list[str], np.nd
     return files, np.asarray(labels, dtype=np.int64)
 
 
+@register_dataset("folder")
 def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
     """The open-set split of the image folder ``cfg.name`` (``folder:PATH``) with known ``cfg.known``."""
     path = folder_path(cfg.name)

@@ -11,6 +11,8 @@ import numpy as np
 from difair.config import DataConfig
 from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size, missing_dataset, one_line
+from difair.data.registry import register_dataset
+from difair.data.root import default_root
 from difair.data.splits import get_known_classes
 from difair.errors import DifairError
 
@@ -24,11 +26,10 @@ MNIST_RAW_FILES = (
 DIGIT_NAMES = [str(d) for d in range(10)]
 
 
+@register_dataset("mnist")
 def load_mnist(cfg: DataConfig) -> OSRData:
     """The MNIST split ``cfg.split`` of family ``cfg.split_family``."""
     from torchvision.datasets import MNIST
-
-    from difair.data.registry import default_root
 
     root = default_root(cfg)
     raw = root / "MNIST" / "raw"

@@ -10,26 +10,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision.datasets import SVHN
 
 from difair.config import DataConfig
 from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size, missing_dataset, one_line
 from difair.data.mnist import DIGIT_NAMES
+from difair.data.registry import register_dataset
+from difair.data.root import default_root
 from difair.data.splits import get_known_classes
 from difair.errors import DifairError
 
 SVHN_IMAGE_SIZE = 32
 SVHN_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
-
-
-class CheckedSVHN(SVHN):
-    """torchvision's SVHN; ``verify=False`` only checks that the file exists, skipping the md5 check."""
-
-    def __init__(self, root: str, split: str, download: bool = False, verify: bool = True) -> None:
-        if not verify:
-            self.split_list = {k: [url, name, None] for k, (url, name, _md5) in SVHN.split_list.items()}
-        super().__init__(root, split=split, download=download)
 
 
 def svhn_dir(root: Path) -> Path:
@@ -43,6 +35,8 @@ def load_svhn_arrays(
     """Images uint8 ``[N, 3, 32, 32]`` and digit labels 0-9 of one SVHN split (``train`` or ``test``)."""
     if not (folder / SVHN_FILES[split]).is_file() and not download:
         raise missing_dataset(f"SVHN {SVHN_FILES[split]}", folder)
+    from difair.data.torchvision_sets import CheckedSVHN  # start-up time: torchvision.datasets takes ~2 s
+
     try:
         ds = CheckedSVHN(str(folder), split, download=download, verify=verify)
     except (RuntimeError, OSError, ValueError, KeyError) as e:
@@ -50,10 +44,9 @@ def load_svhn_arrays(
     return torch.from_numpy(np.ascontiguousarray(ds.data)), np.asarray(ds.labels, dtype=np.int64)
 
 
+@register_dataset("svhn")
 def load_svhn(cfg: DataConfig, *, verify: bool = True) -> OSRData:
     """The SVHN split ``cfg.split`` of family ``cfg.split_family``; ``verify`` checks the md5 sums."""
-    from difair.data.registry import default_root
-
     folder = svhn_dir(default_root(cfg))
     train = load_svhn_arrays(folder, "train", download=cfg.download, verify=verify)
     test = load_svhn_arrays(folder, "test", download=cfg.download, verify=verify)

@@ -20,6 +20,8 @@ from difair.config import DataConfig
 from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size, missing_dataset, one_line
 from difair.data.cache import cache_dir_for, cached_images, list_images
+from difair.data.registry import register_dataset
+from difair.data.root import default_root
 from difair.data.splits import get_known_classes
 from difair.errors import DifairError
 
@@ -105,10 +107,9 @@ def _val_files(folder: Path) -> tuple[list[str], list[str]]:
     return files, owners
 
 
+@register_dataset("tinyimagenet")
 def load_tinyimagenet(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
     """Tiny ImageNet split ``cfg.split`` (family ``cfg.split_family``, order ``cfg.tinyimagenet_order``)."""
-    from difair.data.registry import default_root
-
     root = default_root(cfg)
     folder = tinyimagenet_dir(root)
     missing = _check_layout(folder)

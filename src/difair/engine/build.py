@@ -1,10 +1,65 @@
-"""Build the method object and the model (normalisation + backbone + head) from a config."""
+"""Construction of one run's parts from its config: Fabric, data, model (+ method) and optimizer.
+
+``fit``, ``build_loop``, ``evaluate_run_dir``, ``load_run`` and the benchmarks build through these functions, so
+every entry point sets a run up the same way.
+"""
 
 from __future__ import annotations
 
+import logging
+
+import torch
+from torch import nn
+
 from difair.config import TrainConfig
+from difair.data import OSRData, get_dataset
+from difair.errors import DifairError
 from difair.methods import CACMethod, CEMethod, DifairMethod, Method
 from difair.nn.backbones import OSRModel, create_backbone
+
+
+def make_fabric(cfg: TrainConfig):
+    """Lightning Fabric for the run's accelerator, devices and precision; a bad combination is a DifairError."""
+    from lightning_fabric import Fabric  # start-up time: Lightning takes seconds to import
+
+    log = logging.getLogger("lightning_fabric")
+    level = log.level
+    log.setLevel(
+        logging.WARNING
+    )  # the precision is in config.yaml; Fabric's "Using bfloat16 ..." repeats it per run
+    try:
+        return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise DifairError(
+            f"cannot set up accelerator={cfg.accelerator} devices={cfg.devices} precision={cfg.precision}: {exc}"
+        ) from exc
+    finally:
+        log.setLevel(level)
+
+
+def load_data(cfg: TrainConfig, data: OSRData | None) -> OSRData:
+    """``data`` when given (already loaded by the caller), else the split that ``cfg.data`` names."""
+    if data is not None:
+        return data
+    return get_dataset(cfg.data)
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD as configured (``optim.foreach`` picks the multi-tensor implementation)."""
+    o = cfg.optim
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=o.lr,
+        momentum=o.momentum,
+        nesterov=o.nesterov and o.momentum > 0,
+        weight_decay=0.0 if o.decoupled_weight_decay else o.weight_decay,
+        foreach=o.foreach,
+    )
+
+
+def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    """The memory format of the run's images and weights (``channels_last``)."""
+    return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
 def build_method(cfg: TrainConfig) -> Method:

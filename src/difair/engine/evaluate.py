@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from difair import __version__
 from difair.config import TrainConfig
 from difair.data.base import OSRData
+from difair.engine import rundir as R
+from difair.engine.build import load_data, make_fabric, memory_format
+from difair.engine.load import load_run
 from difair.eval.metrics import osr_metrics
 from difair.methods import CACMethod, Method
+from difair.version import __version__
 
 
 @torch.inference_mode()
@@ -119,21 +123,15 @@ def evaluate_run(cfg: TrainConfig, raw_model, model, method, data: OSRData, devi
 
 def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[str, Any]:
     """Recompute ``results.json`` of a run from its checkpoint (all scores of its method)."""
-    from difair.engine import rundir as R
-    from difair.engine.fit import load_data, make_fabric
-    from difair.engine.load import load_run
-
     run = load_run(run_dir)
     cfg = run.config
     data = load_data(cfg, data)
     fabric = make_fabric(cfg)
-    model = run.model.to(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
+    model = run.model.to(memory_format=memory_format(cfg))
     fmodel = fabric.setup_module(model)
     results = evaluate_run(cfg, model, fmodel, run.method, data, fabric.device)
     previous = Path(run_dir) / R.RESULTS
     if previous.is_file():
-        import json
-
         results["train_time_s"] = json.loads(previous.read_text()).get("train_time_s")
     R.write_json(previous, results)
     return results

@@ -7,7 +7,6 @@ themselves live in ``difair.engine.loop``; with ``devices > 1`` the run is data-
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -16,25 +15,18 @@ from typing import Any
 
 import torch
 
-from difair import __version__
 from difair.config import TrainConfig
 from difair.data.base import OSRData
 from difair.engine import ddp
 from difair.engine import rundir as R
-from difair.engine.build import build_model
+from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
 from difair.engine.evaluate import evaluate_run, validation_accuracy
 from difair.engine.hardware import warn_if_slow_bf16
-from difair.engine.loop import (
-    TrainLoop,
-    epoch_batches,
-    make_optimizer,
-    memory_format,
-    setup_loop,
-    train_one_epoch,
-)
+from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
 from difair.errors import DifairError, TrainingDiverged
+from difair.version import __version__
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -42,32 +34,6 @@ EpochCallback = Callable[[dict[str, Any]], None]
 def epoch_seed(seed: int, epoch: int) -> int:
     """The seed of one epoch's randomness."""
     return (seed * 1_000_003 + epoch * 7_919 + 1) % (2**63 - 1)
-
-
-def make_fabric(cfg: TrainConfig):
-    from lightning_fabric import Fabric
-
-    log = logging.getLogger("lightning_fabric")
-    level = log.level
-    log.setLevel(
-        logging.WARNING
-    )  # the precision is in config.yaml; Fabric's "Using bfloat16 ..." repeats it per run
-    try:
-        return Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=cfg.precision)
-    except (ValueError, RuntimeError, TypeError) as exc:
-        raise DifairError(
-            f"cannot set up accelerator={cfg.accelerator} devices={cfg.devices} precision={cfg.precision}: {exc}"
-        ) from exc
-    finally:
-        log.setLevel(level)
-
-
-def load_data(cfg: TrainConfig, data: OSRData | None) -> OSRData:
-    if data is not None:
-        return data
-    from difair.data import get_dataset
-
-    return get_dataset(cfg.data)
 
 
 def _config_for(cfg: TrainConfig | None, run_dir: Path, resume: bool) -> TrainConfig:

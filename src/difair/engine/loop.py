@@ -17,26 +17,9 @@ from torch import Tensor, nn
 from difair.config import TrainConfig
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
-from difair.engine.build import build_model
+from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
-
-
-def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD as configured (``optim.foreach`` picks the multi-tensor implementation)."""
-    o = cfg.optim
-    return torch.optim.SGD(
-        model.parameters(),
-        lr=o.lr,
-        momentum=o.momentum,
-        nesterov=o.nesterov and o.momentum > 0,
-        weight_decay=0.0 if o.decoupled_weight_decay else o.weight_decay,
-        foreach=o.foreach,
-    )
-
-
-def memory_format(cfg: TrainConfig) -> torch.memory_format:
-    return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
 @dataclass
@@ -107,8 +90,6 @@ def setup_loop(
 
 def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> TrainLoop:
     """A fresh model, optimizer and loop for ``cfg`` on ``data``, without a run folder (benchmarks, tests)."""
-    from difair.engine.fit import make_fabric
-
     cfg = cfg.resolve()
     fabric = fabric or make_fabric(cfg)
     torch.manual_seed(cfg.seed)

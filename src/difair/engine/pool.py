@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.console import Console
 
 from difair.config import TrainConfig
+from difair.data import get_dataset
 from difair.engine.progress import make_progress
+from difair.engine.runner import run_or_resume
 
 
 @dataclass
@@ -37,11 +40,6 @@ def default_workers() -> int:
 def _run_job(
     config_dict: dict[str, Any], run_dir: str, threads: int, ticks: Any
 ) -> tuple[dict[str, Any], str]:
-    import torch
-
-    from difair.data import get_dataset
-    from difair.engine.runner import run_or_resume
-
     torch.set_num_threads(threads)
     cfg = TrainConfig.from_dict(config_dict)
     data = get_dataset(cfg.resolve().data)

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from difair import __version__
 from difair.engine import rundir as R
 from difair.engine.load import LoadedRun
 from difair.eval.metrics import osr_metrics
+from difair.version import __version__
 from difair.viz.analysis import RunAnalysis, analyze
 from difair.viz.style import png_bytes
 
