@@ -12,7 +12,17 @@ from pathlib import Path
 
 from rich.console import Console
 
+from difair.cliutil import (
+    add_config_flags,
+    check_dataset_name,
+    check_method_name,
+    dataset_help,
+    flag_overrides,
+    method_help,
+    parse_splits,
+)
 from difair.errors import DifairError
+from difair.version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,58 +32,12 @@ class _Parser(argparse.ArgumentParser):
         raise DifairError(f"{message} (see: {self.prog} --help)")
 
 
-def _parse_splits(text: str) -> list[int]:
-    """``"0-4"``, ``"0,2,3"`` or ``"1"`` -> list of split indices."""
-    out: list[int] = []
-    try:
-        for part in text.split(","):
-            if "-" in part:
-                a, b = part.split("-", 1)
-                out.extend(range(int(a), int(b) + 1))
-            elif part.strip():
-                out.append(int(part))
-    except ValueError as exc:
-        raise DifairError(f"cannot read splits {text!r}: write e.g. 0-4 or 0,2,3") from exc
-    for s in out:
-        if not 0 <= s <= 4:
-            raise DifairError(f"split {s} is out of range: choose 0 to 4")
-    return out
-
-
-FAST_HELP = (
-    "the fast path: bf16 autocast, channels_last, batched augmentation, foreach SGD, fast dropout mask "
-    "(--set options win over it, e.g. --set precision=16-mixed on GPUs without bf16)"
-)
-
-
-AUTHORS_HELP = (
-    "run as the authors' TensorFlow code did: every option of docs/fidelity.md set to the authors' behaviour "
-    "(difair.config.AUTHORS_CODE; --set options win)"
-)
-
-
-def add_config_flags(p: argparse.ArgumentParser, set_help: str) -> None:
-    """``--set KEY=VALUE`` (repeatable), ``--fast`` and ``--authors-code``: read back by ``flag_overrides``."""
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
-    p.add_argument("--fast", action="store_true", help=FAST_HELP)
-    p.add_argument("--authors-code", action="store_true", help=AUTHORS_HELP)
-
-
-def flag_overrides(fast: bool, authors_code: bool, overrides: list[str]) -> list[str]:
-    """The settings of ``--fast`` and ``--authors-code``, then the ``--set`` overrides (so ``--set`` wins)."""
-    from difair.config import AUTHORS_CODE, FAST_PATH
-
-    return [*(FAST_PATH if fast else ()), *(AUTHORS_CODE if authors_code else ()), *overrides]
-
-
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run (method, dataset, split) into a run folder")
     p.set_defaults(func=_cmd_train)
-    p.add_argument("--method", choices=None, help="difair, ce or cac")
-    p.add_argument(
-        "--dataset", help="digits, mnist, svhn, cifar10, cifar+10, cifar+50, tinyimagenet or folder:PATH"
-    )
-    p.add_argument("--split", type=int, default=None, help="known/unknown split, 0-4")
+    p.add_argument("--method", choices=None, help=method_help())
+    p.add_argument("--dataset", help=dataset_help())
+    p.add_argument("--split", type=int, default=None, help="known/unknown split (see --splits of demo)")
     p.add_argument("--preset", help="start from a paper preset, e.g. difair-cifar10 (difair presets list)")
     p.add_argument("--config", type=Path, help="a YAML config file (e.g. an edited preset) over --preset")
     p.add_argument("--epochs", type=int, help="number of epochs (the schedule keeps its shape)")
@@ -87,11 +51,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    # start-up time: the library (torch, Lightning) is imported by the command that needs it, not by the parser
     from difair.config import TrainConfig, apply_overrides
-    from difair.data.registry import check_dataset_name
+    from difair.data.splits import check_split
     from difair.engine.ddp import is_rank_zero
     from difair.engine.fit import fit
-    from difair.methods import METHODS
+    from difair.engine.rundir import run_name
 
     if args.resume is not None:
         if args.overwrite:
@@ -100,7 +65,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if is_rank_zero():
             _print_results(results, args.resume)
         return 0
-    from difair.presets import merge, preset_dict, read_config_file
+    from difair.presets import merge, preset_dict, read_config_file  # start-up time
 
     base = TrainConfig().to_dict()  # layering: defaults < --preset < --config < --set and flags
     if args.preset is not None:
@@ -109,15 +74,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         base = merge(base, read_config_file(args.config))
     overrides = flag_overrides(args.fast, args.authors_code, args.overrides)
     if args.method is not None:
-        if args.method not in METHODS:
-            raise DifairError(f"unknown method {args.method!r}: choose one of {', '.join(METHODS)}")
+        check_method_name(args.method)
         overrides.append(f"method={args.method}")
     if args.dataset is not None:
         check_dataset_name(args.dataset)
         overrides.append(f"data.name={args.dataset}")
     if args.split is not None:
-        if not 0 <= args.split <= 4:
-            raise DifairError(f"split {args.split} is out of range: choose 0 to 4")
+        check_split(args.split)
         overrides.append(f"data.split={args.split}")
     if args.epochs is not None:
         overrides.append(f"epochs={args.epochs}")
@@ -127,11 +90,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"devices={args.devices}")
     cfg = TrainConfig.from_dict(apply_overrides(base, overrides)).resolve()
     check_dataset_name(cfg.data.name)
-    out = (
-        args.out
-        or Path("runs")
-        / f"{cfg.method}-{cfg.data.name.replace(':', '_').replace('/', '_')}-split{cfg.data.split}-seed{cfg.seed}"
-    )
+    out = args.out or Path("runs") / run_name(cfg.method, cfg.data.name, cfg.data.split, cfg.seed)
     results = fit(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet)
     if is_rank_zero():  # with --devices N the other ranks return the same results
         _print_results(results, out)
@@ -157,7 +116,7 @@ def _print_results(results: dict, run_dir: Path) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from difair.engine.evaluate import evaluate_run_dir
+    from difair.engine.evaluate import evaluate_run_dir  # start-up time
 
     results = evaluate_run_dir(args.run_dir)
     _print_results(results, args.run_dir)
@@ -167,11 +126,11 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import time
 
-    from difair.demo import DEMO_EPOCHS, run_demo
+    from difair.demo import DEMO_EPOCHS, run_demo  # start-up time
     from difair.eval.tables import to_markdown
 
     t0 = time.perf_counter()
-    splits = _parse_splits(args.splits)
+    splits = parse_splits(args.splits)
     rows = run_demo(
         args.out,
         epochs=args.epochs or DEMO_EPOCHS,
@@ -188,7 +147,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="difair", description="DIFAIR open-set recognition: train, evaluate, compare.")
-    from difair.version import __version__
 
     parser.add_argument("--version", action="version", version=f"difair {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -197,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("difair-demo"), help="output folder (default: ./difair-demo)"
     )
     d.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30)")
-    d.add_argument("--splits", default="0-4", help="splits to run, e.g. 0-4 or 0,2")
+    d.add_argument("--splits", default=None, help="splits to run, e.g. 0-4 or 0,2 (default: every split)")
     d.add_argument(
         "--jobs", type=int, default=None, help="runs in parallel (default: one per core, at most 4)"
     )

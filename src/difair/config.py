@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,7 +18,12 @@ from typing import Any
 
 import yaml
 
-from difair.errors import DifairError
+from difair.errors import DifairError, check_choice
+from difair.methods import CACConfig, CEConfig, DifairConfig, method_names, options_section
+from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
+from difair.nn.vgg32 import PADDINGS
+
+SPLIT_FAMILIES = ("vaze", "neal")  # data.split_family: the split lists of difair.data.splits
 
 
 @dataclass
@@ -47,6 +51,17 @@ class DataConfig:
     known: list[str] | None = None  # folder:PATH datasets: known class names (or indices as strings)
     download: bool = False
 
+    def validate(self) -> None:
+        check_choice("data.split_family", self.split_family, SPLIT_FAMILIES)
+        check_choice("data.tinyimagenet_order", self.tinyimagenet_order, ("sorted", "wnids"))
+        check_choice("data.cifar_plus_known", self.cifar_plus_known, ("split", "vehicles"))
+        check_choice("data.balance", self.balance, ("without_replacement", "with_replacement", "none"))
+        check_choice("data.normalization", self.normalization, ("train", "reference"))
+        if not 0 <= self.val_fraction < 1:
+            raise DifairError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.split < 0:
+            raise DifairError(f"data.split must be >= 0, got {self.split}")
+
 
 @dataclass
 class ModelConfig:
@@ -59,32 +74,12 @@ class ModelConfig:
     bn_momentum: float = 0.1  # PyTorch convention; the authors' Keras default is 0.01
     bn_eps: float = 1e-5  # the authors' Keras default is 1e-3
 
-
-@dataclass
-class DifairConfig:
-    features_per_class: int = 5
-    alpha: float = 10.0
-    radius: float | None = None  # None: radius_ratio * sqrt(2*N*alpha^2)
-    radius_ratio: float = 0.6
-    inner_weight: float = 0.1
-    loss_mode: str = "smooth"  # smooth | hard
-    corr_weight: float = 1.0  # lambda
-    corr_variant: str = "paper"  # paper | reference
-    head_kernel_size: int = 3
-
-
-@dataclass
-class CACConfig:
-    alpha: float = 10.0
-    lambda_: float = 0.1
-    tuplet_includes_target: bool = False  # True: the authors' code (log(2 + ...))
-    rejection_softmin: str = "sample"  # sample (CAC) | global (the authors' code)
-    recenter: bool = True  # replace anchors by class means of correct training logits before evaluation
-
-
-@dataclass
-class CEConfig:
-    label_smoothing: float = 0.0
+    def validate(self) -> None:
+        check_choice("model.dropout_kind", self.dropout_kind, DROPOUT_KINDS)
+        check_choice("model.dropout_backend", self.dropout_backend, DROPOUT_BACKENDS)
+        check_choice("model.padding", self.padding, PADDINGS)
+        if not 0 <= self.dropout < 1 or not self.width > 0:
+            raise DifairError("model.dropout must be in [0, 1) and model.width > 0")
 
 
 @dataclass
@@ -96,6 +91,12 @@ class OptimConfig:
     decoupled_weight_decay: bool = False  # True: the authors' Keras decay w <- w - lr*wd*w on all parameters
     foreach: bool = True
 
+    def validate(self) -> None:
+        if not self.lr > 0:
+            raise DifairError(f"optim.lr must be > 0, got {self.lr}")
+        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise DifairError("optim.weight_decay must be >= 0 and optim.momentum in [0, 1)")
+
 
 @dataclass
 class ScheduleConfig:
@@ -104,6 +105,19 @@ class ScheduleConfig:
     restarts: int = 2
     min_lr_ratio: float = 1e-3
     floor: str = "vaze"  # vaze: min lr = lr*ratio | reference: the authors' Keras floor lr*(lr*ratio)
+
+    def validate(self, epochs: int) -> None:
+        check_choice("schedule.name", self.name, ("cosine_restarts_warmup", "cosine_warmup", "constant"))
+        check_choice("schedule.floor", self.floor, ("vaze", "reference"))
+        if self.restarts < 0 or (self.warmup_epochs or 0) < 0:
+            raise DifairError("schedule.restarts and schedule.warmup_epochs must be >= 0")
+        if self.warmup_epochs is not None and self.warmup_epochs >= epochs > 1:
+            raise DifairError(f"schedule.warmup_epochs ({self.warmup_epochs}) must be < epochs ({epochs})")
+
+    def resolve(self, epochs: int) -> None:
+        """Fill the derived warmup (10 epochs per 600, at least 1) when unset."""
+        if self.warmup_epochs is None:
+            self.warmup_epochs = max(1, round(epochs * 10 / 600)) if epochs > 1 else 0
 
 
 @dataclass
@@ -121,6 +135,17 @@ class AugmentConfig:
         "sample"  # sample (one factor per image) | batch (the authors' Keras layer: one per batch)
     )
     brightness: float = 0.0  # Keras RandomBrightness: x' = x + U[-b, b] * 255 per image (authors' MNIST: 0.5)
+
+    def validate(self) -> None:
+        if self.randaugment_n < 0 or not 0 <= self.randaugment_m <= 30 or self.crop_padding < 0:
+            raise DifairError("augment: randaugment_n >= 0, randaugment_m in [0, 30], crop_padding >= 0")
+        check_choice("augment.randaugment_ops", self.randaugment_ops, ("all", "no_geometric"))
+        check_choice("augment.backend", self.backend, ("torchvision", "batched"))
+        check_choice("augment.contrast_per", self.contrast_per, ("sample", "batch"))
+        if not (0 <= self.contrast <= 1 and 0 <= self.brightness <= 1):
+            raise DifairError(
+                f"augment.contrast and augment.brightness must be in [0, 1], got {self.contrast} and {self.brightness}"
+            )
 
 
 @dataclass
@@ -177,82 +202,29 @@ class TrainConfig:
         """A copy with derived values filled in (radius, warmup epochs); validated."""
         cfg = TrainConfig.from_dict(self.to_dict())
         cfg.validate()
-        if cfg.difair.radius is None:
-            n, a = cfg.difair.features_per_class, cfg.difair.alpha
-            cfg.difair.radius = round(cfg.difair.radius_ratio * math.sqrt(2 * n * a * a), 6)
-        if cfg.schedule.warmup_epochs is None:
-            cfg.schedule.warmup_epochs = max(1, round(cfg.epochs * 10 / 600)) if cfg.epochs > 1 else 0
+        cfg.difair.resolve()
+        cfg.schedule.resolve(cfg.epochs)
         cfg.validate()
         return cfg
 
     def validate(self) -> None:
-        from difair.methods import METHODS
-
-        _choice("method", self.method, tuple(METHODS))
-        _choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
-        _choice("loss_normalizer", self.loss_normalizer, ("batch", "nominal"))
+        """Raise one ``DifairError`` per problem, naming the fix: the run's own options, then each section."""
+        check_choice("method", self.method, method_names())
+        check_choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
+        check_choice("loss_normalizer", self.loss_normalizer, ("batch", "nominal"))
         _positive("epochs", self.epochs)
         _positive("batch_size", self.batch_size)
         _positive("eval_batch_size", self.eval_batch_size)
         _positive("devices", self.devices)
-        d = self.difair
-        if d.features_per_class < 1:
-            raise DifairError(
-                f"difair.features_per_class (N) must be >= 1, got {d.features_per_class}: set it to 1 or more"
-            )
-        if not d.alpha > 0:
-            raise DifairError(f"difair.alpha must be > 0, got {d.alpha}: the paper uses 10")
-        if d.radius is not None and not d.radius > 0:
-            raise DifairError(
-                f"difair.radius must be > 0, got {d.radius}: leave it unset for 0.6*sqrt(2*N*alpha^2)"
-            )
-        if not d.radius_ratio > 0:
-            raise DifairError(f"difair.radius_ratio must be > 0, got {d.radius_ratio}: the paper uses 0.6")
-        _choice("difair.loss_mode", d.loss_mode, ("smooth", "hard"))
-        _choice("difair.corr_variant", d.corr_variant, ("paper", "reference"))
-        if d.corr_weight < 0 or d.inner_weight < 0:
-            raise DifairError("difair.corr_weight and difair.inner_weight must be >= 0")
-        if not self.cac.alpha > 0:
-            raise DifairError(f"cac.alpha must be > 0, got {self.cac.alpha}: CAC uses 10")
-        _choice("cac.rejection_softmin", self.cac.rejection_softmin, ("sample", "global"))
-        if not 0 <= self.ce.label_smoothing < 1:
-            raise DifairError("ce.label_smoothing must be in [0, 1)")
-        if not self.optim.lr > 0:
-            raise DifairError(f"optim.lr must be > 0, got {self.optim.lr}")
-        if self.optim.weight_decay < 0 or not 0 <= self.optim.momentum < 1:
-            raise DifairError("optim.weight_decay must be >= 0 and optim.momentum in [0, 1)")
-        _choice("schedule.name", self.schedule.name, ("cosine_restarts_warmup", "cosine_warmup", "constant"))
-        _choice("schedule.floor", self.schedule.floor, ("vaze", "reference"))
-        if self.schedule.restarts < 0 or (self.schedule.warmup_epochs or 0) < 0:
-            raise DifairError("schedule.restarts and schedule.warmup_epochs must be >= 0")
-        if self.schedule.warmup_epochs is not None and self.schedule.warmup_epochs >= self.epochs > 1:
-            raise DifairError(
-                f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be < epochs ({self.epochs})"
-            )
-        _choice("model.dropout_kind", self.model.dropout_kind, ("element", "channel"))
-        _choice("model.dropout_backend", self.model.dropout_backend, ("torch", "fast"))
-        _choice("model.padding", self.model.padding, ("symmetric", "tf"))
-        if not 0 <= self.model.dropout < 1 or not self.model.width > 0:
-            raise DifairError("model.dropout must be in [0, 1) and model.width > 0")
-        a = self.augment
-        if a.randaugment_n < 0 or not 0 <= a.randaugment_m <= 30 or a.crop_padding < 0:
-            raise DifairError("augment: randaugment_n >= 0, randaugment_m in [0, 30], crop_padding >= 0")
-        _choice("augment.randaugment_ops", a.randaugment_ops, ("all", "no_geometric"))
-        _choice("augment.backend", a.backend, ("torchvision", "batched"))
-        _choice("augment.contrast_per", a.contrast_per, ("sample", "batch"))
-        if not (0 <= a.contrast <= 1 and 0 <= a.brightness <= 1):
-            raise DifairError(
-                f"augment.contrast and augment.brightness must be in [0, 1], got {a.contrast} and {a.brightness}"
-            )
-        _choice("data.split_family", self.data.split_family, ("vaze", "neal"))
-        _choice("data.tinyimagenet_order", self.data.tinyimagenet_order, ("sorted", "wnids"))
-        _choice("data.cifar_plus_known", self.data.cifar_plus_known, ("split", "vehicles"))
-        _choice("data.balance", self.data.balance, ("without_replacement", "with_replacement", "none"))
-        _choice("data.normalization", self.data.normalization, ("train", "reference"))
-        if not 0 <= self.data.val_fraction < 1:
-            raise DifairError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
-        if self.data.split < 0:
-            raise DifairError(f"data.split must be >= 0, got {self.data.split}")
+        for section in (self.difair, self.cac, self.ce, self.optim):
+            section.validate()
+        self.schedule.validate(self.epochs)
+        for section in (self.model, self.augment, self.data):
+            section.validate()
+
+    def method_options(self) -> Any:
+        """The config section of the run's method (``cfg.difair`` for DIFAIR), built into it by ``build_method``."""
+        return getattr(self, options_section(self.method))
 
     def fidelity(self) -> dict[str, Any]:
         """Every choice where the paper and the authors' code differ (docs/fidelity.md), as set in this run."""
@@ -275,11 +247,6 @@ class TrainConfig:
             "bn_momentum": self.model.bn_momentum,
             "bn_eps": self.model.bn_eps,
         }
-
-
-def _choice(name: str, value: Any, options: tuple[str, ...]) -> None:
-    if value not in options:
-        raise DifairError(f"unknown {name} {value!r}: choose one of {', '.join(options)}")
 
 
 def _positive(name: str, value: int) -> None:

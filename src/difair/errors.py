@@ -12,3 +12,9 @@ class DifairError(Exception):
 
 class TrainingDiverged(DifairError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def check_choice(name: str, value: object, options: tuple[str, ...]) -> None:
+    """Raise ``DifairError`` naming the choices when ``value`` is not one of ``options`` (option ``name``)."""
+    if value not in options:
+        raise DifairError(f"unknown {name} {value!r}: choose one of {', '.join(options)}")

@@ -6,27 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from difair.cli import add_config_flags, flag_overrides
+from difair.cliutil import (
+    add_config_flags,
+    check_dataset_name,
+    dataset_help,
+    flag_overrides,
+    method_help,
+    parse_methods,
+    parse_names,
+    parse_splits,
+)
 from difair.errors import DifairError
-
-
-def _names(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise DifairError(
-            f"--{what} needs at least one name, e.g. --{what} {'difair,ce,cac' if what == 'methods' else 'mnist'}"
-        )
-    return list(dict.fromkeys(items))
 
 
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    # start-up time: the library (torch) is imported by the command that needs it, not by the parser
     from difair.bench.grid import check_overrides, make_grid
     from difair.bench.report import write_tables
-    from difair.cli import _parse_splits
-    from difair.data.registry import check_dataset_name
-    from difair.methods import METHODS
 
     console = Console(stderr=True)
     if args.report_only is not None:
@@ -37,11 +35,8 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         return 0
     if args.out is None or args.datasets is None:
         raise DifairError("difair benchmark needs --datasets and --out (or --report-only DIR)")
-    methods = _names(args.methods, "methods")
-    for m in methods:
-        if m not in METHODS:
-            raise DifairError(f"unknown method {m!r}: choose from {', '.join(METHODS)}")
-    datasets = _names(args.datasets, "datasets")
+    methods = parse_methods(args.methods)
+    datasets = parse_names(args.datasets, "datasets")
     for d in datasets:
         check_dataset_name(d)
     if args.epochs is not None and args.epochs < 1:
@@ -58,7 +53,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         )
     from difair.bench.runner import run_grid
 
-    specs = make_grid(methods, datasets, _parse_splits(args.splits), args.seed)
+    specs = make_grid(methods, datasets, parse_splits(args.splits), args.seed)
     if args.ray is not None:
         from difair.bench.ray_backend import run_benchmark_ray
 
@@ -100,11 +95,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "benchmark", help="run a (method x dataset x split) grid with the paper's presets, then write tables"
     )
-    p.add_argument("--methods", default="difair,ce,cac", help="comma-separated: difair,ce,cac (default all)")
-    p.add_argument(
-        "--datasets", help="comma-separated: mnist,svhn,cifar10,cifar+10,cifar+50,tinyimagenet,digits"
-    )
-    p.add_argument("--splits", default="0-4", help="splits, e.g. 0-4 (default) or 0,2")
+    p.add_argument("--methods", default=None, help=method_help("comma-separated, default all: "))
+    p.add_argument("--datasets", help=dataset_help("comma-separated: "))
+    p.add_argument("--splits", default=None, help="splits, e.g. 0-4 or 0,2 (default: every split)")
     p.add_argument("--out", type=Path, help="benchmark folder: runs/, table.md, table.csv, table.json")
     p.add_argument(
         "--epochs", type=int, help="epochs per run (default: the presets' 600); the schedule keeps its shape"

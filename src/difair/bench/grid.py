@@ -35,9 +35,8 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """The run folder's name: ``<method>-<dataset>-split<k>-seed<s>`` (``folder:`` paths made safe)."""
-        ds = self.dataset.replace(":", "_").replace("/", "_")
-        return f"{self.method}-{ds}-split{self.split}-seed{self.seed}"
+        """The run folder's name (``difair.engine.rundir.run_name``)."""
+        return R.run_name(self.method, self.dataset, self.split, self.seed)
 
 
 def make_grid(methods: list[str], datasets: list[str], splits: list[int], seed: int = 0) -> list[RunSpec]:

@@ -11,6 +11,7 @@ CIFAR+10 (vehicles known, animal CIFAR-100 unknowns) and TinyImageNet; no CIFAR+
 
 from __future__ import annotations
 
+from difair.config import SPLIT_FAMILIES
 from difair.errors import DifairError
 
 NUM_SPLITS = 5
@@ -361,7 +362,8 @@ NEAL_CIFAR_PLUS_UNKNOWN: dict[int, list[list[int]]] = {
 }
 
 
-def _check_split(split: int) -> None:
+def check_split(split: int) -> None:
+    """Raise ``DifairError`` unless ``split`` is one of the ``NUM_SPLITS`` splits."""
     if not isinstance(split, int) or not 0 <= split < NUM_SPLITS:
         raise DifairError(f"split {split!r} is out of range: choose 0 to {NUM_SPLITS - 1}")
 
@@ -370,13 +372,13 @@ def get_known_classes(
     dataset: str, split: int, family: str = "vaze", cifar_plus_known: str = "split"
 ) -> list[int]:
     """Known class indices (source-dataset labels) of ``dataset``'s split, in label order."""
-    _check_split(split)
+    check_split(split)
     key = "cifar+" if dataset.startswith("cifar+") else dataset
     if key == "cifar+" and cifar_plus_known == "vehicles":
         return list(CIFAR_VEHICLES)
     table = VAZE_KNOWN if family == "vaze" else NEAL_KNOWN if family == "neal" else None
     if table is None:
-        raise DifairError(f"unknown split family {family!r}: choose vaze or neal")
+        raise DifairError(f"unknown split family {family!r}: choose {' or '.join(SPLIT_FAMILIES)}")
     if key not in table:
         raise DifairError(
             f"split family {family!r} has no lists for {dataset!r}: use --set data.split_family=vaze"
@@ -386,12 +388,12 @@ def get_known_classes(
 
 def get_cifar_plus_unknown(n: int, split: int, family: str = "vaze") -> list[int]:
     """CIFAR-100 fine labels of the unknown classes of CIFAR+``n`` (10 or 50)."""
-    _check_split(split)
+    check_split(split)
     if n not in CIFAR_PLUS_UNKNOWN:
         raise DifairError(f"CIFAR+{n} does not exist: choose cifar+10 or cifar+50")
     table = CIFAR_PLUS_UNKNOWN if family == "vaze" else NEAL_CIFAR_PLUS_UNKNOWN if family == "neal" else None
     if table is None:
-        raise DifairError(f"unknown split family {family!r}: choose vaze or neal")
+        raise DifairError(f"unknown split family {family!r}: choose {' or '.join(SPLIT_FAMILIES)}")
     if n not in table:
         raise DifairError(
             f"split family {family!r} has no lists for 'cifar+{n}': use --set data.split_family=vaze"

@@ -14,7 +14,7 @@ from torch import nn
 from difair.config import TrainConfig
 from difair.data import OSRData, get_dataset
 from difair.errors import DifairError
-from difair.methods import CACMethod, CEMethod, DifairMethod, Method
+from difair.methods import Method, build_method
 from difair.nn.backbones import OSRModel, create_backbone
 
 
@@ -62,36 +62,11 @@ def memory_format(cfg: TrainConfig) -> torch.memory_format:
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
-def build_method(cfg: TrainConfig) -> Method:
-    """The method object of ``cfg.method`` with its options from the config."""
-    if cfg.method == "difair":
-        d = cfg.difair
-        return DifairMethod(
-            features_per_class=d.features_per_class,
-            alpha=d.alpha,
-            radius=d.radius,
-            inner_weight=d.inner_weight,
-            loss_mode=d.loss_mode,
-            corr_weight=d.corr_weight,
-            corr_variant=d.corr_variant,
-            head_kernel_size=d.head_kernel_size,
-        )
-    if cfg.method == "ce":
-        return CEMethod(label_smoothing=cfg.ce.label_smoothing)
-    c = cfg.cac
-    return CACMethod(
-        alpha=c.alpha,
-        lambda_=c.lambda_,
-        tuplet_includes_target=c.tuplet_includes_target,
-        rejection_softmin=c.rejection_softmin,
-    )
-
-
 def build_model(
     cfg: TrainConfig, num_classes: int, channels: int, mean: list[float], std: list[float]
 ) -> tuple[OSRModel, Method]:
     """A freshly initialised model for ``cfg`` and its method object (seeded by the caller)."""
-    method = build_method(cfg)
+    method = build_method(cfg.method, cfg.method_options(), num_classes)
     m = cfg.model
     kwargs: dict = {}
     if m.backbone == "small_cnn":
@@ -107,5 +82,5 @@ def build_model(
             width=m.width,
         )
     backbone = create_backbone(m.backbone, in_channels=channels, **kwargs)
-    head = method.build_head(backbone.out_channels, num_classes)
+    head = method.build_head(backbone.out_channels)
     return OSRModel(backbone, head, mean, std), method

@@ -16,7 +16,7 @@ from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
 from difair.engine.load import load_run
 from difair.eval.metrics import osr_metrics
-from difair.methods import CACMethod, Method
+from difair.methods import Method
 from difair.version import __version__
 
 
@@ -52,12 +52,9 @@ def evaluate_model(
     batch_size: int,
     device: torch.device,
     channels_last: bool = False,
-    recenter_cac: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate on ``data``'s test set; for CAC first re-centre anchors on correct training logits if asked."""
-    if isinstance(method, CACMethod) and recenter_cac:
-        train_out = collect_outputs(model, data.train_images, batch_size, device, channels_last)
-        method.recenter(raw_model.head, train_out, data.train_labels)
+    """Evaluate on ``data``'s test set, after the method's evaluation preparation (CAC: re-centred anchors)."""
+    prepare_evaluation(model, raw_model.head, method, data, batch_size, device, channels_last)
     outputs = collect_outputs(model, data.test_images, batch_size, device, channels_last)
     result = evaluate_outputs(outputs, data.test_labels, method, raw_model.head)
     result["outputs"] = outputs
@@ -65,6 +62,21 @@ def evaluate_model(
         acc = validation_accuracy(model, raw_model.head, method, data, batch_size, device, channels_last)
         result["validation"] = {"n": len(data.val_labels), "closed_set_accuracy": acc}
     return result
+
+
+def prepare_evaluation(
+    model: nn.Module,
+    head: nn.Module,
+    method: Method,
+    data: OSRData,
+    batch_size: int,
+    device: torch.device,
+    channels_last: bool = False,
+) -> None:
+    """Run the method's evaluation preparation on the training outputs when it still needs to (once per head)."""
+    if method.needs_train_outputs(head):
+        train_out = collect_outputs(model, data.train_images, batch_size, device, channels_last)
+        method.prepare_evaluation(head, train_out, data.train_labels)
 
 
 def validation_accuracy(
@@ -91,7 +103,6 @@ def evaluate_run(cfg: TrainConfig, raw_model, model, method, data: OSRData, devi
         batch_size=cfg.eval_batch_size,
         device=device,
         channels_last=cfg.channels_last,
-        recenter_cac=cfg.cac.recenter,
     )
     primary = ev["per_score"][method.default_score]
     return {

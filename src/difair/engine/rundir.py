@@ -22,6 +22,12 @@ RESULTS = "results.json"
 CHECKPOINT = "checkpoints/last.pt"
 
 
+def run_name(method: str, dataset: str, split: int, seed: int) -> str:
+    """A run folder's name: ``<method>-<dataset>-split<k>-seed<s>`` (``folder:`` paths made safe)."""
+    ds = dataset.replace(":", "_").replace("/", "_")
+    return f"{method}-{ds}-split{split}-seed{seed}"
+
+
 def _temp_beside(path: Path) -> tuple[int, str]:
     """A temp file next to ``path`` with the permissions a plain ``open`` would give."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["fast_dropout", "FastDropout", "make_dropout", "DROPOUT_BACKENDS"]
+__all__ = ["fast_dropout", "FastDropout", "make_dropout", "DROPOUT_KINDS", "DROPOUT_BACKENDS"]
 
-DROPOUT_BACKENDS = ("torch", "fast")
+DROPOUT_KINDS = ("element", "channel")  # model.dropout_kind
+DROPOUT_BACKENDS = ("torch", "fast")  # model.dropout_backend
 _BITS = 31  # int32 random_() draws uniformly from [0, 2**31)
 
 
@@ -48,8 +49,8 @@ class FastDropout(nn.Dropout):
 def make_dropout(p: float, kind: str = "element", backend: str = "torch") -> nn.Module:
     """The dropout layer of a backbone: ``kind`` element (nn.Dropout) or channel (nn.Dropout2d); ``backend``
     ``torch`` or ``fast`` (element dropout only: a channel mask is N x C draws, already cheap)."""
-    if kind not in ("element", "channel"):
-        raise ValueError(f"dropout_kind must be 'element' or 'channel', got {kind!r}")
+    if kind not in DROPOUT_KINDS:
+        raise ValueError(f"dropout_kind must be one of {DROPOUT_KINDS}, got {kind!r}")
     if backend not in DROPOUT_BACKENDS:
         raise ValueError(f"dropout backend must be one of {DROPOUT_BACKENDS}, got {backend!r}")
     if kind == "channel":

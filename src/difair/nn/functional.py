@@ -24,6 +24,11 @@ __all__ = [
 
 _REDUCTIONS = ("mean", "sum", "none")
 
+# The choices of each option of these functions: read by the config's validation (one list per option).
+LOSS_MODES = ("smooth", "hard")  # difair.loss_mode
+CORR_VARIANTS = ("paper", "reference")  # difair.corr_variant
+CAC_SOFTMIN = ("sample", "global")  # cac.rejection_softmin
+
 
 def class_anchors(
     num_classes: int,
@@ -46,7 +51,7 @@ def class_anchors(
 
 def default_radius(features_per_class: int, alpha: float, ratio: float = 0.6) -> float:
     """The paper's hypersphere radius ``ratio * d_aa`` with ``d_aa = sqrt(2*N*alpha^2)`` (18.97 for N=5, alpha=10)."""
-    return ratio * math.sqrt(2.0 * features_per_class * alpha**2)
+    return ratio * math.sqrt(2 * features_per_class * alpha * alpha)
 
 
 def _safe_norm(diff: Tensor, dim: int = -1) -> Tensor:
@@ -99,8 +104,8 @@ def difair_loss(
     """
     if not radius > 0:
         raise ValueError(f"radius must be > 0, got {radius}")
-    if mode not in ("smooth", "hard"):
-        raise ValueError(f"mode must be 'smooth' or 'hard', got {mode!r}")
+    if mode not in LOSS_MODES:
+        raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
     _check_target(target, anchors.shape[0])
     anchors = anchors.to(dtype=z.dtype, device=z.device)
     d = _safe_norm(z - anchors[target], dim=-1)
@@ -144,8 +149,8 @@ def filter_correlation_penalty(weight: Tensor, features_per_class: int, variant:
     For ``N=5`` the reference value of a class is ``0.4x`` the paper value, and classes are summed, not averaged.
     With ``N=1`` there are no pairs and both variants are 0.
     """
-    if variant not in ("paper", "reference"):
-        raise ValueError(f"variant must be 'paper' or 'reference', got {variant!r}")
+    if variant not in CORR_VARIANTS:
+        raise ValueError(f"variant must be one of {CORR_VARIANTS}, got {variant!r}")
     n = features_per_class
     if n < 2:
         return weight.new_zeros(())
@@ -192,7 +197,7 @@ def cac_rejection_score(distances: Tensor, *, normalize: str = "sample") -> Tens
     elif normalize == "global":
         softmin = torch.softmax(-distances.reshape(-1), dim=0).reshape(distances.shape)
     else:
-        raise ValueError(f"normalize must be 'sample' or 'global', got {normalize!r}")
+        raise ValueError(f"normalize must be one of {CAC_SOFTMIN}, got {normalize!r}")
     return distances * (1 - softmin)
 
 

@@ -11,6 +11,8 @@ from torch import Tensor, nn
 
 from difair.nn.dropout import make_dropout
 
+PADDINGS = ("symmetric", "tf")  # model.padding: PyTorch symmetric | TF "same" (the authors)
+
 # (out_channels, stride) of the nine 3x3 convs; the widths are scaled by ``width``.
 _LAYOUT = ((64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (128, 2), (128, 1), (128, 1), (128, 2))
 
@@ -67,8 +69,8 @@ class VGG32(nn.Module):
         width: float = 1.0,
     ):
         super().__init__()
-        if padding not in ("symmetric", "tf"):
-            raise ValueError(f"padding must be 'symmetric' or 'tf', got {padding!r}")
+        if padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
         layers: list[nn.Module] = []
         cin = in_channels
         for i, (cout, stride) in enumerate(_LAYOUT):

@@ -14,7 +14,6 @@ from difair.engine import rundir as R
 from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
-from difair.methods import CACMethod
 
 THRESHOLD_FILE = "threshold.json"
 
@@ -63,19 +62,16 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def needs_recenter(run: LoadedRun) -> bool:
-    """A CAC run evaluated with ``cac.recenter`` whose anchors are still the initial ``alpha * e_c``."""
-    if not (isinstance(run.method, CACMethod) and run.config.cac.recenter):
-        return False
-    head = run.model.head
-    initial = torch.eye(head.num_classes) * run.method.alpha
-    return bool(torch.equal(head.anchors.float().cpu(), initial))
+    """Whether the run's method still has to prepare its head for evaluation (a CAC run evaluated with
+    ``cac.recenter`` whose anchors are still the initial ``alpha * e_c``)."""
+    return run.method.needs_train_outputs(run.model.head)
 
 
 def recenter_if_needed(run: LoadedRun, train_outputs: Tensor | None, train_labels: Tensor | None) -> None:
-    """CAC runs evaluated with ``cac.recenter``: move the anchors to the class means of correct train logits
-    (once: a run whose anchors were already moved is left as it is)."""
+    """Prepare the run's head for evaluation from the training outputs (CAC: move the anchors to the class means
+    of correct train logits), once: a head already prepared is left as it is."""
     if needs_recenter(run) and train_outputs is not None:
-        run.method.recenter(run.model.head, train_outputs, train_labels)
+        run.method.prepare_evaluation(run.model.head, train_outputs, train_labels)
 
 
 def calibrate(
@@ -100,10 +96,7 @@ def calibrate(
     run = run if isinstance(run, LoadedRun) else load_run(run)
     method, head = run.method, run.model.head
     score = score or method.default_score
-    if score not in method.score_names:
-        raise DifairError(
-            f"method {method.name} has no score {score!r}: choose one of {', '.join(method.score_names)}"
-        )
+    method.check_score(score)
     if data is None:
         from difair.data import get_dataset
 
@@ -144,7 +137,7 @@ def calibrate(
         "n_unknown": int((~known).sum()),
         "method": method.name,
         "checkpoint": checkpoint_fingerprint(run.run_dir),
-        "cac_anchors": head.anchors.tolist() if isinstance(method, CACMethod) else None,
+        "cac_anchors": method.evaluation_state(head),  # the re-centred CAC anchors (None for other methods)
     }
     if write:
         R.write_json(Path(run.run_dir) / THRESHOLD_FILE, record)

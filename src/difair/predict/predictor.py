@@ -14,7 +14,6 @@ from difair.engine import rundir as R
 from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
-from difair.methods import CACMethod, CEMethod
 from difair.predict.calibration import calibrate, pick_device, read_calibration
 from difair.predict.images import load_images, run_image_size
 
@@ -100,18 +99,14 @@ class Predictor:
         self.run = run if isinstance(run, LoadedRun) else load_run(run)
         self.method = self.run.method
         self.score_name = score or self.method.default_score
-        if self.score_name not in self.method.score_names:
-            raise DifairError(
-                f"method {self.method.name} has no score {self.score_name!r}: "
-                f"choose one of {', '.join(self.method.score_names)}"
-            )
+        self.method.check_score(self.score_name)
         self.device = pick_device(device)
         self.batch_size = batch_size
         self.image_size = run_image_size(self.run)
         self.channels = int(self.run.state["channels"])
         self.calibrated_now = False
         cal = read_calibration(self.run.run_dir)
-        needs_cal = threshold is None or (isinstance(self.method, CACMethod) and self.run.config.cac.recenter)
+        needs_cal = threshold is None or self.method.prepares_evaluation
         stale = (
             cal is None
             or cal.get("score") != self.score_name
@@ -121,8 +116,8 @@ class Predictor:
             cal = calibrate(self.run, keep or 0.95, score=self.score_name, data=data, device=self.device)
             self.calibrated_now = True
         self.calibration = cal
-        if cal is not None and cal.get("cac_anchors") is not None and isinstance(self.method, CACMethod):
-            self.run.model.head.anchors.copy_(torch.tensor(cal["cac_anchors"]))
+        if cal is not None and cal.get("cac_anchors") is not None:
+            self.method.load_evaluation_state(self.run.model.head, cal["cac_anchors"])
         self.threshold = float(threshold if threshold is not None else cal["threshold"])
         self.model = self.run.model.to(self.device).eval()
 
@@ -155,18 +150,11 @@ class Predictor:
         self, batch: Tensor, names: list[str] | None = None, skipped: list[tuple[str, str]] | None = None
     ) -> Predictions:
         """Predictions for a batch already at the run's size (``prepare``'s output)."""
-        out = self.outputs(batch) if len(batch) else torch.empty(0, self._out_dim())
+        out = self.outputs(batch) if len(batch) else torch.empty(0, self.method.output_dim)
         head = self.model.head
         scores = self.method.scores(out, head)[self.score_name].cpu() if len(out) else torch.empty(0)
         nearest = self.method.predict(out, head).cpu() if len(out) else torch.empty(0, dtype=torch.long)
-        if isinstance(self.method, CEMethod):
-            per_class, kind = torch.softmax(out, dim=1), "probability"
-        elif isinstance(self.method, CACMethod):
-            per_class, kind = head.distances(out).cpu(), "distance"
-        else:
-            from difair.nn.functional import anchor_distances
-
-            per_class, kind = anchor_distances(out, self.method.anchors(head).cpu()), "distance"
+        per_class, kind = self.method.per_class(out, head).cpu(), self.method.per_class_kind
         return Predictions(
             names=list(names or [f"#{i}" for i in range(len(batch))]),
             class_names=self.class_names,
@@ -180,10 +168,6 @@ class Predictor:
             threshold=self.threshold,
             skipped=list(skipped or []),
         )
-
-    def _out_dim(self) -> int:
-        n = len(self.class_names)
-        return n * getattr(self.method, "features_per_class", 1)
 
 
 def load(run_dir: str | Path, **kwargs: Any) -> Predictor:

@@ -13,14 +13,14 @@ from torch import Tensor
 
 from difair.engine.load import LoadedRun
 from difair.errors import DifairError
-from difair.viz.analysis import require_difair
+from difair.viz.analysis import require_class_features
 from difair.viz.style import image_for_display, new_figure
 
 
 @torch.no_grad()
 def class_feature_maps(run: LoadedRun, image: Tensor, class_index: int) -> Tensor:
     """The N maps ``[N, h, w]`` (after ReLU, before pooling) of class ``class_index`` for one model input."""
-    require_difair(run.method, "activation maps")
+    require_class_features(run.method, "activation maps")
     head = run.model.head
     n = head.features_per_class
     if not 0 <= class_index < head.num_classes:
@@ -71,7 +71,7 @@ def activation_maps_figure(
     upsampled to its size; ``overlay`` draws the image's outline over each map. ``classes`` defaults to the
     nearest class. Axes are labelled ``map:<class>:<j>``.
     """
-    require_difair(run.method, "activation maps")
+    require_class_features(run.method, "activation maps")
     head = run.model.head
     n = head.features_per_class
     names = run.class_names or [str(c) for c in range(head.num_classes)]

@@ -12,7 +12,7 @@ from difair.data.base import OSRData
 from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
-from difair.methods import CACMethod, DifairMethod
+from difair.methods import Method
 from difair.predict import (
     needs_recenter,
     pick_device,
@@ -45,11 +45,7 @@ class RunAnalysis:
         self.device = pick_device(device)
         self.model = run.model.to(self.device).eval()
         self.score_name = score or self.method.default_score
-        if self.score_name not in self.method.score_names:
-            raise DifairError(
-                f"method {self.method.name} has no score {self.score_name!r}: "
-                f"choose one of {', '.join(self.method.score_names)}"
-            )
+        self.method.check_score(self.score_name)
         if needs_recenter(run):
             recenter_if_needed(run, self.train_outputs, data.train_labels)
         cal = read_calibration(run.run_dir)
@@ -129,20 +125,18 @@ class RunAnalysis:
         return len(self.data.class_names)
 
     @property
-    def is_difair(self) -> bool:
-        return isinstance(self.method, DifairMethod)
+    def class_owned_features(self) -> bool:
+        """Whether output dims belong to classes (DIFAIR's z), so the class-feature figures apply."""
+        return self.method.class_owned_features
 
     @property
     def features_per_class(self) -> int:
-        return int(getattr(self.method, "features_per_class", 1))
+        return self.method.outputs_per_class
 
     def anchors(self) -> Tensor | None:
         """Anchors in output space (DIFAIR, CAC re-centred if so evaluated), None for CE."""
-        if isinstance(self.method, DifairMethod):
-            return self.method.anchors(self.model.head).cpu()
-        if isinstance(self.method, CACMethod):
-            return self.model.head.anchors.float().cpu()
-        return None
+        anchors = self.method.anchors(self.model.head)
+        return None if anchors is None else anchors.cpu()
 
     def true_name(self, index: int) -> str:
         """Class name of test sample ``index``; unknowns by their source class when known."""
@@ -218,9 +212,9 @@ def analyze(
     return RunAnalysis(run, data, score=score, threshold=threshold, keep=keep, device=device)
 
 
-def require_difair(method, what: str) -> None:
-    """Raise a clear DifairError when a DIFAIR-only figure is asked of another method."""
-    if not isinstance(method, DifairMethod):
+def require_class_features(method: Method, what: str) -> None:
+    """Raise a clear DifairError when a figure of class-owned features (DIFAIR) is asked of another method."""
+    if not method.class_owned_features:
         raise DifairError(
             f"{what} needs a DIFAIR run (features owned by classes); this run's method is {method.name}: "
             "use predict, scores, roc, tsne, confusion or similarity instead"

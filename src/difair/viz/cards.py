@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 
 from difair.nn.functional import anchor_distances
-from difair.viz.analysis import RunAnalysis, require_difair
+from difair.viz.analysis import RunAnalysis, require_class_features
 from difair.viz.style import feature_labels, heatmap, hinton, image_for_display, new_figure, top_classes
 
 
@@ -135,7 +135,7 @@ def image_card(card: CardInput, top_k: int = 6, hinton: bool = False) -> Figure:
 
 def card_input(ra: RunAnalysis, index: int) -> CardInput:
     """The card data of test sample ``index`` of an analysed DIFAIR run."""
-    require_difair(ra.method, "an image card")
+    require_class_features(ra.method, "an image card")
     z = ra.test_outputs[index]
     pred = int(ra.test_preds[index])
     pred_means, pred_counts = ra.class_means("train", correct_only=True)

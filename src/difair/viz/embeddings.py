@@ -108,7 +108,7 @@ def tsne_figure(
         for name, (x, y) in zip(ra.class_names, anc, strict=True):
             ax.annotate(name, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=10, weight="bold")
     ax.legend(fontsize=8, markerscale=1.3, loc="best", ncol=2 if ra.num_classes > 10 else 1)
-    what = "z" if ra.is_difair else "logits"
+    what = "z" if ra.class_owned_features else "logits"
     ax.set_title(
         f"t-SNE of {what}: {int((labels >= 0).sum())} known, {int(unknown.sum())} unknown test samples"
     )

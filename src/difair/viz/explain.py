@@ -13,7 +13,7 @@ from difair.engine.load import load_run
 from difair.errors import DifairError
 from difair.predict import Predictor
 from difair.viz.activations import activation_maps_figure, resolve_class
-from difair.viz.analysis import RunAnalysis, analyze, require_difair
+from difair.viz.analysis import RunAnalysis, analyze, require_class_features
 from difair.viz.cards import CardInput, image_card
 from difair.viz.style import save_figure
 
@@ -43,7 +43,7 @@ def card_for_image(
     label: str | None = None,
 ) -> tuple[CardInput, Tensor]:
     """Card data for one new image (and the prepared model input). ``ra`` supplies the class means when given."""
-    require_difair(predictor.method, "an image card")
+    require_class_features(predictor.method, "an image card")
     batch, _, skipped = predictor.prepare([image])
     if skipped:
         raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")
@@ -64,7 +64,7 @@ def card_for_image(
         image=shown if shown is not None else batch[0],
         z=p.outputs[0],
         class_names=predictor.class_names,
-        features_per_class=predictor.method.features_per_class,
+        features_per_class=predictor.method.outputs_per_class,
         predicted=pred,
         score=float(p.scores[0]),
         score_name=p.score_name,
@@ -117,7 +117,7 @@ def explain_image(
     (``"notes"`` in the result says so).
     """
     run = load_run(run_dir)
-    require_difair(run.method, "difair explain (cards and activation maps)")
+    require_class_features(run.method, "difair explain (cards and activation maps)")
     predictor = Predictor(run, threshold=threshold, score=score, device=device, data=data)
     notes: list[str] = []
     ra = None

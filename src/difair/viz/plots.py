@@ -33,13 +33,13 @@ def plot(
 ) -> Figure:
     """The figure ``kind`` (see ``difair.viz.commands.PLOT_KINDS``) of ``run``."""
     from difair.viz import activations, cards, curves, embeddings, representations
-    from difair.viz.analysis import analyze, require_difair
+    from difair.viz.analysis import analyze, require_class_features
 
     run = run if isinstance(run, LoadedRun) else load_run(run)
     if kind == "filter-correlation":  # needs the weights only
         return representations.filter_correlation_figure(run)
     if kind in ("card", "activation-maps"):
-        require_difair(run.method, f"plot {kind}")
+        require_class_features(run.method, f"plot {kind}")
         if (index is None) == (image is None):
             raise DifairError(f"plot {kind} needs exactly one of --index (a test image) or --image (a file)")
     ra = analyze(run, data=data, score=score, threshold=threshold, device=device)

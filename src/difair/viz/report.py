@@ -161,7 +161,7 @@ def build_report(
             lambda: embeddings.confusion_figure(ra), "confusion matrices", "At the threshold above.", errors
         )
     )
-    if ra.is_difair:
+    if ra.class_owned_features:
         parts.append("<h2>Representations</h2>")
         parts.append(_figure(lambda: representations.mean_representations_figure(ra, "train", True), "mean representations",
                              "Mean z per class over correctly classified training images.", errors))  # fmt: skip
@@ -173,7 +173,7 @@ def build_report(
         parts.append("<h2>t-SNE</h2>")
         parts.append(_figure(lambda: embeddings.tsne_figure(ra, max_points=tsne_points, threads=threads), "t-SNE",
                              f"At most {tsne_points} test samples; stars: anchors embedded jointly.", errors))  # fmt: skip
-    if ra.is_difair and samples_per_kind > 0:
+    if ra.class_owned_features and samples_per_kind > 0:
         parts.append("<h2>Sample cards</h2>")
         for kind, idx in sample_indices(ra, samples_per_kind).items():
             parts.append(f"<h3>{html.escape(SAMPLE_KINDS[kind])}</h3>")

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from difair.engine.load import LoadedRun
 from difair.nn.functional import _filter_correlations
-from difair.viz.analysis import RunAnalysis, require_difair
+from difair.viz.analysis import RunAnalysis, require_class_features
 from difair.viz.style import feature_labels, heatmap, new_figure
 
 
@@ -23,7 +23,7 @@ def mean_representations_figure(
 
     Axes are labelled ``mean:<class>``; ``annotate`` defaults to on for at most 10 classes.
     """
-    require_difair(ra.method, "the mean-representation grid")
+    require_class_features(ra.method, "the mean-representation grid")
     means, counts = ra.class_means(split, correct_only)
     n_c, n = ra.num_classes, ra.features_per_class
     cols = min(3, n_c)
@@ -79,7 +79,7 @@ def class_similarity_figure(ra: RunAnalysis, split: str = "test", correct_only: 
     if max(len(c) for c in ra.class_names) > 3:
         ax.tick_params(axis="x", labelrotation=45)
     fig.colorbar(im, ax=ax, label="cosine similarity")
-    what = "z" if ra.is_difair else "logits"
+    what = "z" if ra.class_owned_features else "logits"
     ax.set_title(f"Class similarity: cosine of mean {what} ({split})")
     return fig
 
@@ -108,7 +108,7 @@ def filter_correlation_figure(run: LoadedRun | RunAnalysis) -> Figure:
     Within-class pairs are what the penalty acts on; cross-class pairs are left free (the comparison).
     """
     run = run.run if isinstance(run, RunAnalysis) else run
-    require_difair(run.method, "the filter-correlation matrix")
+    require_class_features(run.method, "the filter-correlation matrix")
     head = run.model.head
     n, n_c = head.features_per_class, head.num_classes
     names = run.class_names or [str(c) for c in range(n_c)]

@@ -1,0 +1,130 @@
+"""Helpers shared by the ``difair`` command and its plugins (``difair.bench.commands``, ``difair.viz.commands``):
+the config flags, split lists and name checks, each reading the one place that owns the fact.
+
+Building the parser must stay fast (``difair --help`` should not import torch), so the library is imported
+inside the helpers that need it (function-level imports marked "start-up time").
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from difair.errors import DifairError
+
+FAST_HELP = (
+    "the fast path: bf16 autocast, channels_last, batched augmentation, foreach SGD, fast dropout mask "
+    "(--set options win over it, e.g. --set precision=16-mixed on GPUs without bf16)"
+)
+
+
+AUTHORS_HELP = (
+    "run as the authors' TensorFlow code did: every option of docs/fidelity.md set to the authors' behaviour "
+    "(difair.config.AUTHORS_CODE; --set options win)"
+)
+
+
+class LazyHelp(str):
+    """An argparse help text computed only when help is printed (argparse formats help with ``%``)."""
+
+    def __new__(cls, make: Callable[[], str]) -> LazyHelp:
+        obj = super().__new__(cls, "...")
+        obj._make = make  # type: ignore[attr-defined]
+        return obj
+
+    def __mod__(self, params: Any) -> str:
+        return self._make() % params  # type: ignore[attr-defined]
+
+
+def method_help(prefix: str = "") -> LazyHelp:
+    """``--method(s)`` help: the registered methods."""
+
+    def make() -> str:
+        from difair.methods import method_names  # start-up time: imports torch
+
+        return prefix + ", ".join(method_names())
+
+    return LazyHelp(make)
+
+
+def dataset_help(prefix: str = "") -> LazyHelp:
+    """``--dataset(s)`` help: the registered datasets."""
+
+    def make() -> str:
+        from difair.data import available_datasets  # start-up time: imports torch
+
+        return prefix + ", ".join(available_datasets())
+
+    return LazyHelp(make)
+
+
+def check_method_name(name: str) -> None:
+    """Raise ``DifairError`` naming the registered methods when ``name`` is none of them."""
+    from difair.methods import check_method_name as check  # start-up time: imports torch
+
+    check(name)
+
+
+def parse_methods(text: str | None) -> list[str]:
+    """Comma-separated method names (each checked); None: every registered method."""
+    from difair.methods import check_method_name, method_names  # start-up time: imports torch
+
+    if text is None:
+        return list(method_names())
+    names = parse_names(text, "methods")
+    for name in names:
+        check_method_name(name)
+    return names
+
+
+def parse_names(text: str, what: str) -> list[str]:
+    """Comma-separated names without repeats; at least one."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise DifairError(
+            f"--{what} needs at least one name, e.g. --{what} {'difair,ce,cac' if what == 'methods' else 'mnist'}"
+        )
+    return list(dict.fromkeys(items))
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise ``DifairError`` naming the registered datasets when ``name`` is none of them."""
+    from difair.data import check_dataset_name as check  # start-up time: imports torch
+
+    check(name)
+
+
+def parse_splits(text: str | None) -> list[int]:
+    """``"0-4"``, ``"0,2,3"`` or ``"1"`` -> list of split indices; None: every split (``NUM_SPLITS``)."""
+    from difair.data.splits import NUM_SPLITS, check_split  # start-up time: imports torch
+
+    if text is None:
+        return list(range(NUM_SPLITS))
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                a, b = part.split("-", 1)
+                out.extend(range(int(a), int(b) + 1))
+            elif part.strip():
+                out.append(int(part))
+    except ValueError as exc:
+        raise DifairError(f"cannot read splits {text!r}: write e.g. 0-{NUM_SPLITS - 1} or 0,2,3") from exc
+    for s in out:
+        check_split(s)
+    return out
+
+
+def add_config_flags(p: argparse.ArgumentParser, set_help: str) -> None:
+    """``--set KEY=VALUE`` (repeatable), ``--fast`` and ``--authors-code``: read back by ``flag_overrides``."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=set_help)
+    p.add_argument("--fast", action="store_true", help=FAST_HELP)
+    p.add_argument("--authors-code", action="store_true", help=AUTHORS_HELP)
+
+
+def flag_overrides(fast: bool, authors_code: bool, overrides: list[str]) -> list[str]:
+    """The settings of ``--fast`` and ``--authors-code``, then the ``--set`` overrides (so ``--set`` wins)."""
+    from difair.config import AUTHORS_CODE, FAST_PATH  # start-up time: imports torch
+
+    return [*(FAST_PATH if fast else ()), *(AUTHORS_CODE if authors_code else ()), *overrides]
