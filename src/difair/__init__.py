@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def load(run_dir: str | Path, **kwargs: Any) -> Predictor:
     """A ``Predictor`` for a trained run: ``difair.load(run_dir).predict(images)`` (see ``difair.predict``)."""
-    from difair.predict import Predictor
+    from difair.predict import Predictor  # start-up time: ``import difair`` does not import torch
 
     return Predictor(run_dir, **kwargs)
 

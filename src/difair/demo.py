@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from difair.config import TrainConfig, apply_overrides
+from difair.engine import rundir as R
 from difair.engine.pool import Job, run_jobs
 from difair.eval.tables import aggregate, to_json, to_markdown
 
@@ -67,8 +68,6 @@ def run_demo(
     console: Console | None = None,
 ) -> list[dict[str, Any]]:
     """Train (or reuse) every demo run under ``out/runs`` and write ``out/table.md`` and ``out/table.json``."""
-    from difair.engine import rundir as R
-
     out = Path(out)
     splits = list(range(5)) if splits is None else splits
     jobs = [

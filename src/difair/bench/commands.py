@@ -51,10 +51,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
             "difair benchmark runs one process per run: use --ray to run runs in parallel, "
             "or difair train --devices N for one run on several devices"
         )
-    from difair.bench.runner import run_grid
+    from difair.bench.runner import run_grid  # start-up time: the parser imports this module
 
     specs = make_grid(methods, datasets, parse_splits(args.splits), args.seed)
     if args.ray is not None:
+        # start-up time: the parser imports this module
         from difair.bench.ray_backend import run_benchmark_ray
 
         run_benchmark_ray(args.out, specs, epochs=args.epochs, overrides=args.overrides, address=args.ray or None,
@@ -67,7 +68,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def _cmd_presets(args: argparse.Namespace) -> int:
-    from difair.presets import preset_dict, preset_names, preset_text
+    from difair.presets import (  # start-up time: the parser imports this module
+        preset_dict,
+        preset_names,
+        preset_text,
+    )
 
     if args.action == "show":
         if not args.name:
@@ -108,7 +113,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--report-only", type=Path, metavar="DIR", help="rebuild DIR's tables from its runs; no training"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    from difair.bench.ray_backend import add_ray_arguments
+    from difair.bench.ray_backend import add_ray_arguments  # start-up time: the parser imports this module
 
     add_ray_arguments(p)
     p.set_defaults(func=_cmd_benchmark)

@@ -13,6 +13,7 @@ from typing import Any
 
 from difair.config import TrainConfig, apply_overrides
 from difair.data.base import OSRData
+from difair.demo import demo_config
 from difair.engine import rundir as R
 from difair.engine.fit import EpochCallback
 from difair.engine.runner import run_or_resume
@@ -60,8 +61,6 @@ def base_config(method: str, dataset: str) -> tuple[dict[str, Any], str]:
     if name is not None:
         return merge(TrainConfig().to_dict(), preset_dict(name)), f"preset {name}"
     if dataset == "digits":
-        from difair.demo import demo_config
-
         return demo_config(method, 0).to_dict(), "the demo's digits settings (difair.demo; no paper preset)"
     raise DifairError(f"no preset for {method} on {dataset}: see difair presets list")
 

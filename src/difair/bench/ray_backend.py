@@ -106,6 +106,7 @@ def run_benchmark_ray(
     """``difair benchmark --ray``: every cell of ``specs`` as a Ray task, then the same tables as ``run_grid``."""
     from rich.console import Console
 
+    # start-up time: the parser imports this module (add_ray_arguments); ray is optional
     from difair.bench import runner
     from difair.bench.grid import run_config, run_one, write_manifest
     from difair.bench.report import write_tables

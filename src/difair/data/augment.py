@@ -106,7 +106,8 @@ class Augmenter:
         if cfg.randaugment_n > 0:
             geometric = cfg.randaugment_ops == "all"
             if cfg.backend == "batched":
-                from difair.data.randaugment import BatchRandAugment  # imports torchvision: only when used
+                # start-up time: imports torchvision, only when used
+                from difair.data.randaugment import BatchRandAugment
 
                 self.randaugment = BatchRandAugment(cfg.randaugment_n, cfg.randaugment_m, geometric=geometric)
             else:

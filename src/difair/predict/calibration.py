@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.data import get_dataset
 from difair.engine import rundir as R
 from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun, load_run
@@ -98,8 +99,6 @@ def calibrate(
     score = score or method.default_score
     method.check_score(score)
     if data is None:
-        from difair.data import get_dataset
-
         data = get_dataset(run.config.data)
     dev = pick_device(device)
     model = run.model.to(dev)

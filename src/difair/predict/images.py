@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.data.cache import is_image_file
 from difair.engine import rundir as R
 from difair.engine.load import LoadedRun
 from difair.errors import DifairError
@@ -31,8 +32,6 @@ def run_image_size(run: LoadedRun) -> int:
 
 # ----------------------------------------------------------------------------------------------- images
 def _is_image_file(p: Path) -> bool:
-    from difair.data.cache import is_image_file
-
     return is_image_file(p.name)
 
 

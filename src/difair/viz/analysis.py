@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from difair.data import get_dataset
 from difair.data.base import OSRData
 from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun, load_run
@@ -206,8 +207,6 @@ def analyze(
     """Load ``run`` (a folder or a ``LoadedRun``) and its dataset (unless ``data`` is given) for analysis."""
     run = run if isinstance(run, LoadedRun) else load_run(run)
     if data is None:
-        from difair.data import get_dataset
-
         data = get_dataset(run.config.data)
     return RunAnalysis(run, data, score=score, threshold=threshold, keep=keep, device=device)
 

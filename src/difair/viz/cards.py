@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from difair.errors import DifairError
 from difair.nn.functional import anchor_distances
 from difair.viz.analysis import RunAnalysis, require_class_features
 from difair.viz.style import feature_labels, heatmap, hinton, image_for_display, new_figure, top_classes
@@ -163,7 +164,5 @@ def card_input(ra: RunAnalysis, index: int) -> CardInput:
 def sample_card(ra: RunAnalysis, index: int, top_k: int = 6, hinton: bool = False) -> Figure:
     """The card of test sample ``index`` (known samples first, then unknown, as in the dataset)."""
     if not 0 <= index < len(ra.data.test_labels):
-        from difair.errors import DifairError
-
         raise DifairError(f"test index {index} is out of range: choose 0 to {len(ra.data.test_labels) - 1}")
     return image_card(card_input(ra, index), top_k=top_k, hinton=hinton)

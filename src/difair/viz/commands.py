@@ -96,7 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from difair.predict import Predictor, expand_inputs
+    from difair.predict import Predictor, expand_inputs  # start-up time: the parser imports this module
 
     for item in args.images:
         if Path(item).is_dir() and not expand_inputs([item]):
@@ -125,7 +125,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from difair.predict import calibrate
+    from difair.predict import calibrate  # start-up time: the parser imports this module
 
     rec = calibrate(args.run_dir, args.keep, score=args.score, device=args.device, on=args.on)
     unk = rec["unknown_accepted"]
@@ -138,7 +138,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from difair.viz.explain import explain_image
+    from difair.viz.explain import explain_image  # start-up time: the parser imports this module
 
     if not args.image.is_file():
         raise DifairError(f"no image file {args.image}")
@@ -155,7 +155,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from difair.viz.report import write_report
+    from difair.viz.report import write_report  # start-up time: the parser imports this module
 
     path = write_report(
         args.run_dir, args.out, score=args.score, threshold=args.threshold, device=args.device,
@@ -166,7 +166,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from difair.viz.plots import make_plot
+    from difair.viz.plots import make_plot  # start-up time: the parser imports this module
     from difair.viz.style import FORMATS, save_figure
 
     if args.out.suffix.lower().lstrip(".") not in FORMATS:

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from difair.engine.load import load_run
+from difair.engine.rundir import write_json
 from difair.errors import DifairError
 from difair.predict import Predictor
 from difair.viz.activations import activation_maps_figure, resolve_class
@@ -153,7 +154,5 @@ def explain_image(
         "activation_maps": str(maps_path),
         "notes": notes,
     }
-    from difair.engine.rundir import write_json
-
     write_json(out / "prediction.json", result)
     return result

@@ -10,6 +10,10 @@ from matplotlib.figure import Figure
 
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
+from difair.predict import Predictor, load_images
+from difair.viz import activations, cards, curves, embeddings, representations
+from difair.viz.analysis import analyze, require_class_features
+from difair.viz.explain import card_for_image, display_image
 
 
 def plot(
@@ -32,9 +36,6 @@ def plot(
     data=None,
 ) -> Figure:
     """The figure ``kind`` (see ``difair.viz.commands.PLOT_KINDS``) of ``run``."""
-    from difair.viz import activations, cards, curves, embeddings, representations
-    from difair.viz.analysis import analyze, require_class_features
-
     run = run if isinstance(run, LoadedRun) else load_run(run)
     if kind == "filter-correlation":  # needs the weights only
         return representations.filter_correlation_figure(run)
@@ -45,18 +46,12 @@ def plot(
     ra = analyze(run, data=data, score=score, threshold=threshold, device=device)
     if kind == "card":
         if image is not None:
-            from difair.predict import Predictor
-            from difair.viz.explain import card_for_image
-
             pr = Predictor(run, threshold=ra.threshold, score=ra.score_name, device=device, data=ra.data)
             return cards.image_card(card_for_image(pr, image, ra, label)[0], top_k=top_k, hinton=hinton)
         return cards.sample_card(ra, index, top_k=top_k, hinton=hinton)
     if kind == "activation-maps":
         idx = [activations.resolve_class(run, c) for c in classes] if classes else None
         if image is not None:
-            from difair.predict import load_images
-            from difair.viz.explain import display_image
-
             x, _, skipped = load_images([image], ra.data.image_size, ra.data.channels)
             if skipped:
                 raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")

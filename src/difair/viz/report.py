@@ -22,6 +22,7 @@ from difair.engine import rundir as R
 from difair.engine.load import LoadedRun
 from difair.eval.metrics import osr_metrics
 from difair.version import __version__
+from difair.viz import cards, curves, embeddings, representations
 from difair.viz.analysis import RunAnalysis, analyze
 from difair.viz.style import png_bytes
 
@@ -135,8 +136,6 @@ def build_report(
     threads: int | None = None,
 ) -> str:
     """The report's HTML text."""
-    from difair.viz import cards, curves, embeddings, representations
-
     run: LoadedRun = ra.run
     cfg = run.config
     errors: list[str] = []

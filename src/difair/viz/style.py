@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
+from difair.engine.rundir import atomic_write_bytes
 from difair.errors import DifairError
 
 CMAP = "OrRd"  # the authors' colour map for representations
@@ -27,8 +28,6 @@ def new_figure(width: float, height: float) -> Figure:
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
     """Save ``fig`` as PNG, PDF or SVG (from the suffix), atomically."""
-    from difair.engine.rundir import atomic_write_bytes
-
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
