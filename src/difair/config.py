@@ -228,25 +228,14 @@ class TrainConfig:
 
     def fidelity(self) -> dict[str, Any]:
         """Every choice where the paper and the authors' code differ (docs/fidelity.md), as set in this run."""
-        return {
-            "corr_variant": self.difair.corr_variant,
-            "loss_normalizer": self.loss_normalizer,
-            "decoupled_weight_decay": self.optim.decoupled_weight_decay,
-            "schedule_floor": self.schedule.floor,
-            "cac_tuplet_includes_target": self.cac.tuplet_includes_target,
-            "cac_rejection_softmin": self.cac.rejection_softmin,
-            "cac_recenter": self.cac.recenter,
-            "split_family": self.data.split_family,
-            "tinyimagenet_order": self.data.tinyimagenet_order,
-            "cifar_plus_known": self.data.cifar_plus_known,
-            "balance": self.data.balance,
-            "normalization": self.data.normalization,
-            "dropout_kind": self.model.dropout_kind,
-            "contrast_per": self.augment.contrast_per,
-            "padding": self.model.padding,
-            "bn_momentum": self.model.bn_momentum,
-            "bn_eps": self.model.bn_eps,
-        }
+        return {c.key: self.get(c.option) for c in FIDELITY}
+
+    def get(self, option: str) -> Any:
+        """The value of a dotted option, e.g. ``cfg.get("difair.alpha")``."""
+        node: Any = self
+        for part in option.split("."):
+            node = getattr(node, part)
+        return node
 
 
 def _positive(name: str, value: int) -> None:
@@ -327,23 +316,44 @@ FAST_PATH: tuple[str, ...] = (
 )
 
 
-# Every option of docs/fidelity.md set to the authors' TensorFlow code (``--authors-code``): the row numbers of
-# that page are in the comments. Rows without an authors' option (same behaviour, or kept on purpose) are absent.
-AUTHORS_CODE: tuple[str, ...] = (
-    "difair.corr_variant=reference",  # 1: (1/N^2) sum per class, summed over classes
-    "loss_normalizer=nominal",  # 2: sum / nominal batch 128
-    "cac.tuplet_includes_target=true",  # 5: log(2 + ...)
-    "cac.rejection_softmin=global",  # 6: softmin over the whole array
-    "optim.decoupled_weight_decay=true",  # 8: Keras decoupled decay on every variable
-    "schedule.floor=reference",  # 9: Keras cosine floor lr * (lr * 1e-3)
-    "model.padding=tf",  # 12: TF 'same' stride-2 padding
-    "model.bn_momentum=0.01",  # 13: Keras BatchNorm 0.99 / 1e-3
-    "model.bn_eps=0.001",
-    "data.tinyimagenet_order=wnids",  # 17: wnids.txt line order
-    "data.cifar_plus_known=vehicles",  # 18: the 4 vehicles as known classes
-    "data.normalization=reference",  # 20: the authors' pasted constants
-    "augment.contrast_per=batch",  # 24: one MNIST contrast factor per batch
+@dataclass(frozen=True)
+class FidelityChoice:
+    """One paper-vs-code choice of docs/fidelity.md: its ``results.json`` key, its option, the authors' value."""
+
+    key: str  # name under "fidelity" in results.json
+    option: str  # dotted config key
+    row: int  # row of docs/fidelity.md
+    authors: str | None = None  # the authors' TensorFlow code's value (--set text); None: no authors' option
+
+
+# Every choice of docs/fidelity.md, in the order of results.json's "fidelity" record. ``--authors-code`` sets each
+# one with an authors' value; rows without one (same behaviour, or kept on purpose) have ``authors=None``.
+FIDELITY: tuple[FidelityChoice, ...] = (
+    FidelityChoice("corr_variant", "difair.corr_variant", 1, "reference"),  # (1/N^2) sum per class, summed
+    FidelityChoice("loss_normalizer", "loss_normalizer", 2, "nominal"),  # sum / nominal batch 128
+    FidelityChoice(
+        "decoupled_weight_decay", "optim.decoupled_weight_decay", 8, "true"
+    ),  # Keras decay, all vars
+    FidelityChoice("schedule_floor", "schedule.floor", 9, "reference"),  # Keras cosine floor lr * (lr * 1e-3)
+    FidelityChoice("cac_tuplet_includes_target", "cac.tuplet_includes_target", 5, "true"),  # log(2 + ...)
+    FidelityChoice("cac_rejection_softmin", "cac.rejection_softmin", 6, "global"),  # softmin over the array
+    FidelityChoice("cac_recenter", "cac.recenter", 7),
+    FidelityChoice("split_family", "data.split_family", 16),
+    FidelityChoice("tinyimagenet_order", "data.tinyimagenet_order", 17, "wnids"),  # wnids.txt line order
+    FidelityChoice("cifar_plus_known", "data.cifar_plus_known", 18, "vehicles"),  # the 4 vehicles as known
+    FidelityChoice("balance", "data.balance", 19),
+    FidelityChoice("normalization", "data.normalization", 20, "reference"),  # the authors' pasted constants
+    FidelityChoice("dropout_kind", "model.dropout_kind", 11),
+    FidelityChoice(
+        "contrast_per", "augment.contrast_per", 24, "batch"
+    ),  # one MNIST contrast factor per batch
+    FidelityChoice("padding", "model.padding", 12, "tf"),  # TF 'same' stride-2 padding
+    FidelityChoice("bn_momentum", "model.bn_momentum", 13, "0.01"),  # Keras BatchNorm 0.99 / 1e-3
+    FidelityChoice("bn_eps", "model.bn_eps", 13, "0.001"),
 )
+
+# ``--authors-code``: every choice of FIDELITY set to the authors' TensorFlow code.
+AUTHORS_CODE: tuple[str, ...] = tuple(f"{c.option}={c.authors}" for c in FIDELITY if c.authors is not None)
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:

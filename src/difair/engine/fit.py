@@ -119,6 +119,27 @@ def fit(
     config's (also when resuming: it is not part of what is trained, see ``TrainConfig.digest``).
     """
     run_dir = Path(run_dir)
+    cfg, fabric, data = _start(cfg, run_dir, resume, overwrite, data, devices)
+    torch.manual_seed(cfg.seed)
+    model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
+    model = model.to(memory_format=memory_format(cfg))
+    optimizer = make_optimizer(cfg, model)
+    schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
+    start_epoch = _restore(run_dir, cfg, model, optimizer, schedule, resume, fabric.global_rank == 0)
+    loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
+    train_time = _train_epochs(loop, schedule, data, run_dir, start_epoch, show_progress, on_epoch)
+    return _finish(loop, data, run_dir, train_time)
+
+
+def _start(
+    cfg: TrainConfig | None,
+    run_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    data: OSRData | None,
+    devices: int | None,
+) -> tuple[TrainConfig, Any, OSRData]:
+    """The run's resolved config, Fabric and data; the run folder checked, then (new runs) written."""
     if resume:
         R.prepare_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
     cfg = _config_for(cfg, run_dir, resume)
@@ -137,19 +158,23 @@ def fit(
         R.atomic_write_text(run_dir / R.CONFIG, cfg.to_yaml())
     if fabric.world_size > 1:
         fabric.launch()
+    return cfg, fabric, data
 
-    torch.manual_seed(cfg.seed)
-    model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
-    model = model.to(memory_format=memory_format(cfg))
-    optimizer = make_optimizer(cfg, model)
-    schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
-    digest = cfg.digest()
 
-    start_epoch = 0
+def _restore(
+    run_dir: Path,
+    cfg: TrainConfig,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    schedule: EpochSchedule,
+    resume: bool,
+    zero: bool,
+) -> int:
+    """Load the last checkpoint into model, optimizer, schedule and RNGs when resuming; the first epoch to train."""
     ckpt_path = run_dir / R.CHECKPOINT
     if resume and ckpt_path.is_file():
         state = R.load_checkpoint(ckpt_path)
-        if state.get("config_digest") != digest:
+        if state.get("config_digest") != cfg.digest():
             raise DifairError(
                 f"checkpoint {ckpt_path} belongs to another configuration: retrain with --overwrite"
             )
@@ -157,13 +182,40 @@ def fit(
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
         R.set_rng_state(state["rng"])
-        start_epoch = int(state["epoch"]) + 1
         if zero:
             R.truncate_metrics(run_dir, int(state["epoch"]))
-    elif resume and zero:
+        return int(state["epoch"]) + 1
+    if resume and zero:
         R.truncate_metrics(run_dir, -1)
+    return 0
 
-    loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
+
+def check_finite(row: dict[str, Any], epoch: int, ckpt_path: Path) -> None:
+    """Raise ``TrainingDiverged`` when a loss term of the epoch's row is NaN or infinite."""
+    bad = [k for k, v in row.items() if k.startswith("train_") and not math.isfinite(v)]
+    if bad:  # the sums are reduced over ranks, so every rank stops here alike
+        kept = (
+            f"the last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}"
+            if epoch
+            else "no checkpoint was written"
+        )
+        raise TrainingDiverged(
+            f"loss became {row[bad[0]]} in epoch {epoch + 1}; {kept}: lower optim.lr or use precision 32-true"
+        )
+
+
+def _train_epochs(
+    loop: TrainLoop,
+    schedule: EpochSchedule,
+    data: OSRData,
+    run_dir: Path,
+    start_epoch: int,
+    show_progress: bool,
+    on_epoch: EpochCallback | None,
+) -> float:
+    """Train the remaining epochs, each checked for divergence, logged and checkpointed; the training time."""
+    cfg, zero = loop.cfg, loop.rank == 0
+    ckpt_path = run_dir / R.CHECKPOINT
     t_start = time.perf_counter()
     with EpochProgress(
         cfg.epochs, start_epoch, f"{cfg.method} {cfg.data.name}#{cfg.data.split}", show_progress and zero
@@ -171,16 +223,7 @@ def fit(
         for epoch in range(start_epoch, cfg.epochs):
             lr = schedule.set_epoch(epoch)
             row = run_epoch(loop, epoch, lr)
-            bad = [k for k, v in row.items() if k.startswith("train_") and not math.isfinite(v)]
-            if bad:  # the sums are reduced over ranks, so every rank stops here alike
-                kept = (
-                    f"the last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}"
-                    if epoch
-                    else "no checkpoint was written"
-                )
-                raise TrainingDiverged(
-                    f"loss became {row[bad[0]]} in epoch {epoch + 1}; {kept}: lower optim.lr or use precision 32-true"
-                )
+            check_finite(row, epoch, ckpt_path)
             if zero and data.has_validation:
                 row["val_accuracy"] = epoch_validation_accuracy(loop, data)
             if zero:
@@ -189,9 +232,13 @@ def fit(
             bar.advance(row)
             if on_epoch is not None and zero:
                 on_epoch(row)
-    train_time = time.perf_counter() - t_start
-    if fabric.world_size == 1:
-        results = evaluate_run(cfg, model, loop.fmodel, method, data, fabric.device)
+    return time.perf_counter() - t_start
+
+
+def _finish(loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float) -> dict[str, Any]:
+    """Evaluate the trained model and write ``results.json`` (on rank 0 when distributed)."""
+    if loop.world_size == 1:
+        results = evaluate_run(loop.cfg, loop.model, loop.fmodel, loop.method, data, loop.fabric.device)
         results["train_time_s"] = round(train_time, 2)
         R.write_json(run_dir / R.RESULTS, results)
         return results
