@@ -7,18 +7,7 @@ import sys
 from pathlib import Path
 
 from difair.errors import DifairError
-
-PLOT_KINDS = (
-    "card",
-    "mean-representations",
-    "tsne",
-    "confusion",
-    "similarity",
-    "filter-correlation",
-    "activation-maps",
-    "scores",
-    "roc",
-)
+from difair.viz.kinds import PLOT_KINDS
 
 
 def _common(p: argparse.ArgumentParser, threshold: bool = True) -> None:

@@ -1,8 +1,14 @@
-"""``plot(run_dir, kind, ...)``: any analysis by name, as the ``difair plot`` command draws it."""
+"""``plot(run_dir, kind, ...)``: any analysis by name, as the ``difair plot`` command draws it.
+
+Each kind is one small function registered with ``@register_plot(kind)``; ``PlotOptions`` holds every option a
+kind may read. The names are ``difair.viz.kinds.PLOT_KINDS`` (the parser's list, kept light for start-up).
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,70 +18,130 @@ from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 from difair.predict import Predictor, load_images
 from difair.viz import activations, cards, curves, embeddings, representations
-from difair.viz.analysis import analyze, require_class_features
+from difair.viz.analysis import RunAnalysis, analyze, require_class_features
 from difair.viz.explain import card_for_image, display_image
+from difair.viz.kinds import PLOT_KINDS
 
 
-def plot(
-    run: str | Path | LoadedRun,
-    kind: str,
-    *,
-    index: int | None = None,
-    image: Any = None,
-    label: str | None = None,
-    classes: list[str] | None = None,
-    split: str | None = None,
-    correct_only: bool = True,
-    top_k: int = 6,
-    hinton: bool = False,
-    max_points: int = 1500,
-    label_unknowns: bool = False,
-    threshold: float | None = None,
-    score: str | None = None,
-    device: str | None = None,
-    data=None,
-) -> Figure:
-    """The figure ``kind`` (see ``difair.viz.commands.PLOT_KINDS``) of ``run``."""
+@dataclass
+class PlotOptions:
+    """The options of ``plot``; each kind reads the ones it needs."""
+
+    index: int | None = None
+    image: Any = None
+    label: str | None = None
+    classes: list[str] | None = None
+    split: str | None = None
+    correct_only: bool = True
+    top_k: int = 6
+    hinton: bool = False
+    max_points: int = 1500
+    label_unknowns: bool = False
+    threshold: float | None = None
+    score: str | None = None
+    device: str | None = None
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class PlotKind:
+    """A plot kind: its drawing function and what it needs (the analysis, a class-feature run, one image)."""
+
+    draw: Callable[..., Figure]
+    analysis: bool = True  # False: draw(run, options) from the weights alone
+    one_image: bool = False  # needs exactly one of --index or --image, and class-owned features
+
+
+PLOTS: dict[str, PlotKind] = {}
+
+
+def register_plot(kind: str, *, analysis: bool = True, one_image: bool = False) -> Callable:
+    """Decorator: register ``draw(ra_or_run, options) -> Figure`` as plot ``kind``."""
+
+    def wrap(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+        PLOTS[kind] = PlotKind(fn, analysis, one_image)
+        return fn
+
+    return wrap
+
+
+@register_plot("filter-correlation", analysis=False)
+def _filter_correlation(run: LoadedRun, o: PlotOptions) -> Figure:
+    return representations.filter_correlation_figure(run)
+
+
+@register_plot("card", one_image=True)
+def _card(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    if o.image is not None:
+        pr = Predictor(ra.run, threshold=ra.threshold, score=ra.score_name, device=o.device, data=ra.data)
+        return cards.image_card(card_for_image(pr, o.image, ra, o.label)[0], top_k=o.top_k, hinton=o.hinton)
+    return cards.sample_card(ra, o.index, top_k=o.top_k, hinton=o.hinton)
+
+
+@register_plot("activation-maps", one_image=True)
+def _activation_maps(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    run = ra.run
+    idx = [activations.resolve_class(run, c) for c in o.classes] if o.classes else None
+    if o.image is not None:
+        x, _, skipped = load_images([o.image], ra.data.image_size, ra.data.channels)
+        if skipped:
+            raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")
+        return activations.activation_maps_figure(
+            run, x[0], idx, display=display_image(o.image, ra.data.channels)
+        )
+    if not 0 <= o.index < len(ra.data.test_labels):
+        raise DifairError(f"test index {o.index} is out of range: choose 0 to {len(ra.data.test_labels) - 1}")
+    return activations.activation_maps_figure(run, ra.data.test_images[o.index], idx)
+
+
+@register_plot("mean-representations")
+def _mean_representations(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    return representations.mean_representations_figure(ra, o.split or "train", o.correct_only)
+
+
+@register_plot("similarity")
+def _similarity(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    return representations.class_similarity_figure(ra, o.split or "test")
+
+
+@register_plot("tsne")
+def _tsne(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    return embeddings.tsne_figure(ra, max_points=o.max_points, label_unknowns=o.label_unknowns)
+
+
+@register_plot("confusion")
+def _confusion(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    return embeddings.confusion_figure(ra)
+
+
+@register_plot("scores")
+def _scores(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    return curves.score_distribution_figure(ra)
+
+
+@register_plot("roc")
+def _roc(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    return curves.roc_figure(ra)
+
+
+assert set(PLOTS) == set(PLOT_KINDS), "register every kind of difair.viz.kinds.PLOT_KINDS here"
+
+
+def plot(run: str | Path | LoadedRun, kind: str, **options: Any) -> Figure:
+    """The figure ``kind`` (see ``difair.viz.kinds.PLOT_KINDS``) of ``run``; options as ``PlotOptions``."""
+    o = PlotOptions(**options)
     run = run if isinstance(run, LoadedRun) else load_run(run)
-    if kind == "filter-correlation":  # needs the weights only
-        return representations.filter_correlation_figure(run)
-    if kind in ("card", "activation-maps"):
+    if kind not in PLOTS:
+        raise DifairError(f"unknown plot kind {kind!r}")
+    spec = PLOTS[kind]
+    if not spec.analysis:  # needs the weights only
+        return spec.draw(run, o)
+    if spec.one_image:
         require_class_features(run.method, f"plot {kind}")
-        if (index is None) == (image is None):
+        if (o.index is None) == (o.image is None):
             raise DifairError(f"plot {kind} needs exactly one of --index (a test image) or --image (a file)")
-    ra = analyze(run, data=data, score=score, threshold=threshold, device=device)
-    if kind == "card":
-        if image is not None:
-            pr = Predictor(run, threshold=ra.threshold, score=ra.score_name, device=device, data=ra.data)
-            return cards.image_card(card_for_image(pr, image, ra, label)[0], top_k=top_k, hinton=hinton)
-        return cards.sample_card(ra, index, top_k=top_k, hinton=hinton)
-    if kind == "activation-maps":
-        idx = [activations.resolve_class(run, c) for c in classes] if classes else None
-        if image is not None:
-            x, _, skipped = load_images([image], ra.data.image_size, ra.data.channels)
-            if skipped:
-                raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")
-            return activations.activation_maps_figure(
-                run, x[0], idx, display=display_image(image, ra.data.channels)
-            )
-        if not 0 <= index < len(ra.data.test_labels):
-            raise DifairError(
-                f"test index {index} is out of range: choose 0 to {len(ra.data.test_labels) - 1}"
-            )
-        return activations.activation_maps_figure(run, ra.data.test_images[index], idx)
-    if kind == "mean-representations":
-        return representations.mean_representations_figure(ra, split or "train", correct_only)
-    if kind == "similarity":
-        return representations.class_similarity_figure(ra, split or "test")
-    if kind == "tsne":
-        return embeddings.tsne_figure(ra, max_points=max_points, label_unknowns=label_unknowns)
-    if kind == "confusion":
-        return embeddings.confusion_figure(ra)
-    if kind == "scores":
-        return curves.score_distribution_figure(ra)
-    if kind == "roc":
-        return curves.roc_figure(ra)
-    raise DifairError(f"unknown plot kind {kind!r}")
+    ra = analyze(run, data=o.data, score=o.score, threshold=o.threshold, device=o.device)
+    return spec.draw(ra, o)
 
 
 def make_plot(args: argparse.Namespace) -> Figure:
