@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +50,6 @@ def checkpoint_fingerprint(run_dir: str | Path) -> str:
 
 def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
     """The stored calibration of ``run_dir``, or None when absent or made for another checkpoint."""
-    import json
-
     path = Path(run_dir) / THRESHOLD_FILE
     if not path.is_file():
         return None
@@ -75,6 +75,19 @@ def recenter_if_needed(run: LoadedRun, train_outputs: Tensor | None, train_label
         run.method.prepare_evaluation(run.model.head, train_outputs, train_labels)
 
 
+CALIBRATE_ON = ("auto", "val", "test")
+
+
+@dataclass
+class CalibrationScores:
+    """The scores a calibration needs: of the calibration images, of the test images, and where they come from."""
+
+    calibration: Tensor  # the known images the threshold is chosen on
+    test: Tensor  # every test image
+    known: Tensor  # bool mask of the known test images
+    where: str
+
+
 def calibrate(
     run: str | Path | LoadedRun,
     keep: float = 0.95,
@@ -92,15 +105,25 @@ def calibrate(
     images), or ``auto`` (val when the run has a validation set). ``data`` (an ``OSRData``) and ``test_outputs``
     may be passed to avoid reloading and recomputing them.
     """
-    if on not in ("auto", "val", "test"):
+    if on not in CALIBRATE_ON:
         raise DifairError(f"calibrate on 'auto', 'val' or 'test', got {on!r}")
     run = run if isinstance(run, LoadedRun) else load_run(run)
+    score = score or run.method.default_score
+    run.method.check_score(score)
+    scores = calibration_scores(run, score, data, test_outputs, pick_device(device), on)
+    record = calibration_record(run, score, keep, scores)
+    if write:
+        R.write_json(Path(run.run_dir) / THRESHOLD_FILE, record)
+    return record
+
+
+def calibration_scores(
+    run: LoadedRun, score: str, data, test_outputs: Tensor | None, dev: torch.device, on: str
+) -> CalibrationScores:
+    """Score the calibration and test images with ``score`` (after the method's evaluation preparation)."""
     method, head = run.method, run.model.head
-    score = score or method.default_score
-    method.check_score(score)
     if data is None:
         data = get_dataset(run.config.data)
-    dev = pick_device(device)
     model = run.model.to(dev)
     bs = run.config.eval_batch_size
     if needs_recenter(run):
@@ -122,22 +145,25 @@ def calibrate(
     else:
         cal = s[known]
         where = "test (known test images; train with data.val_fraction > 0 to calibrate on held-out images)"
+    return CalibrationScores(cal, s, known, where)
+
+
+def calibration_record(run: LoadedRun, score: str, keep: float, scores: CalibrationScores) -> dict[str, Any]:
+    """The ``threshold.json`` record: the threshold keeping ``keep`` of the calibration knowns, and its effect."""
+    cal, s, known = scores.calibration, scores.test, scores.known
     t = threshold_for_known_fraction(cal, keep)
-    record = {
+    return {
         "score": score,
         "threshold": t,
         "keep_known": keep,
-        "calibrated_on": where,
+        "calibrated_on": scores.where,
         "n_calibration": len(cal),
         "calibration_known_accepted": float((cal >= t).double().mean()),
         "known_accepted": float((s[known] >= t).double().mean()),  # on the known test images
         "unknown_accepted": float((s[~known] >= t).double().mean()) if (~known).any() else None,
         "n_known": int(known.sum()),
         "n_unknown": int((~known).sum()),
-        "method": method.name,
+        "method": run.method.name,
         "checkpoint": checkpoint_fingerprint(run.run_dir),
-        "cac_anchors": method.evaluation_state(head),  # the re-centred CAC anchors (None for other methods)
+        "cac_anchors": run.method.evaluation_state(run.model.head),  # re-centred CAC anchors (None otherwise)
     }
-    if write:
-        R.write_json(Path(run.run_dir) / THRESHOLD_FILE, record)
-    return record
