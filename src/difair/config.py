@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from difair.errors import DifairError, check_choice
-from difair.methods import CACConfig, CEConfig, DifairConfig, method_names, options_section
+from difair.methods import CACConfig, CEConfig, DifairConfig, check_method_name, options_section
 from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
 from difair.nn.vgg32 import PADDINGS
 
@@ -209,7 +209,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise one ``DifairError`` per problem, naming the fix: the run's own options, then each section."""
-        check_choice("method", self.method, method_names())
+        check_method_name(self.method)
         check_choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
         check_choice("loss_normalizer", self.loss_normalizer, ("batch", "nominal"))
         _positive("epochs", self.epochs)

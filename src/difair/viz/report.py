@@ -127,70 +127,87 @@ def _figure(make: Callable[[], Figure], alt: str, caption: str, errors: list[str
     return f"<figure>{tag}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
-def build_report(
-    ra: RunAnalysis,
-    *,
-    samples_per_kind: int = 2,
-    tsne: bool = True,
-    tsne_points: int = 1500,
-    threads: int | None = None,
-) -> str:
-    """The report's HTML text."""
-    run: LoadedRun = ra.run
-    cfg = run.config
-    errors: list[str] = []
-    parts = [f"<h2>Metrics</h2>{_metrics_table(ra)}", f"<h2>Rejection threshold</h2>{_threshold_table(ra)}"]
-    parts.append("<h2>Scores and ROC</h2>")
-    parts.append(
+def _score_sections(ra: RunAnalysis, errors: list[str]) -> list[str]:
+    """Metrics, threshold, ROC, score distributions and confusion: every method."""
+    return [
+        f"<h2>Metrics</h2>{_metrics_table(ra)}",
+        f"<h2>Rejection threshold</h2>{_threshold_table(ra)}",
+        "<h2>Scores and ROC</h2>",
         _figure(
             lambda: curves.roc_figure(ra), "ROC curves", "ROC of every score; dots: each threshold.", errors
-        )
-    )
-    parts.append(
+        ),
         _figure(
             lambda: curves.score_distribution_figure(ra),
             "score distributions",
             "Known vs unknown test scores.",
             errors,
-        )
-    )
-    parts.append("<h2>Confusion</h2>")
-    parts.append(
+        ),  # fmt: skip
+        "<h2>Confusion</h2>",
         _figure(
             lambda: embeddings.confusion_figure(ra), "confusion matrices", "At the threshold above.", errors
-        )
-    )
-    if ra.class_owned_features:
-        parts.append("<h2>Representations</h2>")
-        parts.append(_figure(lambda: representations.mean_representations_figure(ra, "train", True), "mean representations",
-                             "Mean z per class over correctly classified training images.", errors))  # fmt: skip
-        parts.append(_figure(lambda: representations.class_similarity_figure(ra), "class similarity",
-                             "Cosine similarity of the test-set class means.", errors))  # fmt: skip
-        parts.append(_figure(lambda: representations.filter_correlation_figure(ra), "filter correlations",
-                             "Correlation of the DIFAIR conv's filters; boxes: one class's filters.", errors))  # fmt: skip
-    if tsne:
-        parts.append("<h2>t-SNE</h2>")
-        parts.append(_figure(lambda: embeddings.tsne_figure(ra, max_points=tsne_points, threads=threads), "t-SNE",
-                             f"At most {tsne_points} test samples; stars: anchors embedded jointly.", errors))  # fmt: skip
-    if ra.class_owned_features and samples_per_kind > 0:
-        parts.append("<h2>Sample cards</h2>")
-        for kind, idx in sample_indices(ra, samples_per_kind).items():
-            parts.append(f"<h3>{html.escape(SAMPLE_KINDS[kind])}</h3>")
-            if not idx:
-                parts.append("<p class='note'>none in the test set</p>")
-            for i in idx:
-                parts.append(
-                    _figure(
-                        lambda i=i: cards.sample_card(ra, i), f"card {kind} {i}", f"Test image #{i}.", errors
-                    )
-                )
-    parts.append(
-        f"<h2>Configuration</h2><details open><summary>config.yaml</summary><pre>{html.escape(cfg.to_yaml())}</pre></details>"
-    )
-    if errors:
-        parts.append(
-            "<h2>Problems</h2><ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in errors) + "</ul>"
-        )
+        ),
+    ]
+
+
+def _representation_sections(ra: RunAnalysis, errors: list[str]) -> list[str]:
+    """Mean representations, class similarity and filter correlations: class-owned features only."""
+    if not ra.class_owned_features:
+        return []
+    return [
+        "<h2>Representations</h2>",
+        _figure(
+            lambda: representations.mean_representations_figure(ra, "train", True),
+            "mean representations",
+            "Mean z per class over correctly classified training images.",
+            errors,
+        ),  # fmt: skip
+        _figure(
+            lambda: representations.class_similarity_figure(ra),
+            "class similarity",
+            "Cosine similarity of the test-set class means.",
+            errors,
+        ),  # fmt: skip
+        _figure(
+            lambda: representations.filter_correlation_figure(ra),
+            "filter correlations",
+            "Correlation of the DIFAIR conv's filters; boxes: one class's filters.",
+            errors,
+        ),  # fmt: skip
+    ]
+
+
+def _tsne_sections(ra: RunAnalysis, tsne_points: int, threads: int | None, errors: list[str]) -> list[str]:
+    return [
+        "<h2>t-SNE</h2>",
+        _figure(
+            lambda: embeddings.tsne_figure(ra, max_points=tsne_points, threads=threads),
+            "t-SNE",
+            f"At most {tsne_points} test samples; stars: anchors embedded jointly.",
+            errors,
+        ),  # fmt: skip
+    ]
+
+
+def _card_sections(ra: RunAnalysis, samples_per_kind: int, errors: list[str]) -> list[str]:
+    """Sample cards of each kind (correct known, rejected known, ...): class-owned features only."""
+    if not (ra.class_owned_features and samples_per_kind > 0):
+        return []
+    parts = ["<h2>Sample cards</h2>"]
+    for kind, idx in sample_indices(ra, samples_per_kind).items():
+        parts.append(f"<h3>{html.escape(SAMPLE_KINDS[kind])}</h3>")
+        if not idx:
+            parts.append("<p class='note'>none in the test set</p>")
+        for i in idx:
+            parts.append(
+                _figure(lambda i=i: cards.sample_card(ra, i), f"card {kind} {i}", f"Test image #{i}.", errors)
+            )
+    return parts
+
+
+def _page(ra: RunAnalysis, parts: list[str]) -> str:
+    """The HTML page around the sections: title, run note, the image-status script."""
+    run: LoadedRun = ra.run
+    cfg = run.config
     title = f"{cfg.method} on {cfg.data.name} split {cfg.data.split} (seed {cfg.seed})"
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     meta = (f"<p class='note'>Run folder {html.escape(str(run.run_dir))}; {len(ra.data.test_labels)} test images "
@@ -202,6 +219,30 @@ def build_report(
         "<div id='image-status' data-total='0' data-loaded='-1'>images not checked yet</div>"
         f"{STATUS_SCRIPT}</body></html>\n"
     )
+
+
+def build_report(
+    ra: RunAnalysis,
+    *,
+    samples_per_kind: int = 2,
+    tsne: bool = True,
+    tsne_points: int = 1500,
+    threads: int | None = None,
+) -> str:
+    """The report's HTML text: its sections in order, then the problems met while drawing them."""
+    errors: list[str] = []
+    parts = _score_sections(ra, errors) + _representation_sections(ra, errors)
+    if tsne:
+        parts += _tsne_sections(ra, tsne_points, threads, errors)
+    parts += _card_sections(ra, samples_per_kind, errors)
+    parts.append(
+        f"<h2>Configuration</h2><details open><summary>config.yaml</summary><pre>{html.escape(ra.run.config.to_yaml())}</pre></details>"
+    )
+    if errors:
+        parts.append(
+            "<h2>Problems</h2><ul>" + "".join(f"<li>{html.escape(e)}</li>" for e in errors) + "</ul>"
+        )
+    return _page(ra, parts)
 
 
 def write_report(
