@@ -148,52 +148,56 @@ def resize_uint8(images: Tensor, size: int) -> Tensor:
     return out.round_().clamp_(0, 255).to(torch.uint8)
 
 
+@dataclass
+class Part:
+    """One part of a split: uint8 images ``[N, C, H, W]``, their labels (known classes, remapped; None for
+    unknowns) and their labels in the source dataset (None when not tracked)."""
+
+    images: Tensor
+    labels: np.ndarray | None = None
+    source: np.ndarray | None = None
+
+
 def assemble(
     name: str,
     split: int,
     class_names: list[str],
-    train_images: Tensor,
-    train_labels: np.ndarray,
-    known_test_images: Tensor,
-    known_test_labels: np.ndarray,
-    unknown_test_images: Tensor,
+    train: Part,
+    known: Part,
+    unknown: Part,
     *,
     balance: str,
     balance_seed: int,
-    known_test_source: np.ndarray | None = None,
-    unknown_test_source: np.ndarray | None = None,
     mean: list[float] | None = None,
     std: list[float] | None = None,
     unknown_class_names: list[str] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> OSRData:
     """Balance the test sets, concatenate known then unknown, compute normalisation if not given."""
-    ki, ui = balance_indices(len(known_test_images), len(unknown_test_images), balance, balance_seed)
-    test_images = torch.cat(
-        [known_test_images[torch.as_tensor(ki)], unknown_test_images[torch.as_tensor(ui)]]
-    )
+    ki, ui = balance_indices(len(known.images), len(unknown.images), balance, balance_seed)
+    test_images = torch.cat([known.images[torch.as_tensor(ki)], unknown.images[torch.as_tensor(ui)]])
     test_labels = torch.cat(
         [
-            torch.as_tensor(np.asarray(known_test_labels)[ki], dtype=torch.int64),
+            torch.as_tensor(np.asarray(known.labels)[ki], dtype=torch.int64),
             torch.full((len(ui),), -1, dtype=torch.int64),
         ]
     )
     source = None
-    if known_test_source is not None and unknown_test_source is not None:
+    if known.source is not None and unknown.source is not None:
         source = torch.as_tensor(
-            np.concatenate([np.asarray(known_test_source)[ki], np.asarray(unknown_test_source)[ui]]),
+            np.concatenate([np.asarray(known.source)[ki], np.asarray(unknown.source)[ui]]),
             dtype=torch.int64,
         )
     if mean is None or std is None:
-        mean, std = channel_stats(train_images)
+        mean, std = channel_stats(train.images)
     meta = dict(meta or {})
     meta.update({"balance": balance, "balance_seed": balance_seed})
     return OSRData(
         name=name,
         split=split,
         class_names=list(class_names),
-        train_images=train_images.contiguous(),
-        train_labels=torch.as_tensor(np.asarray(train_labels), dtype=torch.int64),
+        train_images=train.images.contiguous(),
+        train_labels=torch.as_tensor(np.asarray(train.labels), dtype=torch.int64),
         test_images=test_images.contiguous(),
         test_labels=test_labels,
         mean=list(mean),

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from difair.config import DataConfig
-from difair.data.base import OSRData, assemble, resize_uint8, select_known
+from difair.data.base import OSRData, Part, assemble, resize_uint8, select_known
 from difair.data.normalization import resolve_normalization
 from difair.errors import DifairError
 
@@ -95,15 +95,11 @@ def build_osr(
         name,
         cfg.split,
         [source_names[c] for c in known],
-        x_train,
-        tr_labels,
-        x_known,
-        k_labels,
-        x_unknown,
+        Part(x_train, tr_labels),
+        Part(x_known, k_labels, np.asarray(test_known[1])[k_mask]),
+        Part(x_unknown, source=np.asarray(test_unknown[1])[u_mask] + unknown_offset),
         balance=cfg.balance,
         balance_seed=cfg.balance_seed,
-        known_test_source=np.asarray(test_known[1])[k_mask],
-        unknown_test_source=np.asarray(test_unknown[1])[u_mask] + unknown_offset,
         mean=mean,
         std=std,
         unknown_class_names=unknown_class_names,

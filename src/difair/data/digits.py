@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from difair.config import DataConfig
-from difair.data.base import OSRData, assemble, resize_uint8, select_known
+from difair.data.base import OSRData, Part, assemble, resize_uint8, select_known
 from difair.data.registry import register_dataset
 from difair.data.splits import get_known_classes
 from difair.errors import DifairError
@@ -54,15 +54,11 @@ def load_digits_osr(
         "digits",
         split,
         [str(c) for c in known],
-        x[torch.as_tensor(train_idx)],
-        tr_labels,
-        x[torch.as_tensor(known_idx)],
-        te_labels,
-        x[torch.as_tensor(unknown_idx)],
+        Part(x[torch.as_tensor(train_idx)], tr_labels),
+        Part(x[torch.as_tensor(known_idx)], te_labels, labels[known_idx]),
+        Part(x[torch.as_tensor(unknown_idx)], source=labels[unknown_idx]),
         balance=balance,
         balance_seed=balance_seed,
-        known_test_source=labels[known_idx],
-        unknown_test_source=labels[unknown_idx],
         unknown_class_names=[str(c) for c in range(10)],
         meta={
             "split_family": split_family,
