@@ -20,6 +20,7 @@ from difair.cliutil import (
     flag_overrides,
     method_help,
     parse_splits,
+    split_help,
 )
 from difair.errors import DifairError
 from difair.version import __version__
@@ -37,7 +38,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_train)
     p.add_argument("--method", choices=None, help=method_help())
     p.add_argument("--dataset", help=dataset_help())
-    p.add_argument("--split", type=int, default=None, help="known/unknown split (see --splits of demo)")
+    p.add_argument("--split", type=int, default=None, help=split_help())
     p.add_argument("--preset", help="start from a paper preset, e.g. difair-cifar10 (difair presets list)")
     p.add_argument("--config", type=Path, help="a YAML config file (e.g. an edited preset) over --preset")
     p.add_argument("--epochs", type=int, help="number of epochs (the schedule keeps its shape)")

@@ -59,6 +59,17 @@ def dataset_help(prefix: str = "") -> LazyHelp:
     return LazyHelp(make)
 
 
+def split_help() -> LazyHelp:
+    """``--split`` help: the range of split indices."""
+
+    def make() -> str:
+        from difair.data.splits import NUM_SPLITS  # start-up time: imports torch
+
+        return f"known/unknown split, 0-{NUM_SPLITS - 1}"
+
+    return LazyHelp(make)
+
+
 def check_method_name(name: str) -> None:
     """Raise ``DifairError`` naming the registered methods when ``name`` is none of them."""
     from difair.methods import check_method_name as check  # start-up time: imports torch

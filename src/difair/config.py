@@ -24,6 +24,7 @@ from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
 from difair.nn.vgg32 import PADDINGS
 
 SPLIT_FAMILIES = ("vaze", "neal")  # data.split_family: the split lists of difair.data.splits
+BALANCE_MODES = ("without_replacement", "with_replacement", "none")  # data.balance: data.base.balance_indices
 
 
 @dataclass
@@ -55,7 +56,7 @@ class DataConfig:
         check_choice("data.split_family", self.split_family, SPLIT_FAMILIES)
         check_choice("data.tinyimagenet_order", self.tinyimagenet_order, ("sorted", "wnids"))
         check_choice("data.cifar_plus_known", self.cifar_plus_known, ("split", "vehicles"))
-        check_choice("data.balance", self.balance, ("without_replacement", "with_replacement", "none"))
+        check_choice("data.balance", self.balance, BALANCE_MODES)
         check_choice("data.normalization", self.normalization, ("train", "reference"))
         if not 0 <= self.val_fraction < 1:
             raise DifairError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.errors import DifairError
+from difair.config import BALANCE_MODES
+from difair.errors import check_choice
 
 
 @dataclass
@@ -119,10 +120,7 @@ def balance_indices(n_known: int, n_unknown: int, mode: str, seed: int) -> tuple
     k, u = np.arange(n_known), np.arange(n_unknown)
     if mode == "none" or n_known == n_unknown:
         return k, u
-    if mode not in ("without_replacement", "with_replacement"):
-        raise DifairError(
-            f"unknown data.balance {mode!r}: choose without_replacement, with_replacement or none"
-        )
+    check_choice("data.balance", mode, BALANCE_MODES)
     replace = mode == "with_replacement"
     if n_known > n_unknown:
         return np.sort(rng.choice(n_known, n_unknown, replace=replace)), u
