@@ -41,8 +41,8 @@ def _parse_splits(text: str) -> list[int]:
 
 
 FAST_HELP = (
-    "the fast path: bf16 autocast, channels_last, batched augmentation, foreach SGD, fast dropout mask "
-    "(--set options win over it, e.g. --set precision=16-mixed on GPUs without bf16)"
+    "the fast path: precision and channels_last chosen for this device (auto: bf16 only where it is native), "
+    "batched augmentation, foreach SGD, fast dropout mask (--set options win over it, e.g. --set precision=32-true)"
 )
 
 
@@ -196,7 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--out", type=Path, default=Path("difair-demo"), help="output folder (default: ./difair-demo)"
     )
-    d.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30)")
+    from difair.demo import DEMO_EPOCHS
+
+    d.add_argument("--epochs", type=int, default=None, help=f"epochs per run (default {DEMO_EPOCHS})")
     d.add_argument("--splits", default="0-4", help="splits to run, e.g. 0-4 or 0,2")
     d.add_argument(
         "--jobs", type=int, default=None, help="runs in parallel (default: one per core, at most 4)"

@@ -39,7 +39,7 @@ def build_model(
     method = build_method(cfg)
     m = cfg.model
     kwargs: dict = {}
-    if m.backbone == "small_cnn":
+    if m.backbone in ("small_cnn", "small_cnn8"):
         kwargs = dict(width=m.width, dropout=m.dropout, dropout_backend=m.dropout_backend)
     elif m.backbone == "vgg32":
         kwargs = dict(

@@ -36,6 +36,9 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def memory_format(cfg: TrainConfig) -> torch.memory_format:
+    """The activations' memory format of a resolved config (``channels_last=auto`` must be resolved first)."""
+    if not isinstance(cfg.channels_last, bool):
+        raise ValueError("channels_last=auto must be resolved first (difair.engine.execution)")
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
@@ -107,10 +110,13 @@ def setup_loop(
 
 def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> TrainLoop:
     """A fresh model, optimizer and loop for ``cfg`` on ``data``, without a run folder (benchmarks, tests)."""
+    from difair.engine.execution import resolve_channels_last, resolve_precision
     from difair.engine.fit import make_fabric
 
-    cfg = cfg.resolve()
+    cfg = resolve_precision(cfg.resolve())
     fabric = fabric or make_fabric(cfg)
+    shape = tuple(data.train_images.shape[1:])
+    cfg = resolve_channels_last(cfg, shape, data.num_classes, fabric.device.type)
     torch.manual_seed(cfg.seed)
     model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
     model = model.to(memory_format=memory_format(cfg))
