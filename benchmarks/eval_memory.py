@@ -54,7 +54,7 @@ def measure(n: int, batch: int, threads: int) -> dict[str, float]:
         model(test[: min(batch, n)])
     before = _status_kb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-    result = evaluate_model(model, model, method, data, batch_size=batch, device=torch.device("cpu"))
+    result = evaluate_model(model, method, data, batch_size=batch, device=torch.device("cpu"))
     peak = _status_kb("VmHWM")
     assert result["outputs"].shape[0] == n
     return {

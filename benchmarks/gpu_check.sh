@@ -40,7 +40,7 @@ workers=$(( $(nproc) - 2 ))
 [ "$workers" -gt 12 ] && workers=12
 [ "$workers" -lt 1 ] && workers=1
 
-echo "== 1. throughput: reference loop vs difair (--fast: bf16, channels_last, batched augmentation), eager  [$(elapsed) s]"
+echo "== 1. throughput: reference loop vs difair (--fast: precision and channels_last auto, batched augmentation), eager  [$(elapsed) s]"
 timeout 200 "$py" benchmarks/train_throughput.py --device cuda --steps 200 --rounds 5 --warmup 20 \
   --workers "$workers" "${synthetic[@]}" --json "$out/throughput.json" || echo "(step 1 failed or timed out)"
 

@@ -8,9 +8,10 @@ $DIFAIR_DATA/cifar10-jpeg or ~/.cache/difair-data/cifar10-jpeg) with batch size 
 (a) reference: torchvision ``ImageFolder`` of the JPEGs, per-sample RandomCrop(32, padding=4),
     RandomHorizontalFlip, RandAugment(1, 6), ToTensor, Normalize in a ``DataLoader`` with worker processes;
     fp32, NCHW, plain ``torch.optim.SGD`` (no foreach/fused).
-(b) difair: ``difair.engine.loop.train_one_epoch`` (the code path of ``difair train``) on the decode-once uint8
-    cache resident on the device, batched crop/flip/RandAugment, bf16 autocast, channels_last, foreach SGD,
-    the fast dropout mask (``model.dropout_backend=fast``), optionally ``torch.compile``.
+(b) difair: ``difair.engine.loop.train_one_epoch`` (the code path of ``difair train``) with ``--fast``
+    (``FAST_PATH``): the decode-once uint8 cache resident on the device, batched crop/flip/RandAugment,
+    ``precision=auto`` (bf16 autocast where the device computes bf16 natively, else fp32),
+    ``channels_last=auto`` (a timed probe on CPU), foreach SGD, the fast dropout mask, optionally ``torch.compile``.
 
 The two alternate in timed windows of ``--steps`` steps (a, b, a, b, ...), so machine noise hits both alike;
 each window starts with untimed steps that drain what (a)'s workers prefetched meanwhile. Prints images/s
@@ -37,7 +38,7 @@ from difair.data import default_root, get_dataset
 from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
 from difair.data.splits import get_known_classes
 from difair.engine.build import build_model
-from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags
+from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_peak_gflops
 from difair.engine.loop import TrainLoop, build_loop, train_one_epoch
 
 BATCH = 128
@@ -143,7 +144,7 @@ class ReferenceLoop:
 
 
 # ---------------------------------------------------------------------- (b) difair's engine
-def fast_config(device: str, compile_model: bool, root: Path) -> TrainConfig:
+def fast_config(device: str, compile_model: bool, root: Path, extra: list[str] | None = None) -> TrainConfig:
     overrides = [
         "method=difair",
         "data.name=cifar10",
@@ -151,8 +152,9 @@ def fast_config(device: str, compile_model: bool, root: Path) -> TrainConfig:
         f"data.root={root}",
         f"batch_size={BATCH}",
         f"accelerator={device}",
-        *FAST_PATH,  # bf16-mixed, channels_last, batched augmentation, foreach SGD, fast dropout (--fast)
+        *FAST_PATH,  # precision/channels_last auto, batched augmentation, foreach SGD, fast dropout (--fast)
         f"compile={str(compile_model).lower()}",
+        *(extra or []),  # --set: e.g. precision=bf16-mixed to time what auto did not choose
     ]
     return TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), overrides))
 
@@ -274,6 +276,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="difair option"
+    )
+    p.add_argument(
         "--synthetic-per-class",
         type=int,
         default=0,
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     machine = machine_info()
     print("machine:", json.dumps(machine))
 
-    cfg = fast_config(device.type, args.compile, root)
+    cfg = fast_config(device.type, args.compile, root, args.overrides)
     t0 = time.perf_counter()
     data = get_dataset(cfg.data)  # the decode-once uint8 cache (built on first use)
     print(
@@ -311,6 +316,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     loops = {"reference": ReferenceLoop(ref_cfg.resolve(), ref_ds, args.workers, device)}
     loops["difair"] = FastLoop(build_loop(cfg, data))
+    resolved = loops["difair"].loop.cfg  # precision and channels_last as resolved from auto on this machine
+    print(
+        f"difair runs precision={resolved.precision} channels_last={resolved.channels_last}"
+        + "".join(f"\n  {why}" for why in (resolved.auto.precision, resolved.auto.channels_last) if why)
+    )
     flops = train_flops_per_image(loops["difair"].loop)
     print(f"training FLOPs per image (VGG32 + DIFAIR head, forward + backward): {flops / 1e9:.3f} GFLOP")
     for name, lp in loops.items():
@@ -329,8 +339,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"\nreference (ImageFolder+DataLoader[{args.workers} workers], fp32, NCHW, SGD): {med['reference']:8.1f} img/s"
     )
     print(
-        f"difair    (uint8 cache, batched aug, bf16, channels_last, foreach SGD, fast dropout"
-        f"{', compile' if args.compile else ''}): {med['difair']:8.1f} img/s"
+        f"difair    (uint8 cache, batched aug, {resolved.precision}, channels_last={resolved.channels_last}, "
+        f"foreach SGD, fast dropout{', compile' if args.compile else ''}): {med['difair']:8.1f} img/s"
     )
     print(f"ratio difair/reference: {ratio:.2f}x  (medians of {args.rounds} windows of {args.steps} steps)")
     print(f"load average before {machine['loadavg']} after {machine_after}")
@@ -343,6 +353,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             else ""
         )
     )
+    cpu_peak = cpu_peak_gflops(resolved.precision) if device.type == "cpu" else None
+    if cpu_peak:
+        gf, how = cpu_peak
+        print(
+            f"CPU peak for {resolved.precision}: {gf:.0f} GFLOP/s ({how}); achieved: difair "
+            f"{100 * tflops['difair'] * 1e3 / gf:.0f} %, reference {100 * tflops['reference'] * 1e3 / gf:.0f} % "
+            "(the reference is fp32)"
+        )
     if peak:
         print("peak GPU memory allocated (GiB): " + ", ".join(f"{k} {v:.2f}" for k, v in peak.items()))
     result = {
@@ -355,6 +373,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "train_gflop_per_image": flops / 1e9,
         "achieved_tflops": tflops,
         "bf16_peak_tflops": peak_tf,
+        "cpu_peak_gflops": cpu_peak[0] if cpu_peak else None,
+        "difair_precision": resolved.precision,
+        "difair_channels_last": resolved.channels_last,
+        "auto": {"precision": resolved.auto.precision, "channels_last": resolved.auto.channels_last},
         "peak_gpu_memory_gib": peak,
     }
     if args.json:

@@ -105,13 +105,21 @@ def test_fast_sets_the_fast_path_and_later_sets_win(tmp_path: Path) -> None:
     assert (
         main(["train", "--quiet", "--fast", "--out", str(out), *_sets(), "--set", "channels_last=false"]) == 0
     )
+    from difair.engine.hardware import auto_precision, device_info
+
     saved = yaml.safe_load((out / "config.yaml").read_text())
     expected = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), list(FAST_PATH))).to_dict()
-    assert saved["precision"] == expected["precision"] == "bf16-mixed"
+    assert expected["precision"] == "auto"
+    # config.yaml holds what ran (the device's rule) and that it was asked for as auto
+    assert saved["precision"] == auto_precision(device_info("auto"))[0]
+    assert saved["auto"]["precision"].startswith(f"auto -> {saved['precision']}: ")
     assert saved["augment"]["backend"] == "batched"
     assert saved["model"]["dropout_backend"] == "fast"
     assert saved["optim"]["foreach"] is True
-    assert saved["channels_last"] is False  # --set wins over --fast
+    assert saved["channels_last"] is False and saved["auto"]["channels_last"] == ""  # --set wins over --fast
+    results = json.loads((out / "results.json").read_text())
+    assert results["environment"]["auto"]["precision"]["requested"] == "auto"
+    assert results["environment"]["auto"]["channels_last"] == {"requested": False, "resolved": False}
 
 
 def test_benchmark_fast_puts_the_fast_path_before_the_sets(tmp_path: Path, monkeypatch) -> None:
@@ -174,7 +182,9 @@ def test_authors_code_sets_every_fidelity_option_away_from_the_default(tmp_path:
     assert not out.exists()
     assert main([*argv, "--set", "data.normalization=train"]) == 0
     saved = yaml.safe_load((out / "config.yaml").read_text())
-    assert saved["difair"]["corr_variant"] == "reference" and saved["precision"] == "bf16-mixed"
+    assert saved["difair"]["corr_variant"] == "reference" and saved["auto"]["precision"].startswith(
+        "auto -> "
+    )
     assert saved["model"]["padding"] == "symmetric"
     fidelity = json.loads((out / "results.json").read_text())["fidelity"]
     assert fidelity["loss_normalizer"] == "nominal" and fidelity["bn_momentum"] == 0.01

@@ -17,6 +17,7 @@ from difair.cliutil import (
     check_dataset_name,
     check_method_name,
     dataset_help,
+    demo_epochs_help,
     flag_overrides,
     method_help,
     parse_splits,
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--out", type=Path, default=Path("difair-demo"), help="output folder (default: ./difair-demo)"
     )
-    d.add_argument("--epochs", type=int, default=None, help="epochs per run (default 30)")
+    d.add_argument("--epochs", type=int, default=None, help=demo_epochs_help())
     d.add_argument("--splits", default=None, help="splits to run, e.g. 0-4 or 0,2 (default: every split)")
     d.add_argument(
         "--jobs", type=int, default=None, help="runs in parallel (default: one per core, at most 4)"

@@ -14,8 +14,8 @@ from typing import Any
 from difair.errors import DifairError
 
 FAST_HELP = (
-    "the fast path: bf16 autocast, channels_last, batched augmentation, foreach SGD, fast dropout mask "
-    "(--set options win over it, e.g. --set precision=16-mixed on GPUs without bf16)"
+    "the fast path: precision and channels_last chosen for this device (auto: bf16 only where it is native), "
+    "batched augmentation, foreach SGD, fast dropout mask (--set options win over it, e.g. --set precision=32-true)"
 )
 
 
@@ -66,6 +66,17 @@ def split_help() -> LazyHelp:
         from difair.data.splits import NUM_SPLITS  # start-up time: imports torch
 
         return f"known/unknown split, 0-{NUM_SPLITS - 1}"
+
+    return LazyHelp(make)
+
+
+def demo_epochs_help() -> LazyHelp:
+    """``demo --epochs`` help: the demo's default."""
+
+    def make() -> str:
+        from difair.demo import DEMO_EPOCHS  # start-up time: imports torch (through the config)
+
+        return f"epochs per run (default {DEMO_EPOCHS})"
 
     return LazyHelp(make)
 

@@ -149,6 +149,22 @@ class AugmentConfig:
             )
 
 
+PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")  # what Lightning Fabric runs
+AUTO = "auto"  # precision / channels_last chosen per device by difair.engine.execution
+
+
+@dataclass
+class AutoRecord:
+    """How the engine resolved options the user left at ``auto`` (empty: the user chose the value).
+
+    Filled by ``difair.engine.execution`` when a run starts; the resolved values are in ``precision`` and
+    ``channels_last`` themselves, so a resumed run computes exactly as it started.
+    """
+
+    precision: str = ""
+    channels_last: str = ""
+
+
 @dataclass
 class TrainConfig:
     method: str = "difair"
@@ -164,12 +180,13 @@ class TrainConfig:
     batch_size: int = 128
     eval_batch_size: int = 512
     seed: int = 0
-    precision: str = "32-true"  # 32-true | bf16-mixed | 16-mixed
+    precision: str = "32-true"  # auto | 32-true | bf16-mixed | 16-mixed | bf16-true
     accelerator: str = "auto"  # auto | cpu | cuda | mps
     devices: int = 1
-    channels_last: bool = False
+    channels_last: bool | str = False  # true | false | auto (a timed probe on CPU, true on CUDA)
     compile: bool = False  # torch.compile the model (an execution choice: not part of the digest)
     loss_normalizer: str = "batch"  # batch (mean) | nominal (sum / batch_size, the authors' code)
+    auto: AutoRecord = field(default_factory=AutoRecord)  # filled by the engine: how "auto" was resolved
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -190,10 +207,18 @@ class TrainConfig:
         return cls.from_dict(data)
 
     def digest(self) -> str:
-        """Hash of everything that determines what is trained (device choices excluded)."""
+        """Hash of everything that determines what is trained (device choices excluded).
+
+        Options resolved from ``auto`` enter as ``auto`` (what was asked), so a request and the run it made
+        have the same digest on every machine.
+        """
         d = self.to_dict()
         for key in ("accelerator", "devices", "eval_batch_size", "compile"):
             d.pop(key, None)
+        auto = d.pop("auto")
+        for key in ("precision", "channels_last"):
+            if auto[key]:
+                d[key] = AUTO
         d["data"].pop("root", None)
         d["data"].pop("download", None)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -211,7 +236,9 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise one ``DifairError`` per problem, naming the fix: the run's own options, then each section."""
         check_method_name(self.method)
-        check_choice("precision", self.precision, ("32-true", "bf16-mixed", "16-mixed", "bf16-true"))
+        check_choice("precision", self.precision, (AUTO, *PRECISIONS))
+        if self.channels_last not in (True, False, AUTO):
+            raise DifairError(f"channels_last takes true, false or auto, got {self.channels_last!r}")
         check_choice("loss_normalizer", self.loss_normalizer, ("batch", "nominal"))
         _positive("epochs", self.epochs)
         _positive("batch_size", self.batch_size)
@@ -309,8 +336,8 @@ def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
 # The engine's fast path (docs/performance.md), ``--fast`` on the command line: execution settings that change
 # how a run computes, not what it learns (the same ops and distributions; bf16 rounding; other random streams).
 FAST_PATH: tuple[str, ...] = (
-    "precision=bf16-mixed",
-    "channels_last=true",
+    "precision=auto",  # bf16 where the device computes it natively, else fp32 (difair.engine.execution)
+    "channels_last=auto",  # a timed probe of both memory formats on CPU (cached per machine); true on CUDA
     "augment.backend=batched",
     "optim.foreach=true",
     "model.dropout_backend=fast",

@@ -58,7 +58,9 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
 
 
 def memory_format(cfg: TrainConfig) -> torch.memory_format:
-    """The memory format of the run's images and weights (``channels_last``)."""
+    """The activations' memory format of a resolved config (``channels_last=auto`` must be resolved first)."""
+    if not isinstance(cfg.channels_last, bool):
+        raise ValueError("channels_last=auto must be resolved first (difair.engine.execution)")
     return torch.channels_last if cfg.channels_last else torch.contiguous_format
 
 
@@ -69,7 +71,7 @@ def build_model(
     method = build_method(cfg.method, cfg.method_options(), num_classes)
     m = cfg.model
     kwargs: dict = {}
-    if m.backbone == "small_cnn":
+    if m.backbone in ("small_cnn", "small_cnn8"):
         kwargs = dict(width=m.width, dropout=m.dropout, dropout_backend=m.dropout_backend)
     elif m.backbone == "vgg32":
         kwargs = dict(

@@ -59,16 +59,3 @@ def gather_digests(model: nn.Module) -> list[str]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, mine)
     return [str(d) for d in out]
-
-
-class Autocast(nn.Module):
-    """Runs ``module`` under Fabric's precision context: rank 0 evaluates the raw (un-wrapped) model alone."""
-
-    def __init__(self, module: nn.Module, fabric: Any):
-        super().__init__()
-        self.module = module
-        self._fabric = fabric
-
-    def forward(self, x: Tensor) -> Tensor:
-        with self._fabric.autocast():
-            return self.module(x)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 from pathlib import Path
@@ -14,6 +15,7 @@ from difair.config import TrainConfig
 from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
+from difair.engine.execution import auto_record
 from difair.engine.load import load_run
 from difair.eval.metrics import osr_metrics
 from difair.methods import Method
@@ -24,14 +26,24 @@ from difair.version import __version__
 def collect_outputs(
     model: nn.Module, images: Tensor, batch_size: int, device: torch.device, channels_last: bool = False
 ) -> Tensor:
-    """Model outputs for ``images`` in batches (only the small outputs are kept, never the activations)."""
+    """fp32 model outputs for ``images`` in batches (only the small outputs are kept, never the activations).
+
+    Pass the raw model, not Fabric's wrapper: the outputs are computed in fp32 with autocast off, also for a
+    run trained under bf16/fp16 autocast (its weights are fp32), so scores carry no bf16 rounding or ties.
+    A model whose weights are low precision (``bf16-true``) is evaluated through an fp32 copy.
+    """
     model.eval()
+    if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
+        model = copy.deepcopy(model).float()
     outs = []
-    for i in range(0, len(images), batch_size):
-        x = images[i : i + batch_size].to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        outs.append(model(x).float().cpu())
+    with torch.autocast(device.type, enabled=False):
+        for i in range(0, len(images), batch_size):
+            x = images[i : i + batch_size].to(device, non_blocking=True)
+            if x.is_floating_point():
+                x = x.float()
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            outs.append(model(x).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 
@@ -44,7 +56,6 @@ def evaluate_outputs(outputs: Tensor, labels: Tensor, method: Method, head: nn.M
 
 
 def evaluate_model(
-    model: nn.Module,
     raw_model: nn.Module,
     method: Method,
     data: OSRData,
@@ -53,13 +64,14 @@ def evaluate_model(
     device: torch.device,
     channels_last: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate on ``data``'s test set, after the method's evaluation preparation (CAC: re-centred anchors)."""
-    prepare_evaluation(model, raw_model.head, method, data, batch_size, device, channels_last)
-    outputs = collect_outputs(model, data.test_images, batch_size, device, channels_last)
+    """Evaluate the raw (unwrapped) model on ``data``'s test set, in fp32, after the method's evaluation
+    preparation (CAC: anchors re-centred on correct training logits)."""
+    prepare_evaluation(raw_model, raw_model.head, method, data, batch_size, device, channels_last)
+    outputs = collect_outputs(raw_model, data.test_images, batch_size, device, channels_last)
     result = evaluate_outputs(outputs, data.test_labels, method, raw_model.head)
     result["outputs"] = outputs
     if data.has_validation:
-        acc = validation_accuracy(model, raw_model.head, method, data, batch_size, device, channels_last)
+        acc = validation_accuracy(raw_model, raw_model.head, method, data, batch_size, device, channels_last)
         result["validation"] = {"n": len(data.val_labels), "closed_set_accuracy": acc}
     return result
 
@@ -93,10 +105,9 @@ def validation_accuracy(
     return float((method.predict(out, head) == data.val_labels).double().mean())
 
 
-def evaluate_run(cfg: TrainConfig, raw_model, model, method, data: OSRData, device) -> dict[str, Any]:
+def evaluate_run(cfg: TrainConfig, raw_model, method, data: OSRData, device) -> dict[str, Any]:
     """Metrics of every score of the method on the test set, as the ``results.json`` record."""
     ev = evaluate_model(
-        model,
         raw_model,
         method,
         data,
@@ -127,6 +138,8 @@ def evaluate_run(cfg: TrainConfig, raw_model, model, method, data: OSRData, devi
             "torch": torch.__version__,
             "device": str(device),
             "precision": cfg.precision,
+            "channels_last": cfg.channels_last,
+            "auto": auto_record(cfg),  # what was asked (auto or a value) and what ran
             "python": platform.python_version(),
         },
     }
@@ -139,8 +152,8 @@ def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[s
     data = load_data(cfg, data)
     fabric = make_fabric(cfg)
     model = run.model.to(memory_format=memory_format(cfg))
-    fmodel = fabric.setup_module(model)
-    results = evaluate_run(cfg, model, fmodel, run.method, data, fabric.device)
+    model = model.to(fabric.device)
+    results = evaluate_run(cfg, model, run.method, data, fabric.device)
     previous = Path(run_dir) / R.RESULTS
     if previous.is_file():
         results["train_time_s"] = json.loads(previous.read_text()).get("train_time_s")

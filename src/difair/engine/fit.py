@@ -21,6 +21,7 @@ from difair.engine import ddp
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
 from difair.engine.evaluate import evaluate_run, validation_accuracy
+from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
 from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
@@ -92,12 +93,11 @@ def run_epoch(loop: TrainLoop, epoch: int, lr: float) -> dict[str, Any]:
 
 
 def epoch_validation_accuracy(loop: TrainLoop, data: OSRData) -> float:
-    """Validation accuracy after an epoch, on rank 0 (the raw model under DDP, whose wrapped forward would wait
-    for the other ranks)."""
-    model = loop.fmodel if loop.world_size == 1 else loop.model
+    """Validation accuracy after an epoch, on rank 0, from the raw model in fp32 (under DDP the wrapped forward
+    would wait for the other ranks)."""
     cfg = loop.cfg
     return validation_accuracy(
-        model, loop.model.head, loop.method, data, cfg.eval_batch_size, loop.device, cfg.channels_last
+        loop.model, loop.model.head, loop.method, data, cfg.eval_batch_size, loop.device, cfg.channels_last
     )
 
 
@@ -146,6 +146,7 @@ def _start(
     if devices is not None:
         cfg.devices = devices
         cfg.validate()
+    cfg = resolve_precision(cfg)  # precision=auto: by the device's rule, before Fabric is made with it
     fabric = make_fabric(cfg)
     zero = fabric.global_rank == 0  # known before launch: Fabric's child processes carry their rank
     if zero:
@@ -153,6 +154,7 @@ def _start(
     if zero and not resume:
         R.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing yet
     data = load_data(cfg, data)
+    cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
     if zero and not resume:  # the data loaded: only now clear an overwritten run and write the new one
         R.prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
         R.atomic_write_text(run_dir / R.CONFIG, cfg.to_yaml())
@@ -238,7 +240,7 @@ def _train_epochs(
 def _finish(loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float) -> dict[str, Any]:
     """Evaluate the trained model and write ``results.json`` (on rank 0 when distributed)."""
     if loop.world_size == 1:
-        results = evaluate_run(loop.cfg, loop.model, loop.fmodel, loop.method, data, loop.fabric.device)
+        results = evaluate_run(loop.cfg, loop.model, loop.method, data, loop.fabric.device)
         results["train_time_s"] = round(train_time, 2)
         R.write_json(run_dir / R.RESULTS, results)
         return results
@@ -251,8 +253,8 @@ def _finish_distributed(loop: TrainLoop, data: OSRData, run_dir: Path, train_tim
     digests = ddp.gather_digests(loop.model)
     results: dict[str, Any] | None = None
     if fabric.global_rank == 0:
-        runner = ddp.Autocast(loop.model, fabric)  # the raw model: no collective calls while others wait
-        results = evaluate_run(cfg, loop.model, runner, loop.method, data, fabric.device)
+        # the raw model: no collective calls while the other ranks wait
+        results = evaluate_run(cfg, loop.model, loop.method, data, fabric.device)
         results["train_time_s"] = round(train_time, 2)
         results["distributed"] = {
             "world_size": fabric.world_size,

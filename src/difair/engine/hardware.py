@@ -1,12 +1,17 @@
-"""What the CPU offers for the fast path: its feature flags and whether bf16 runs natively."""
+"""What the hardware offers: CPU feature flags, native bf16, and the precision rule of ``precision=auto``."""
 
 from __future__ import annotations
 
 import functools
+import os
+import platform
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86: AVX512-BF16 dot products, or AMX tiles
+# fp32 FMA lanes per instruction by vector ISA (x86), for the peak estimate of ``cpu_peak_gflops``.
+FP32_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
 
 
 @functools.cache
@@ -21,10 +26,142 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
     return None
 
 
-def native_bf16_cpu() -> bool | None:
+@functools.cache
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name with family/model (Linux x86), else ``platform.processor()``."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or platform.machine() or "unknown"
+    name = fields.get("model name", platform.processor() or "unknown")
+    if "cpu family" in fields:
+        name += f" (family {fields['cpu family']} model {fields.get('model', '?')})"
+    return name
+
+
+def native_bf16_cpu(flags: frozenset[str] | None = None) -> bool | None:
     """Whether the CPU computes bf16 natively (True/False), or None when it cannot be told (not Linux x86)."""
-    flags = cpu_flags()
+    flags = cpu_flags() if flags is None else flags
     return None if flags is None else any(f in flags for f in NATIVE_BF16_FLAGS)
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the precision rule needs to know about the device a run trains on."""
+
+    type: str  # cpu | cuda | mps
+    cuda_capability: tuple[int, int] | None = None
+    cpu_flags: frozenset[str] | None = None
+    name: str = ""
+
+
+def device_type_for(accelerator: str) -> str:
+    """The device type Lightning Fabric picks for ``accelerator`` (``auto``: CUDA, then MPS, then CPU)."""
+    import torch
+
+    if accelerator in ("cuda", "gpu"):
+        return "cuda"
+    if accelerator != "auto":
+        return accelerator
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def device_info(accelerator: str) -> DeviceInfo:
+    """The device of ``accelerator`` as the precision rule sees it."""
+    import torch
+
+    kind = device_type_for(accelerator)
+    if kind == "cuda" and torch.cuda.is_available():
+        return DeviceInfo(
+            "cuda", torch.cuda.get_device_capability(0), cpu_flags(), torch.cuda.get_device_name(0)
+        )
+    return DeviceInfo(kind, None, cpu_flags(), cpu_model() if kind == "cpu" else kind)
+
+
+def auto_precision(dev: DeviceInfo) -> tuple[str, str]:
+    """``precision=auto``: the Fabric precision for ``dev`` and the reason, by rule (docs/performance.md).
+
+    CUDA with compute capability >= 8.0 (Ampere on): bf16-mixed; older CUDA: 16-mixed (Fabric adds the gradient
+    scaler); a CPU with AVX512-BF16 or AMX: bf16-mixed; any other CPU (AVX2 only, ARM, unknown): 32-true, since
+    oneDNN emulates bf16 there at 6-8x the cost of fp32; MPS: 32-true (Fabric 2.x hands ``device="cuda"`` to
+    autocast when the accelerator is ``auto`` on a Mac, and difair's tests do not cover MPS autocast).
+    """
+    if dev.type == "cuda":
+        cap = dev.cuda_capability or (0, 0)
+        if cap >= (8, 0):
+            return (
+                "bf16-mixed",
+                f"CUDA {dev.name} (compute capability {cap[0]}.{cap[1]} >= 8.0): bf16 autocast",
+            )
+        return "16-mixed", f"CUDA {dev.name} (compute capability {cap[0]}.{cap[1]} < 8.0): fp16 autocast"
+    if dev.type == "cpu":
+        native = native_bf16_cpu(dev.cpu_flags) if dev.cpu_flags is not None else None
+        if native:
+            found = sorted(f for f in NATIVE_BF16_FLAGS if f in (dev.cpu_flags or ()))
+            return "bf16-mixed", f"CPU with native bf16 ({', '.join(found)}): bf16 autocast"
+        why = "no avx512_bf16/amx_bf16" if native is False else "CPU features unknown"
+        return "32-true", f"CPU without native bf16 ({why}): fp32"
+    return "32-true", f"{dev.type}: fp32 (autocast there is not covered by difair's tests)"
+
+
+def cpu_peak_gflops(
+    precision: str,
+    flags: frozenset[str] | None = None,
+    cores: int | None = None,
+    ghz: float | None = None,
+) -> tuple[float, str] | None:
+    """Theoretical fp32 (or native bf16) FMA peak of the CPU in GFLOP/s and how it was counted, or None.
+
+    ``cores x 2 FMA units x lanes x 2 flop x clock``: lanes by the widest vector ISA in ``flags`` (x2 for
+    bf16 dot products where the CPU has them). The clock is the nominal one from ``/proc/cpuinfo`` (or
+    ``ghz``), so turbo or throttling moves the achieved fraction.
+    """
+    flags = cpu_flags() if flags is None else flags
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    ghz = ghz or _nominal_ghz()
+    if not flags or not ghz or not cores:
+        return None
+    lanes = next((n for f, n in FP32_LANES if f in flags), None)
+    if lanes is None:
+        return None
+    isa = next(f for f, n in FP32_LANES if n == lanes and f in flags)
+    if precision.startswith("bf16") and native_bf16_cpu(flags):
+        lanes, isa = lanes * 2, isa + "+bf16"
+    peak = cores * 2 * lanes * 2 * ghz
+    return peak, f"{cores} cores x 2 FMA x {lanes} lanes ({isa}) x 2 flop x {ghz:.2f} GHz"
+
+
+def _nominal_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:
+    """The nominal clock: ``@ X.XXGHz`` in the model name, else ``cpu MHz``, else BogoMIPS / 2."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return None
+    mhz = bogo = None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and "GHz" in value:
+            try:
+                return float(value.rsplit("@", 1)[1].strip().removesuffix("GHz"))
+            except (IndexError, ValueError):
+                pass
+        elif key == "cpu MHz" and mhz is None:
+            mhz = float(value)
+        elif key == "bogomips" and bogo is None:
+            bogo = float(value)
+    if mhz:
+        return mhz / 1000
+    return bogo / 2000 if bogo else None
 
 
 def warn_if_slow_bf16(device_type: str, precision: str) -> None:
@@ -32,6 +169,6 @@ def warn_if_slow_bf16(device_type: str, precision: str) -> None:
     if device_type == "cpu" and precision == "bf16-mixed" and native_bf16_cpu() is False:
         warnings.warn(
             "precision=bf16-mixed on a CPU without native bf16 (no AVX512-BF16 or AMX): it may train slower "
-            "than --set precision=32-true",
+            "than --set precision=32-true (or precision=auto)",
             stacklevel=3,
         )

@@ -18,6 +18,7 @@ from difair.config import TrainConfig
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
 from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
+from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
 
@@ -90,8 +91,10 @@ def setup_loop(
 
 def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> TrainLoop:
     """A fresh model, optimizer and loop for ``cfg`` on ``data``, without a run folder (benchmarks, tests)."""
-    cfg = cfg.resolve()
+    cfg = resolve_precision(cfg.resolve())
     fabric = fabric or make_fabric(cfg)
+    shape = tuple(data.train_images.shape[1:])
+    cfg = resolve_channels_last(cfg, shape, data.num_classes, fabric.device.type)
     torch.manual_seed(cfg.seed)
     model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
     model = model.to(memory_format=memory_format(cfg))

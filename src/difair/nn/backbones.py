@@ -41,14 +41,18 @@ class SmallCNN(nn.Module):
     """
 
     def __init__(
-        self, in_channels: int = 1, width: float = 1.0, dropout: float = 0.1, dropout_backend: str = "torch"
+        self,
+        in_channels: int = 1,
+        width: float = 1.0,
+        dropout: float = 0.1,
+        dropout_backend: str = "torch",
+        strides: tuple[int, ...] = (1, 1, 2, 1, 2),
     ):
         super().__init__()
         w = max(1, round(32 * width))
         layers: list[nn.Module] = []
-        for i, (cin, cout, stride) in enumerate(
-            [(in_channels, w, 1), (w, w, 1), (w, 2 * w, 2), (2 * w, 2 * w, 1), (2 * w, 2 * w, 2)]
-        ):
+        channels = [(in_channels, w), (w, w), (w, 2 * w), (2 * w, 2 * w), (2 * w, 2 * w)]
+        for i, ((cin, cout), stride) in enumerate(zip(channels, strides, strict=True)):
             if i == 3:
                 layers.append(make_dropout(dropout, "element", dropout_backend))
             layers += [
@@ -70,6 +74,17 @@ def _small_cnn(in_channels: int = 1, **kwargs) -> nn.Module:
         width=kwargs.get("width", 1.0),
         dropout=kwargs.get("dropout", 0.1),
         dropout_backend=kwargs.get("dropout_backend", "torch"),
+    )
+
+
+@register_backbone("small_cnn8")
+def _small_cnn8(in_channels: int = 1, **kwargs) -> nn.Module:
+    return SmallCNN(
+        in_channels,
+        width=kwargs.get("width", 1.0),
+        dropout=kwargs.get("dropout", 0.1),
+        dropout_backend=kwargs.get("dropout_backend", "torch"),
+        strides=(1, 1, 2, 1, 1),
     )
 
 

@@ -1,0 +1,216 @@
+"""Resolve ``precision=auto`` and ``channels_last=auto`` for the device a run trains on.
+
+Precision follows a rule (``difair.engine.hardware.auto_precision``). The memory format is a rule on GPUs
+(channels_last on CUDA, contiguous on MPS) and a short timed probe on CPU, where the faster format depends on
+the model (measured: contiguous wins for the digits CNN, channels_last for VGG32 in fp32 on AVX2): a few
+training steps of the actual model in each format, alternating, like cuDNN's benchmark mode. The probe's
+verdict is cached per machine and workload in ``probe-cache.json`` under the cache folder (``$DIFAIR_CACHE``,
+else ``$XDG_CACHE_HOME/difair``, else ``~/.cache/difair``), behind a file lock so that parallel runs probe once.
+
+Values the user sets explicitly are never changed; what ``auto`` became, and why, is kept in ``cfg.auto``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from difair.config import AUTO, TrainConfig
+from difair.engine.build import build_model
+from difair.engine.hardware import DeviceInfo, auto_precision, cpu_flags, cpu_model, device_info
+
+PROBE_STEPS = 3  # timed steps per memory format (after one untimed step each)
+PROBE_MARGIN = 0.03  # channels_last must be this much faster to replace the default contiguous format
+PROBE_FILE = "probe-cache.json"
+
+StepTimer = Callable[[TrainConfig, tuple[int, int, int], int, bool], list[float]]
+
+
+def cache_dir() -> Path:
+    """difair's cache folder: ``$DIFAIR_CACHE``, else ``$XDG_CACHE_HOME/difair``, else ``~/.cache/difair``."""
+    if os.environ.get("DIFAIR_CACHE"):
+        return Path(os.environ["DIFAIR_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "difair"
+
+
+def resolve_precision(cfg: TrainConfig, dev: DeviceInfo | None = None) -> TrainConfig:
+    """``cfg`` with ``precision=auto`` replaced by the rule's choice for the device (a no-op otherwise)."""
+    if cfg.precision != AUTO:
+        return cfg
+    dev = dev or device_info(cfg.accelerator)
+    cfg.precision, why = auto_precision(dev)
+    cfg.auto.precision = f"auto -> {cfg.precision}: {why}"
+    return cfg
+
+
+def resolve_channels_last(
+    cfg: TrainConfig,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    device_type: str,
+    *,
+    timer: StepTimer | None = None,
+) -> TrainConfig:
+    """``cfg`` with ``channels_last=auto`` replaced: true on CUDA, false on MPS, a cached timed probe on CPU.
+
+    ``input_shape`` is one training image's ``(C, H, W)``. Needs a resolved precision. With ``devices > 1``
+    the CPU probe is skipped (every process must choose alike) and the contiguous format is used.
+    """
+    if cfg.channels_last != AUTO:
+        return cfg
+    if device_type == "cuda":
+        cfg.channels_last, why = True, "CUDA: channels_last (tensor-core convolutions run NHWC)"
+    elif device_type != "cpu":
+        cfg.channels_last, why = False, f"{device_type}: contiguous"
+    elif cfg.devices > 1:
+        cfg.channels_last, why = False, "devices > 1: contiguous (no timed probe across processes)"
+    else:
+        cfg.channels_last, why = probe_memory_format(cfg, input_shape, num_classes, timer=timer)
+    cfg.auto.channels_last = f"auto -> {str(cfg.channels_last).lower()}: {why}"
+    return cfg
+
+
+def probe_key(cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int) -> str:
+    """What the verdict depends on: the machine (CPU, flags, threads, torch) and the workload."""
+    parts = {
+        "cpu": cpu_model(),
+        "flags": hashlib.sha256(" ".join(sorted(cpu_flags() or ())).encode()).hexdigest()[:12],
+        "onednn_isa": os.environ.get("ONEDNN_MAX_CPU_ISA", ""),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "precision": cfg.precision,
+        "method": cfg.method,
+        "backbone": cfg.model.backbone,
+        "width": cfg.model.width,
+        "batch": cfg.batch_size,
+        "input": list(input_shape),
+        "classes": num_classes,
+    }
+    return json.dumps(parts, sort_keys=True)
+
+
+def probe_memory_format(
+    cfg: TrainConfig,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    *,
+    timer: StepTimer | None = None,
+) -> tuple[bool, str]:
+    """Whether channels_last trains ``cfg``'s model faster on this CPU, and the evidence (cached)."""
+    key = probe_key(cfg, input_shape, num_classes)
+    path = cache_dir() / PROBE_FILE
+    with _locked(path):
+        cached = _read_cache(path).get(key)
+        if cached is not None:
+            return bool(cached["channels_last"]), cached["why"] + " (cached)"
+        timer = timer or time_training_steps
+        times = {fmt: [] for fmt in (False, True)}
+        for _ in range(2):  # alternate, so that machine noise hits both alike
+            for fmt in (False, True):
+                times[fmt] += timer(cfg, input_shape, num_classes, fmt)
+        med = {fmt: statistics.median(v) for fmt, v in times.items()}
+        use = med[True] < med[False] * (1 - PROBE_MARGIN)
+        why = (
+            f"timed probe on {cpu_model()}: channels_last {med[True] * 1e3:.1f} ms vs contiguous "
+            f"{med[False] * 1e3:.1f} ms per step of {cfg.batch_size}"
+        )
+        cache = _read_cache(path)
+        cache[key] = {"channels_last": use, "why": why, "ms": {str(k): v * 1e3 for k, v in med.items()}}
+        _write_cache(path, cache)
+    return use, why
+
+
+def time_training_steps(
+    cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int, channels_last: bool
+) -> list[float]:
+    """Seconds per training step (forward, loss, backward, SGD) of ``cfg``'s model on random images, CPU."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with torch.random.fork_rng(devices=[]):  # the run's own seeding is untouched
+        torch.manual_seed(0)
+        c = input_shape[0]
+        model, method = build_model(cfg, num_classes, c, [0.5] * c, [0.25] * c)
+        model = model.to(memory_format=fmt).train()
+        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        x = torch.randint(0, 256, (cfg.batch_size, *input_shape), dtype=torch.uint8)
+        x = x.contiguous(memory_format=fmt)
+        y = torch.randint(0, num_classes, (cfg.batch_size,))
+        dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(cfg.precision)
+        times = []
+        for i in range(PROBE_STEPS + 1):
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+                out = model(x)
+                loss = method.loss_terms(out, y, model.head)["loss"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if i:  # the first step allocates and picks kernels
+                times.append(time.perf_counter() - t0)
+    return times
+
+
+def auto_record(cfg: TrainConfig) -> dict[str, Any]:
+    """The request and the resolved value of each auto-able option, for ``results.json``."""
+    out = {}
+    for key in ("precision", "channels_last"):
+        why = getattr(cfg.auto, key)
+        out[key] = {"requested": AUTO if why else getattr(cfg, key), "resolved": getattr(cfg, key)}
+        if why:
+            out[key]["why"] = why
+    return out
+
+
+def _read_cache(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_cache(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError:  # an unwritable cache only costs a probe next time
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock beside ``path`` (POSIX ``flock``; no lock where that is unavailable)."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path.with_suffix(".lock"), "a")  # noqa: SIM115 (held across the yield)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+    finally:
+        fh.close()
+
+
+__all__ = [
+    "cache_dir",
+    "resolve_precision",
+    "resolve_channels_last",
+    "probe_memory_format",
+    "time_training_steps",
+    "auto_record",
+]

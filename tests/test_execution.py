@@ -1,0 +1,194 @@
+"""precision=auto and channels_last=auto: the rules on every branch, the probe, its cache, the records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from difair.config import FAST_PATH, TrainConfig, apply_overrides
+from difair.engine import execution as X
+from difair.engine import hardware as H
+from difair.engine.hardware import DeviceInfo
+from difair.errors import DifairError
+from tiny import tiny_config
+
+AVX2 = frozenset({"sse2", "avx", "avx2", "fma"})
+ZEN5 = frozenset({"sse2", "avx2", "avx512f", "avx512_bf16"})
+SPR = frozenset({"sse2", "avx2", "avx512f", "amx_tile", "amx_bf16"})
+
+
+@pytest.mark.parametrize(
+    "dev, expected",
+    [
+        (DeviceInfo("cuda", (9, 0), None, "H100"), "bf16-mixed"),
+        (DeviceInfo("cuda", (8, 0), None, "A100"), "bf16-mixed"),
+        (DeviceInfo("cuda", (7, 5), None, "T4"), "16-mixed"),
+        (DeviceInfo("cuda", (6, 1), None, "P40"), "16-mixed"),
+        (DeviceInfo("cpu", None, ZEN5), "bf16-mixed"),
+        (DeviceInfo("cpu", None, SPR), "bf16-mixed"),
+        (DeviceInfo("cpu", None, AVX2), "32-true"),
+        (DeviceInfo("cpu", None, frozenset({"avx512f"})), "32-true"),  # AVX-512 without bf16: emulated
+        (DeviceInfo("cpu", None, None), "32-true"),  # ARM or unknown: no flags line
+        (DeviceInfo("mps"), "32-true"),
+    ],
+)
+def test_the_precision_rule_on_every_branch(dev, expected):
+    precision, why = H.auto_precision(dev)
+    assert precision == expected
+    assert why  # a reason is always given
+
+
+def test_auto_precision_is_resolved_and_recorded_user_values_are_kept():
+    cfg = tiny_config(extra=["precision=auto"]).resolve()
+    out = X.resolve_precision(cfg, DeviceInfo("cpu", None, AVX2))
+    assert out.precision == "32-true" and out.auto.precision.startswith("auto -> 32-true")
+    cfg = tiny_config(extra=["precision=auto"]).resolve()
+    assert X.resolve_precision(cfg, DeviceInfo("cpu", None, SPR)).precision == "bf16-mixed"
+    explicit = tiny_config(extra=["precision=bf16-mixed"]).resolve()
+    out = X.resolve_precision(explicit, DeviceInfo("cpu", None, AVX2))
+    assert out.precision == "bf16-mixed" and out.auto.precision == ""
+
+
+@pytest.mark.parametrize(
+    "device, devices, expected", [("cuda", 1, True), ("mps", 1, False), ("cpu", 2, False)]
+)
+def test_channels_last_rules_without_a_probe(device, devices, expected):
+    cfg = tiny_config(extra=["channels_last=auto", f"devices={devices}"]).resolve()
+
+    def no_probe(*a):
+        raise AssertionError("the probe must not run here")
+
+    out = X.resolve_channels_last(cfg, (1, 8, 8), 6, device, timer=no_probe)
+    assert out.channels_last is expected and out.auto.channels_last.startswith("auto -> ")
+
+
+@pytest.mark.parametrize(
+    "cl_ms, contiguous_ms, expected", [(50, 100, True), (100, 50, False), (99, 100, False)]
+)
+def test_the_cpu_probe_picks_the_faster_format_and_caches_it(
+    tmp_path, monkeypatch, cl_ms, contiguous_ms, expected
+):
+    monkeypatch.setenv("DIFAIR_CACHE", str(tmp_path))
+    calls = []
+
+    def timer(cfg, shape, classes, channels_last):
+        calls.append(channels_last)
+        return [(cl_ms if channels_last else contiguous_ms) / 1e3] * 3
+
+    cfg = tiny_config(extra=["channels_last=auto"]).resolve()
+    out = X.resolve_channels_last(cfg, (1, 8, 8), 6, "cpu", timer=timer)
+    assert out.channels_last is expected  # within the 3 % margin the default contiguous format stays
+    assert sorted(calls) == [False, False, True, True]  # alternating, twice each
+    cache = json.loads((tmp_path / X.PROBE_FILE).read_text())
+    assert [v["channels_last"] for v in cache.values()] == [expected]
+    # a second run on the same machine and workload reads the cache: no timing
+    again = X.resolve_channels_last(
+        tiny_config(extra=["channels_last=auto"]).resolve(), (1, 8, 8), 6, "cpu", timer=None
+    )
+    assert again.channels_last is expected and again.auto.channels_last.endswith("(cached)")
+    assert len(calls) == 4
+    # another workload (image size) is probed anew
+    X.resolve_channels_last(
+        tiny_config(extra=["channels_last=auto"]).resolve(), (1, 16, 16), 6, "cpu", timer=timer
+    )
+    assert len(calls) == 8
+
+
+def test_an_explicit_memory_format_is_never_probed():
+    for value in (True, False):
+        cfg = tiny_config(extra=[f"channels_last={str(value).lower()}"]).resolve()
+        out = X.resolve_channels_last(cfg, (1, 8, 8), 6, "cpu", timer=lambda *a: 1 / 0)
+        assert out.channels_last is value and out.auto.channels_last == ""
+
+
+def test_a_corrupt_cache_is_probed_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIFAIR_CACHE", str(tmp_path))
+    (tmp_path / X.PROBE_FILE).write_text("{not json")
+    cfg = tiny_config(extra=["channels_last=auto"]).resolve()
+    out = X.resolve_channels_last(cfg, (1, 8, 8), 6, "cpu", timer=lambda *a: [0.01])
+    assert out.channels_last is False
+    assert json.loads((tmp_path / X.PROBE_FILE).read_text())
+
+
+def test_the_real_step_timer_runs_and_leaves_the_global_rng_alone():
+    cfg = tiny_config(extra=["batch_size=8"]).resolve()
+    state = torch.random.get_rng_state()
+    times = X.time_training_steps(cfg, (1, 8, 8), 6, True)
+    assert len(times) == X.PROBE_STEPS and all(t > 0 for t in times)
+    assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_the_digest_of_a_request_equals_that_of_the_run_it_made():
+    request = tiny_config(extra=["precision=auto", "channels_last=auto"]).resolve()
+    made = X.resolve_channels_last(
+        X.resolve_precision(
+            tiny_config(extra=["precision=auto", "channels_last=auto"]).resolve(),
+            DeviceInfo("cpu", None, AVX2),
+        ),
+        (1, 8, 8),
+        6,
+        "cuda",
+    )
+    assert (made.precision, made.channels_last) == ("32-true", True)
+    assert made.digest() == request.digest()
+    # ... and differs from a run where the user chose those values
+    assert (
+        tiny_config(extra=["precision=32-true", "channels_last=true"]).resolve().digest() != request.digest()
+    )
+    # a saved, resolved config reads back with its record
+    again = TrainConfig.from_yaml(made.to_yaml())
+    assert again.auto == made.auto and again.digest() == request.digest()
+
+
+def test_old_configs_keep_their_digest():
+    # digest of the default tiny config before the auto record existed (difair 0.1.0, 2026-11-27)
+    d = tiny_config().resolve().to_dict()
+    d.pop("auto")
+    for key in ("accelerator", "devices", "eval_batch_size", "compile"):
+        d.pop(key)
+    d["data"].pop("root")
+    d["data"].pop("download")
+    import hashlib
+
+    assert (
+        tiny_config().resolve().digest()
+        == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+    )
+
+
+def test_bad_channels_last_and_unresolved_memory_format_are_refused():
+    with pytest.raises(DifairError, match="channels_last takes true, false or auto"):
+        tiny_config(extra=["channels_last=sometimes"]).resolve()
+    from difair.engine.loop import memory_format
+
+    with pytest.raises(ValueError, match="resolved first"):
+        memory_format(tiny_config(extra=["channels_last=auto"]).resolve())
+
+
+def test_fast_path_asks_for_auto():
+    cfg = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), list(FAST_PATH)))
+    assert cfg.precision == "auto" and cfg.channels_last == "auto"
+
+
+def test_cpu_peak_from_flags_cores_and_clock():
+    peak, how = H.cpu_peak_gflops("32-true", AVX2, cores=2, ghz=2.45)
+    assert peak == pytest.approx(
+        2 * 2 * 8 * 2 * 2.45
+    )  # 156.8 GFLOP/s: 2 cores x 2 FMA x 8 lanes x 2 flop x 2.45 GHz
+    assert "avx2" in how
+    assert H.cpu_peak_gflops("32-true", ZEN5, cores=2, ghz=2.0)[0] == pytest.approx(2 * 2 * 16 * 2 * 2.0)
+    assert H.cpu_peak_gflops("bf16-mixed", ZEN5, cores=2, ghz=2.0)[0] == pytest.approx(2 * 2 * 32 * 2 * 2.0)
+    assert H.cpu_peak_gflops("32-true", frozenset({"neon"}), cores=2, ghz=2.0) is None
+
+
+def test_nominal_clock_from_cpuinfo(tmp_path: Path):
+    f = tmp_path / "cpuinfo"
+    f.write_text("model name\t: Intel(R) Xeon(R) Platinum 8480C @ 2.00GHz\ncpu MHz\t\t: 3800.0\n")
+    assert H._nominal_ghz(str(f)) == pytest.approx(2.0)
+    f.write_text("model name\t: AMD EPYC\ncpu MHz\t\t: 2445.402\nbogomips\t: 4890.80\n")
+    assert H._nominal_ghz(str(f)) == pytest.approx(2.445402)
+    f.write_text("model name\t: AMD EPYC\nbogomips\t: 4890.80\n")
+    assert H._nominal_ghz(str(f)) == pytest.approx(2.4454)
