@@ -359,9 +359,7 @@ class FidelityChoice:
 FIDELITY: tuple[FidelityChoice, ...] = (
     FidelityChoice("corr_variant", "difair.corr_variant", 1, "reference"),  # (1/N^2) sum per class, summed
     FidelityChoice("loss_normalizer", "loss_normalizer", 2, "nominal"),  # sum / nominal batch 128
-    FidelityChoice(
-        "decoupled_weight_decay", "optim.decoupled_weight_decay", 8, "true"
-    ),  # Keras decay, all vars
+    FidelityChoice("decoupled_weight_decay", "optim.decoupled_weight_decay", 8, "true"),  # Keras decay
     FidelityChoice("schedule_floor", "schedule.floor", 9, "reference"),  # Keras cosine floor lr * (lr * 1e-3)
     FidelityChoice("cac_tuplet_includes_target", "cac.tuplet_includes_target", 5, "true"),  # log(2 + ...)
     FidelityChoice("cac_rejection_softmin", "cac.rejection_softmin", 6, "global"),  # softmin over the array
@@ -372,9 +370,7 @@ FIDELITY: tuple[FidelityChoice, ...] = (
     FidelityChoice("balance", "data.balance", 19),
     FidelityChoice("normalization", "data.normalization", 20, "reference"),  # the authors' pasted constants
     FidelityChoice("dropout_kind", "model.dropout_kind", 11),
-    FidelityChoice(
-        "contrast_per", "augment.contrast_per", 24, "batch"
-    ),  # one MNIST contrast factor per batch
+    FidelityChoice("contrast_per", "augment.contrast_per", 24, "batch"),  # one MNIST factor per batch
     FidelityChoice("padding", "model.padding", 12, "tf"),  # TF 'same' stride-2 padding
     FidelityChoice("bn_momentum", "model.bn_momentum", 13, "0.01"),  # Keras BatchNorm 0.99 / 1e-3
     FidelityChoice("bn_eps", "model.bn_eps", 13, "0.001"),
