@@ -7,12 +7,9 @@ warmup) and ``validate`` raises one ``DifairError`` per problem, naming the fix.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +19,8 @@ from difair.errors import DifairError, check_choice
 from difair.methods import CACConfig, CEConfig, DifairConfig, check_method_name, options_section
 from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
 from difair.nn.vgg32 import PADDINGS
+from difair.options import apply_overrides as apply_overrides  # re-exported: part of the config API
+from difair.options import build_dataclass
 
 SPLIT_FAMILIES = ("vaze", "neal")  # data.split_family: the split lists of difair.data.splits
 BALANCE_MODES = ("without_replacement", "with_replacement", "none")  # data.balance: data.base.balance_indices
@@ -191,7 +190,7 @@ class TrainConfig:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _build(cls, data, "")
+        return build_dataclass(cls, data)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -271,68 +270,6 @@ def _positive(name: str, value: int) -> None:
         raise DifairError(f"{name} must be a whole number >= 1, got {value!r}")
 
 
-def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return (args[0] if len(args) == 1 else tp), True
-    return tp, False
-
-
-def _coerce(value: Any, tp: Any, path: str) -> Any:
-    base, optional = _unwrap_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise DifairError(f"option {path} cannot be empty")
-    if dataclasses.is_dataclass(base):
-        if not isinstance(value, dict):
-            raise DifairError(f"option {path} is a group of options; set its fields as {path}.<name>=<value>")
-        return _build(base, value, path + ".")
-    if base is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
-        raise DifairError(f"option {path} takes true or false, got {value!r}")
-    if base is int:
-        if isinstance(value, bool) or not (
-            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-        ):
-            raise DifairError(f"option {path} takes a whole number, got {value!r}")
-        return int(value)
-    if base is float:
-        if isinstance(value, str):  # YAML 1.1 reads "5e-4" (no dot) as a string
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise DifairError(f"option {path} takes a number, got {value!r}")
-        return float(value)
-    if base is str:
-        return str(value)
-    if typing.get_origin(base) is list:
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, list):
-            raise DifairError(
-                f"option {path} takes a list (comma-separated on the command line), got {value!r}"
-            )
-        return [str(v) for v in value]
-    return value
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise DifairError(
-            f"unknown option {prefix}{unknown[0]}: valid options here are {', '.join(prefix + n for n in sorted(names))}"
-        )
-    kwargs = {k: _coerce(v, hints[k], prefix + k) for k, v in data.items()}
-    return cls(**kwargs)
-
-
 # The engine's fast path (docs/performance.md), ``--fast`` on the command line: execution settings that change
 # how a run computes, not what it learns (the same ops and distributions; bf16 rounding; other random streams).
 FAST_PATH: tuple[str, ...] = (
@@ -378,24 +315,3 @@ FIDELITY: tuple[FidelityChoice, ...] = (
 
 # ``--authors-code``: every choice of FIDELITY set to the authors' TensorFlow code.
 AUTHORS_CODE: tuple[str, ...] = tuple(f"{c.option}={c.authors}" for c in FIDELITY if c.authors is not None)
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key=value`` strings (dotted keys, YAML values) to a nested config dict; returns a new dict."""
-    out = json.loads(json.dumps(data))
-    for item in overrides:
-        if "=" not in item:
-            raise DifairError(f"--set takes key=value, got {item!r}: e.g. --set optim.lr=0.1")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            value = raw
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise DifairError(f"unknown option {key!r}: {part} is not a group of options")
-        node[parts[-1]] = value
-    return out
