@@ -18,6 +18,7 @@ from difair.config import TrainConfig
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
 from difair.engine.build import build_model
+from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
 
@@ -110,7 +111,6 @@ def setup_loop(
 
 def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> TrainLoop:
     """A fresh model, optimizer and loop for ``cfg`` on ``data``, without a run folder (benchmarks, tests)."""
-    from difair.engine.execution import resolve_channels_last, resolve_precision
     from difair.engine.fit import make_fabric
 
     cfg = resolve_precision(cfg.resolve())
