@@ -193,3 +193,29 @@ def test_nominal_clock_from_cpuinfo(tmp_path: Path):
     assert H._nominal_ghz(str(f)) == pytest.approx(2.445402)
     f.write_text("model name\t: AMD EPYC\nbogomips\t: 4890.80\n")
     assert H._nominal_ghz(str(f)) == pytest.approx(2.4454)
+
+
+def test_evaluation_outputs_are_fp32_even_under_autocast():
+    from difair.engine.build import build_model
+    from difair.engine.evaluate import collect_outputs
+
+    torch.manual_seed(0)
+    cfg = tiny_config().resolve()
+    model, _ = build_model(cfg, 6, 1, [0.5], [0.25])
+    model.eval()
+    images = torch.randint(0, 256, (10, 1, 8, 8), dtype=torch.uint8)
+    with torch.no_grad():
+        fp32 = model(images)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(images).float()
+            inside = collect_outputs(model, images, 4, torch.device("cpu"))  # a caller under autocast
+    assert not torch.equal(bf16, fp32)  # autocast would round: the test can tell the two apart
+    assert inside.dtype == torch.float32 and torch.equal(inside, fp32)
+    # a model whose weights are bf16 (precision=bf16-true) is evaluated through an fp32 copy
+    low = build_model(cfg, 6, 1, [0.5], [0.25])[0].eval()
+    low.load_state_dict(model.state_dict())
+    low = low.to(torch.bfloat16)
+    out = collect_outputs(low, images, 4, torch.device("cpu"))
+    assert (
+        out.dtype == torch.float32 and next(low.parameters()).dtype == torch.bfloat16
+    )  # the model is untouched
