@@ -25,14 +25,16 @@ from typing import Any
 import torch
 
 from difair.config import AUTO, TrainConfig
+from difair.data.augment import Augmenter
 from difair.engine.build import build_model
 from difair.engine.hardware import DeviceInfo, auto_precision, cpu_flags, cpu_model, device_info
 
-PROBE_STEPS = 3  # timed steps per memory format (after one untimed step each)
+PROBE_WARMUP = 2  # untimed steps per memory format, both formats warmed up before any is timed
+PROBE_STEPS = 4  # timed steps per memory format, alternating between the formats step by step
 PROBE_MARGIN = 0.03  # channels_last must be this much faster to replace the default contiguous format
 PROBE_FILE = "probe-cache.json"
 
-StepTimer = Callable[[TrainConfig, tuple[int, int, int], int, bool], list[float]]
+StepTimer = Callable[[TrainConfig, tuple[int, int, int], int], dict[bool, list[float]]]
 
 
 def cache_dir() -> Path:
@@ -113,12 +115,8 @@ def probe_memory_format(
         cached = _read_cache(path).get(key)
         if cached is not None:
             return bool(cached["channels_last"]), cached["why"] + " (cached)"
-        timer = timer or time_training_steps
-        times = {fmt: [] for fmt in (False, True)}
-        for _ in range(2):  # alternate, so that machine noise hits both alike
-            for fmt in (False, True):
-                times[fmt] += timer(cfg, input_shape, num_classes, fmt)
-        med = {fmt: statistics.median(v) for fmt, v in times.items()}
+        times = (timer or time_training_steps)(cfg, input_shape, num_classes)
+        med = {fmt: statistics.median(times[fmt]) for fmt in (False, True)}
         use = med[True] < med[False] * (1 - PROBE_MARGIN)
         why = (
             f"timed probe on {cpu_model()}: channels_last {med[True] * 1e3:.1f} ms vs contiguous "
@@ -131,31 +129,46 @@ def probe_memory_format(
 
 
 def time_training_steps(
-    cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int, channels_last: bool
-) -> list[float]:
-    """Seconds per training step (forward, loss, backward, SGD) of ``cfg``'s model on random images, CPU."""
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> dict[bool, list[float]]:
+    """Seconds per training step (augmentation, layout change, forward, loss, backward, SGD) of ``cfg``'s model
+    on random images, on CPU, in each memory format (key: channels_last). Both formats are warmed up first (kernel choice, allocator,
+    thread pool), then timed alternately step by step, so that process warm-up and machine noise hit both alike.
+    """
+    c = input_shape[0]
+    augment = Augmenter(cfg.augment)
+    dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(cfg.precision)
     with torch.random.fork_rng(devices=[]):  # the run's own seeding is untouched
         torch.manual_seed(0)
-        c = input_shape[0]
-        model, method = build_model(cfg, num_classes, c, [0.5] * c, [0.25] * c)
-        model = model.to(memory_format=fmt).train()
-        opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
         x = torch.randint(0, 256, (cfg.batch_size, *input_shape), dtype=torch.uint8)
-        x = x.contiguous(memory_format=fmt)
         y = torch.randint(0, num_classes, (cfg.batch_size,))
-        dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(cfg.precision)
-        times = []
-        for i in range(PROBE_STEPS + 1):
+        setups = {}
+        for fmt in (False, True):
+            mf = torch.channels_last if fmt else torch.contiguous_format
+            model, method = build_model(cfg, num_classes, c, [0.5] * c, [0.25] * c)
+            model = model.to(memory_format=mf).train()
+            opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+            setups[fmt] = (model, method, opt, mf)
+        gen = torch.Generator().manual_seed(0)
+
+        def step(fmt: bool) -> float:
+            model, method, opt, mf = setups[fmt]
             t0 = time.perf_counter()
+            xf = augment(x, gen).contiguous(memory_format=mf)
             with torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-                out = model(x)
-                loss = method.loss_terms(out, y, model.head)["loss"]
+                loss = method.loss_terms(model(xf), y, model.head)["loss"]
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if i:  # the first step allocates and picks kernels
-                times.append(time.perf_counter() - t0)
+            return time.perf_counter() - t0
+
+        for _ in range(PROBE_WARMUP):
+            for fmt in (False, True):
+                step(fmt)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for i in range(PROBE_STEPS):
+            for fmt in (False, True) if i % 2 == 0 else (True, False):
+                times[fmt].append(step(fmt))
     return times
 
 
