@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -20,6 +21,15 @@ CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 CHECKPOINT = "checkpoints/last.pt"
+# numpy's array reconstruction: the numpy RNG state of checkpoints written by difair <= 0.1.0
+_RECONSTRUCT = (getattr(np, "_core", None) or np.core).multiarray._reconstruct  # numpy 2 | numpy 1
+_LEGACY_SAFE_GLOBALS = [
+    _RECONSTRUCT,
+    (_RECONSTRUCT, "numpy.core.multiarray._reconstruct"),  # the name numpy 1 pickled it under
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:
@@ -67,24 +77,52 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's state dict, loaded weights-only: tensors and plain values, never code.
+
+    ``torch.load(weights_only=True)`` refuses any pickled object outside its allowlist before building it, so a
+    crafted file cannot run code. The allowlist adds only numpy's array reconstruction, which checkpoints of
+    difair <= 0.1.0 used for the numpy RNG state.
+    """
     if not path.is_file():
         raise DifairError(f"no checkpoint at {path}: train the run first (difair train ...)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # corrupt or foreign file
+        with torch.serialization.safe_globals(_LEGACY_SAFE_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # no object was refused: a truncated or foreign file
+            raise DifairError(f"cannot read checkpoint {path} (corrupt): delete it and retrain") from exc
+        raise DifairError(
+            f"checkpoint {path} holds objects other than tensors and plain values; refused without loading them "
+            "(a file difair did not write?): delete it and retrain, or load it yourself only if you trust it"
+        ) from exc
+    except Exception as exc:  # truncated, corrupt or foreign file
         raise DifairError(
             f"cannot read checkpoint {path} ({type(exc).__name__}): delete it and retrain"
         ) from exc
+    missing = [k for k in ("model", "epoch", "config_digest") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise DifairError(
+            f"checkpoint {path} is not a difair checkpoint (no {', '.join(missing)}): delete it and retrain"
+        )
+    return state
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The torch, numpy and Python RNG states as tensors and plain values (weights-only loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    np_state = state["numpy"]
+    if not isinstance(np_state, tuple):  # this version's list; older checkpoints kept numpy's own tuple
+        name, keys, pos, has_gauss, cached = np_state
+        np_state = (name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached)
+    np.random.set_state(np_state)
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]) if isinstance(py, list) else py)
 
 
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
