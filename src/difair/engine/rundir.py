@@ -99,7 +99,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise DifairError(
             f"cannot read checkpoint {path} ({type(exc).__name__}): delete it and retrain"
         ) from exc
-    missing = [k for k in ("model", "epoch", "config_digest") if not isinstance(state, dict) or k not in state]
+    missing = [
+        k for k in ("model", "epoch", "config_digest") if not isinstance(state, dict) or k not in state
+    ]
     if missing:
         raise DifairError(
             f"checkpoint {path} is not a difair checkpoint (no {', '.join(missing)}): delete it and retrain"
