@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
 import random
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 CHECKPOINT = "checkpoints/last.pt"
+LOCK = ".lock"  # held (flock) while a process trains the run
 # numpy's array reconstruction: the numpy RNG state of checkpoints written by difair <= 0.1.0
 _RECONSTRUCT = (getattr(np, "_core", None) or np.core).multiarray._reconstruct  # numpy 2 | numpy 1
 _LEGACY_SAFE_GLOBALS = [
@@ -125,6 +129,39 @@ def set_rng_state(state: dict[str, Any]) -> None:
     np.random.set_state(np_state)
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]) if isinstance(py, list) else py)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` while a process trains the run; a second process is refused in one line.
+
+    An exclusive ``flock``: the kernel releases it when its process ends, however it ends, so the lock of a
+    killed run is never stale. The file keeps the holder's pid for the message. POSIX only; elsewhere no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    fh = open(path, "a+")  # noqa: SIM115 (held for the whole block)
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise DifairError(
+                f"{run_dir} is being trained by {holder}: wait for it to finish, or stop it and --resume"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {socket.gethostname()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
 
 
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
