@@ -164,9 +164,14 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         fh.close()
 
 
+def holds_files(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds anything besides a lock file."""
+    return run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir())
+
+
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
     """Raise unless ``run_dir`` may be used as asked; touches nothing. Returns whether it holds files."""
-    exists = run_dir.exists() and any(run_dir.iterdir())
+    exists = holds_files(run_dir)
     if resume:
         if not (run_dir / CONFIG).is_file():
             raise DifairError(f"{run_dir} holds no run to resume (no {CONFIG}): start it without --resume")
