@@ -288,7 +288,7 @@ def test_score_before_fit_and_unavailable_sources() -> None:
         det = build_detector(spec)
         assert why in det.unavailable(dif)
         with pytest.raises(DifairError, match=why):
-            det.fit(dif)
+            det.fit(dif).score(dif)
     assert build_detector("knn:z", k=3).fit(dif).score(dif).shape == (8,)
 
 

@@ -136,7 +136,10 @@ class Detector(ABC):
                 f"{self.spec}: the fit set holds {int((train.labels < 0).sum())} unknown (-1) samples; "
                 "detectors are fitted on known training (or validation) images only, never on test images"
             )
-        self._check(train)
+        if (
+            self.needs_fit
+        ):  # a detector without a fit reads nothing of the fit set (ODIN's inputs live in the test set)
+            self._check(train)
         self._fit(train)
         self._fitted = True
         return self

@@ -43,6 +43,7 @@ def knn_scores(query: Tensor, bank: Tensor, k: int, chunk_elems: int = 1 << 25) 
 class KNN(Detector):
     """Deep nearest neighbours (Sun et al. 2022, OOD detection with deep nearest neighbors, ICML): minus the
     distance of the normalised feature to its k-th nearest normalised training feature; k = 50 (paper, CIFAR-10).
+    The training features are kept on ``device`` (default: the GPU when there is one) for the matmul top-k.
     """
 
     default_source = "pooled"
@@ -55,8 +56,8 @@ class KNN(Detector):
         self.k, self.device = k, device
 
     def _fit(self, train: FeatureSet) -> None:
-        bank = train.get(self.source)
-        self.bank = _normalize(bank.to(self.device) if self.device is not None else bank)
+        device = self.device or ("cuda" if torch.cuda.is_available() else train.get(self.source).device)
+        self.bank = _normalize(train.get(self.source).to(device))
         if self.k > len(self.bank):
             raise DifairError(f"knn: k={self.k} exceeds the number of fit samples ({len(self.bank)})")
 
