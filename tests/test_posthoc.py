@@ -319,3 +319,31 @@ def test_missing_pytorch_ood_says_how_to_install(monkeypatch) -> None:
     train, _ = _two_gaussians()
     with pytest.raises(DifairError, match=r"difair\[posthoc\]"):
         build_detector("mahalanobis").fit(train)
+
+
+def test_react_and_ash_on_a_difair_head() -> None:
+    """On DIFAIR the head's input is the feature map; the logit stand-in is recomputed from the shaped maps."""
+    from difair.nn import DifairHead
+
+    torch.manual_seed(6)
+    head, anchors = DifairHead(4, 3, 2, 1), DF.class_anchors(3, 2, 1.0)
+    g = torch.Generator().manual_seed(6)
+    maps_tr, maps_te = torch.rand(30, 4, 2, 2, generator=g), torch.rand(10, 4, 2, 2, generator=g) * 2
+    with torch.no_grad():
+        mk = lambda m, y: difair_feature_set(head(m), y, anchors, 2, maps=m, head=head)
+        train, test = mk(maps_tr, torch.arange(30) % 3), mk(maps_te, torch.full((10,), -1))
+        t = np.percentile(maps_tr.numpy(), 90)
+        z = torch.relu(torch.nn.functional.conv2d(maps_te.clamp(max=float(t)), head.conv.weight)).mean((2, 3))
+    d = torch.cdist(z.double(), anchors.double()).numpy()
+    np.testing.assert_allclose(
+        build_detector("react").fit(train).score(test).numpy(), logsumexp(-d, axis=1), rtol=1e-5
+    )
+    flat = maps_te.reshape(10, -1).double().numpy()  # ASH-S at 90%: keep the top 2 of 16 per sample, rescale
+    kept = np.where(flat >= np.sort(flat, axis=1)[:, [-2]], flat, 0.0)
+    shaped = torch.tensor(kept * np.exp(flat.sum(1) / kept.sum(1))[:, None]).float().reshape(10, 4, 2, 2)
+    with torch.no_grad():
+        d = torch.cdist(head(shaped).double(), anchors.double()).numpy()
+    np.testing.assert_allclose(
+        build_detector("ash").fit(train).score(test).numpy(), logsumexp(-d, axis=1), rtol=1e-5
+    )
+    assert build_detector("vim").unavailable(train)  # not a linear head

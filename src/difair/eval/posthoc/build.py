@@ -56,14 +56,35 @@ def resolve_scores(scores: str | Sequence[str]) -> list[str]:
 
 
 def difair_feature_set(
-    z: Tensor, labels: Tensor, anchors: Tensor, features_per_class: int, pooled: Tensor | None = None
+    z: Tensor,
+    labels: Tensor,
+    anchors: Tensor,
+    features_per_class: int,
+    pooled: Tensor | None = None,
+    *,
+    maps: Tensor | None = None,
+    head: Callable[[Tensor], Tensor] | None = None,
 ) -> FeatureSet:
-    """A DIFAIR FeatureSet: logits = minus anchor distances, features z, class_activation (and pooled if given)."""
+    """A DIFAIR FeatureSet: logits = minus anchor distances, features z, class_activation (and pooled if given).
+
+    ReAct and ASH need the head's input, the backbone feature maps ``maps`` [n, C, h, w], and ``head`` (a
+    ``DifairHead``): the FeatureSet's head is then ``maps -> -anchor_distances(head(maps))``.
+    """
     z = z.float()
     features = {"z": z, "class_activation": DF.class_activations(z, features_per_class)}
     if pooled is not None:
         features["pooled"] = pooled.float()
-    return FeatureSet(logits=-DF.anchor_distances(z, anchors), labels=labels, features=features)
+    logit_head = None
+    if maps is not None and head is not None:
+        features["maps"] = maps.float()
+        logit_head = lambda m: -DF.anchor_distances(head(m).float(), anchors)  # noqa: E731
+    return FeatureSet(
+        logits=-DF.anchor_distances(z, anchors),
+        labels=labels,
+        features=features,
+        head=logit_head,
+        head_input="maps",
+    )
 
 
 def logit_feature_set(
