@@ -155,3 +155,12 @@ def test_known_data_needs_labels() -> None:
     model, train, known, unknown = _model_and_data()
     with pytest.raises(DifairError, match="labels"):
         evaluate(model, known[0], unknown, fit_on=train, scores=["msp"])
+
+
+def test_extract_leaves_the_model_as_it_was() -> None:
+    model, train, _, _ = _model_and_data()
+    model.train()
+    fs = extract(model, train, batch_size=32, odin={"temperature": 10.0, "eps": 0.01})
+    assert model.training and not model[3]._forward_hooks
+    assert fs.features["pooled"].shape == (90, 8) and fs.features["odin"].shape == (90, 3)
+    assert fs.linear[0].shape == (3, 8) and torch.equal(fs.head(fs.features["pooled"]), fs.logits)

@@ -80,7 +80,7 @@ def extract(
     becomes the FeatureSet's ``head`` (and ``linear`` when it is an ``nn.Linear``). ``unknown=True`` labels every row
     -1; otherwise the data must carry labels. ``odin`` (True or ``odin_logits`` options) adds ``features["odin"]``.
     """
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
     layer = _feature_layer(model, feature_layer)
     pooled: list[Tensor] = []
     capture = [True]  # off while ODIN runs its extra forward passes
@@ -207,9 +207,11 @@ def evaluate(
         raise DifairError(
             "fit_on is one of the test sets: fit the detectors on training (or validation) data only"
         )
-    specs: list[str | Detector] = resolve_scores(scores) if isinstance(scores, str) else list(scores)
-    names = [s for s in specs if isinstance(s, str)]
-    resolve_scores(names)
+    if isinstance(scores, str):
+        specs: list[str | Detector] = list(resolve_scores(scores))
+    else:
+        resolve_scores([s for s in scores if isinstance(s, str)])  # unknown names fail before any extraction
+        specs = list(scores)
     t0 = time.perf_counter()
     if isinstance(model_or_features, nn.Module):
         kw = dict(feature_layer=feature_layer, device=device, batch_size=batch_size)
