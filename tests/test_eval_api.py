@@ -164,3 +164,14 @@ def test_extract_leaves_the_model_as_it_was() -> None:
     assert model.training and not model[3]._forward_hooks
     assert fs.features["pooled"].shape == (90, 8) and fs.features["odin"].shape == (90, 3)
     assert fs.linear[0].shape == (3, 8) and torch.equal(fs.head(fs.features["pooled"]), fs.logits)
+
+
+def test_a_detector_with_non_finite_scores_is_named() -> None:
+    model, train, known, unknown = _model_and_data()
+
+    class Broken(_Spy):
+        def _score(self, x: FeatureSet) -> torch.Tensor:
+            return torch.full((len(x),), float("nan"))
+
+    with pytest.raises(DifairError, match="spy gave 50 non-finite"):
+        evaluate(model, known, unknown, fit_on=train, scores=[Broken()])

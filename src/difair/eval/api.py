@@ -251,6 +251,8 @@ def evaluate(
         t2 = time.perf_counter()
         s = det.score(test)
         t3 = time.perf_counter()
+        if not torch.isfinite(s).all():
+            raise DifairError(f"{det.spec} gave {int((~torch.isfinite(s)).sum())} non-finite scores")
         table.rows.append(
             {
                 "score": det.spec,
