@@ -22,7 +22,7 @@ from difair.data import get_dataset
 from difair.engine import fit
 from difair.engine import rundir as R
 from difair.engine.load import load_run
-from difair.eval import evaluate
+from difair.eval import ScoreTable, evaluate
 from difair.eval.posthoc import FeatureSet, difair_feature_set, logit_feature_set, odin_logits
 
 METRICS = ("auroc", "oscr", "fpr95")
@@ -60,6 +60,24 @@ def extractor(run):
     return extract
 
 
+def score_run(run_dir: str | Path, scores: str = "all") -> ScoreTable:
+    """Every score on the run in ``run_dir``: fitted on its training images, evaluated on its test split."""
+    run = load_run(run_dir)
+    data = get_dataset(run.config.data)
+    if run.config.method == "cac" and run.config.cac.recenter:  # anchors on the class means, as the engine does
+        with torch.no_grad():
+            train_out = _batched(run.model, data.train_images)
+        run.method.recenter(run.model.head, train_out, data.train_labels)
+    known = data.test_labels >= 0
+    return evaluate(
+        extractor(run),
+        (data.test_images[known], data.test_labels[known]),
+        (data.test_images[~known], data.test_labels[~known]),
+        fit_on=(data.train_images, data.train_labels),
+        scores=scores,
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="runs/posthoc")
@@ -80,23 +98,8 @@ def main() -> None:
         if not (run_dir / R.RESULTS).is_file():
             over = [f"data.name={a.dataset}", f"method={m}", f"epochs={a.epochs}", "optim.lr=0.1"]
             fit(TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), over)), run_dir)
-        run = load_run(run_dir)
-        data = get_dataset(run.config.data)
-        if (
-            m == "cac" and run.config.cac.recenter
-        ):  # CAC evaluates with anchors on the class means, as the engine
-            with torch.no_grad():
-                train_out = _batched(run.model, data.train_images)
-            run.method.recenter(run.model.head, train_out, data.train_labels)
-        known = data.test_labels >= 0
         t = time.perf_counter()
-        table = evaluate(
-            extractor(run),
-            (data.test_images[known], data.test_labels[known]),
-            (data.test_images[~known], data.test_labels[~known]),
-            fit_on=(data.train_images, data.train_labels),
-            scores="all",
-        )
+        table = score_run(run_dir)
         best = table.best("auroc")
         for r in table.rows:
             name = f"**{r['score']}**" if r["score"] == best else r["score"]
