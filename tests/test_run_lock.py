@@ -57,3 +57,16 @@ def test_the_lock_is_released_after_the_block_and_on_errors(tmp_path: Path):
     with R.run_lock(run):
         pass
     assert time.perf_counter() - t0 < 5  # never waits: refusing is the job of a held lock
+
+
+def test_stale_temp_files_of_a_killed_write_are_removed(tmp_path: Path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    R.save_checkpoint(run / R.CHECKPOINT, {"model": {}, "epoch": 0, "config_digest": "x"})
+    stale = [run / "checkpoints" / ".last.pt.abc123.tmp", run / ".results.json.x1.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    keep = run / "notes.tmp"  # not one of difair's temp names
+    keep.write_text("mine")
+    assert sorted(R.remove_stale_temps(run)) == sorted(stale)
+    assert not any(p.exists() for p in stale) and keep.exists() and (run / R.CHECKPOINT).is_file()

@@ -164,6 +164,19 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         fh.close()
 
 
+def remove_stale_temps(run_dir: Path) -> list[Path]:
+    """Delete the temp files (``.NAME.*.tmp``) an atomic write left when its process was killed; call it while
+    holding ``run_lock``, so that no writer is active. Returns what was removed."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for p in folder.glob(".*.tmp"):
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+    return removed
+
+
 def holds_files(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds anything besides a lock file."""
     return run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir())
