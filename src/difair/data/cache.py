@@ -16,6 +16,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,7 +27,10 @@ from torch import Tensor
 
 from difair.errors import DifairError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: high-depth images scaled to 8 bits (were clipped)
+# PIL modes of more than 8 bits per sample and the full-scale value of each (16-bit PNG/TIFF greyscale opens as
+# I;16*, older Pillow and 32-bit TIFF as I, float TIFF as F with values in [0, 1]).
+HIGH_DEPTH_FULL_SCALE = {"I;16": 65535, "I;16L": 65535, "I;16B": 65535, "I;16N": 65535, "I": 65535, "F": 1.0}
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
@@ -36,12 +40,45 @@ def is_image_file(name: str | os.PathLike[str]) -> bool:
     return os.path.splitext(base)[1].lower() in IMAGE_EXTENSIONS and not base.startswith(".")
 
 
+def to_8bit(im: Image.Image, mode: str) -> Image.Image:
+    """``im`` in ``mode`` (``L`` or ``RGB``) with 8 bits per sample; high-depth images are scaled, not clipped.
+
+    PIL's own ``convert("L")`` clips a 16-bit image at 255, so the same picture saved in 16 bits would look
+    saturated; here its full scale (65535 for 16-bit integers, 1.0 for floats) maps to 255.
+    """
+    full = HIGH_DEPTH_FULL_SCALE.get(im.mode)
+    if full is not None:
+        arr = np.asarray(im, dtype=np.float64) * (255.0 / full)
+        im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+    return im.convert(mode)
+
+
 def list_images(folder: str | os.PathLike[str]) -> list[str]:
-    """Paths (strings, cheap for 100k files) of the image files directly inside ``folder``, sorted by name."""
+    """Paths (strings, cheap for 100k files) of the image files directly inside ``folder``, sorted by name.
+
+    Entries that cannot be followed (a symlink loop, a dangling link, no permission) are skipped with a warning
+    that names them.
+    """
+    names, bad = [], []
     with os.scandir(folder) as it:
-        names = sorted(e.name for e in it if is_image_file(e.name) and e.is_file())
+        for e in it:
+            if not is_image_file(e.name):
+                continue
+            try:
+                if e.is_file() and os.path.exists(e.path):
+                    names.append(e.name)
+                elif e.is_symlink():
+                    bad.append(e.name)
+            except OSError:
+                bad.append(e.name)
+    if bad:
+        warnings.warn(
+            f"skipped {len(bad)} unreadable image entries in {folder} (symlink loops or dangling links), "
+            f"e.g. {sorted(bad)[0]}",
+            stacklevel=2,
+        )
     base = os.fspath(folder)
-    return [os.path.join(base, n) for n in names]
+    return [os.path.join(base, n) for n in sorted(names)]
 
 
 def source_fingerprint(files: Sequence[str | os.PathLike[str]], root: Path, extra: str = "") -> str:
@@ -79,7 +116,7 @@ def cache_dir_for(source: Path) -> Path:
 def _decode_one(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
     try:
         with Image.open(path) as im:
-            im = im.convert(mode)
+            im = to_8bit(im, mode)
             if im.size != (size, size):
                 im = im.resize((size, size), Image.Resampling.BILINEAR)
             arr = np.asarray(im, dtype=np.uint8)

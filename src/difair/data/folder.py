@@ -100,6 +100,13 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
         files, labels = _files(path, split, classes)  # all classes: one cache serves every choice of known
         images = cached_images(files, root=path, size=size, label=f"folder-{split}", cache_dir=cache_dir)
         pools[split] = (images, labels)
+    counts = np.bincount(pools["train"][1], minlength=len(classes))
+    empty = [classes[k] for k in known if counts[k] == 0]
+    if empty:
+        raise DifairError(
+            f"known class {empty[0]!r} has no training images in {path / 'train' / empty[0]}: add images there "
+            "or leave it out of data.known"
+        )
     ignored = sorted({classes[c] for c in np.unique(pools["train"][1]) if c not in known})
     return build_osr(
         cfg,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import pickle
 import random
 import shutil
+import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,16 @@ CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 CHECKPOINT = "checkpoints/last.pt"
+LOCK = ".lock"  # held (flock) while a process trains the run
+# numpy's array reconstruction: the numpy RNG state of checkpoints written by difair <= 0.1.0
+_RECONSTRUCT = (getattr(np, "_core", None) or np.core).multiarray._reconstruct  # numpy 2 | numpy 1
+_LEGACY_SAFE_GLOBALS = [
+    _RECONSTRUCT,
+    (_RECONSTRUCT, "numpy.core.multiarray._reconstruct"),  # the name numpy 1 pickled it under
+    np.ndarray,
+    np.dtype,
+    type(np.dtype(np.uint32)),
+]
 
 
 def run_name(method: str, dataset: str, split: int, seed: int) -> str:
@@ -73,29 +87,110 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint's state dict, loaded weights-only: tensors and plain values, never code.
+
+    ``torch.load(weights_only=True)`` refuses any pickled object outside its allowlist before building it, so a
+    crafted file cannot run code. The allowlist adds only numpy's array reconstruction, which checkpoints of
+    difair <= 0.1.0 used for the numpy RNG state.
+    """
     if not path.is_file():
         raise DifairError(f"no checkpoint at {path}: train the run first (difair train ...)")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # corrupt or foreign file
+        with torch.serialization.safe_globals(_LEGACY_SAFE_GLOBALS):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # no object was refused: a truncated or foreign file
+            raise DifairError(f"cannot read checkpoint {path} (corrupt): delete it and retrain") from exc
+        raise DifairError(
+            f"checkpoint {path} holds objects other than tensors and plain values; refused without loading them "
+            "(a file difair did not write?): delete it and retrain, or load it yourself only if you trust it"
+        ) from exc
+    except Exception as exc:  # truncated, corrupt or foreign file
         raise DifairError(
             f"cannot read checkpoint {path} ({type(exc).__name__}): delete it and retrain"
         ) from exc
+    missing = [
+        k for k in ("model", "epoch", "config_digest") if not isinstance(state, dict) or k not in state
+    ]
+    if missing:
+        raise DifairError(
+            f"checkpoint {path} is not a difair checkpoint (no {', '.join(missing)}): delete it and retrain"
+        )
+    return state
 
 
 def rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """The torch, numpy and Python RNG states as tensors and plain values (weights-only loadable)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    numpy_state = [name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)]
+    return {"torch": torch.get_rng_state(), "numpy": numpy_state, "python": random.getstate()}
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    np_state = state["numpy"]
+    if not isinstance(np_state, tuple):  # this version's list; older checkpoints kept numpy's own tuple
+        name, keys, pos, has_gauss, cached = np_state
+        np_state = (name, np.asarray(keys, dtype=np.int64).astype(np.uint32), pos, has_gauss, cached)
+    np.random.set_state(np_state)
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]) if isinstance(py, list) else py)
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold ``run_dir/.lock`` while a process trains the run; a second process is refused in one line.
+
+    An exclusive ``flock``: the kernel releases it when its process ends, however it ends, so the lock of a
+    killed run is never stale. The file keeps the holder's pid for the message. POSIX only; elsewhere no lock.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks here
+        yield
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LOCK
+    fh = open(path, "a+")  # noqa: SIM115 (held for the whole block)
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise DifairError(
+                f"{run_dir} is being trained by {holder}: wait for it to finish, or stop it and --resume"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"process {os.getpid()} on {socket.gethostname()}")
+        fh.flush()
+        yield
+    finally:
+        fh.close()
+
+
+def remove_stale_temps(run_dir: Path) -> list[Path]:
+    """Delete the temp files (``.NAME.*.tmp``) an atomic write left when its process was killed; call it while
+    holding ``run_lock``, so that no writer is active. Returns what was removed."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints"):
+        if folder.is_dir():
+            for p in folder.glob(".*.tmp"):
+                if p.is_file():
+                    p.unlink(missing_ok=True)
+                    removed.append(p)
+    return removed
+
+
+def holds_files(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds anything besides a lock file."""
+    return run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir())
 
 
 def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
     """Raise unless ``run_dir`` may be used as asked; touches nothing. Returns whether it holds files."""
-    exists = run_dir.exists() and any(run_dir.iterdir())
+    exists = holds_files(run_dir)
     if resume:
         if not (run_dir / CONFIG).is_file():
             raise DifairError(f"{run_dir} holds no run to resume (no {CONFIG}): start it without --resume")

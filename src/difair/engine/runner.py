@@ -16,7 +16,7 @@ from difair.errors import DifairError
 def run_status(cfg: TrainConfig, run_dir: Path) -> str:
     """``"new"``, ``"done"`` or ``"partial"``; raises if the folder holds a run of another configuration."""
     if not (run_dir / R.CONFIG).is_file():
-        if run_dir.exists() and any(run_dir.iterdir()):
+        if R.holds_files(run_dir):
             raise DifairError(f"{run_dir} exists and is not a difair run folder: choose another --out")
         return "new"
     saved = R.read_run_config(run_dir)

@@ -1,5 +1,6 @@
-"""Open-set scores, metrics and result tables."""
+"""Open-set scores, metrics and result tables; ``evaluate`` runs every post-hoc score on any model and data."""
 
+from difair.eval.api import ScoreTable, evaluate, extract  # after scores: the detectors build on them
 from difair.eval.metrics import (
     aupr_in,
     aupr_out,
@@ -20,6 +21,9 @@ from difair.eval.scores import (
 )
 
 __all__ = [
+    "ScoreTable",
+    "evaluate",
+    "extract",
     "aupr_in",
     "aupr_out",
     "auroc",

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.data.cache import is_image_file
+from difair.data.cache import is_image_file, to_8bit  # to_8bit: the same conversion as the training cache
 from difair.engine import rundir as R
 from difair.engine.load import LoadedRun
 from difair.errors import DifairError
@@ -40,14 +40,19 @@ def expand_inputs(items: list[Any]) -> list[Any]:
     out: list[Any] = []
     for item in items:
         if isinstance(item, (str, os.PathLike)) and Path(item).is_dir():
-            out.extend(str(p) for p in sorted(Path(item).iterdir()) if p.is_file() and _is_image_file(p))
+            # dangling links stay in the list, so that they are reported as unreadable instead of vanishing
+            out.extend(
+                str(p)
+                for p in sorted(Path(item).iterdir())
+                if _is_image_file(p) and (p.is_file() or p.is_symlink())
+            )
         else:
             out.append(item)
     return out
 
 
 def _from_pil(im, size: int, channels: int) -> Tensor:
-    im = im.convert("L" if channels == 1 else "RGB")
+    im = to_8bit(im, "L" if channels == 1 else "RGB")
     if im.size != (size, size):
         from PIL import Image
 

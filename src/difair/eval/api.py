@@ -1,0 +1,264 @@
+"""One evaluation API for any model and data: extract features once, fit each score on ``fit_on``, tabulate metrics.
+
+``evaluate(model, known, unknown, fit_on=train, scores=[...])`` works on any classifier that returns logits (a
+plain torchvision model included) with DataLoaders, datasets or tensors, and on precomputed FeatureSets.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from difair.errors import DifairError
+from difair.eval.metrics import osr_metrics
+from difair.eval.posthoc import Detector, FeatureSet, build_detector, odin_logits, resolve_scores
+
+__all__ = ["evaluate", "extract", "ScoreTable", "DEFAULT_SCORES"]
+
+#: Scores of ``evaluate`` when none are named: the output scores and the two feature scores most often reported.
+DEFAULT_SCORES = ("msp", "mls", "energy", "knn", "mahalanobis")
+
+Data = DataLoader | Dataset | Tensor | tuple[Tensor, Tensor] | Iterable
+
+
+def _batches(data: Data, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
+    """(inputs, labels or None) batches from a loader, a dataset, a tensor of inputs or an (inputs, labels) pair."""
+    if isinstance(data, Tensor):
+        data = (data, None)
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
+        x, y = data
+        for i in range(0, len(x), batch_size):
+            yield x[i : i + batch_size], None if y is None else torch.as_tensor(y)[i : i + batch_size]
+        return
+    if isinstance(data, Dataset) and not isinstance(data, DataLoader):
+        data = DataLoader(data, batch_size=batch_size)
+    for batch in data:
+        if isinstance(batch, Tensor):
+            yield batch, None
+        else:
+            yield batch[0], torch.as_tensor(batch[1]) if len(batch) > 1 else None
+
+
+def _feature_layer(model: nn.Module, feature_layer: nn.Module | str | None) -> nn.Module | None:
+    """The layer whose input is the pooled feature: named, given, or the model's last ``nn.Linear``."""
+    if isinstance(feature_layer, str):
+        return model.get_submodule(feature_layer)
+    if feature_layer is not None:
+        return feature_layer
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return linears[-1] if linears else None
+
+
+def _on_device(layer: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
+    def head(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return layer(x.to(device)).float().cpu()
+
+    return head
+
+
+def extract(
+    model: nn.Module,
+    data: Data,
+    *,
+    unknown: bool = False,
+    feature_layer: nn.Module | str | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 256,
+    odin: Mapping[str, Any] | bool | None = None,
+) -> FeatureSet:
+    """Stream ``data`` through ``model`` once (eval mode, no grad, fp32 on the CPU) into a FeatureSet.
+
+    ``logits`` and ``features["z"]`` are the model's outputs; ``features["pooled"]`` is the input of
+    ``feature_layer`` (default: the last ``nn.Linear``, the penultimate features of a torchvision classifier), which
+    becomes the FeatureSet's ``head`` (and ``linear`` when it is an ``nn.Linear``). ``unknown=True`` labels every row
+    -1; otherwise the data must carry labels. ``odin`` (True or ``odin_logits`` options) adds ``features["odin"]``.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
+    layer = _feature_layer(model, feature_layer)
+    pooled: list[Tensor] = []
+    capture = [True]  # off while ODIN runs its extra forward passes
+
+    def keep_input(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        if capture[0]:
+            pooled.append(inputs[0].detach().flatten(1).float().cpu())
+
+    hook = layer.register_forward_hook(keep_input) if layer is not None else None
+    logits, labels, odin_out = [], [], []
+    was_training = model.training
+    model.eval()
+    try:
+        for x, y in _batches(data, batch_size):
+            if y is None and not unknown:
+                raise DifairError("known and fit data need labels: give (inputs, labels) batches")
+            x = x.to(device)
+            with torch.no_grad():
+                logits.append(model(x).float().cpu())
+            labels.append(torch.full((len(x),), -1) if unknown else y.long().cpu())
+            if odin:
+                capture[0] = False
+                odin_out.append(odin_logits(model, x, **({} if odin is True else dict(odin))).cpu())
+                capture[0] = True
+    finally:
+        if hook is not None:
+            hook.remove()
+        model.train(was_training)
+    if not logits:
+        raise DifairError("no samples to extract features from (empty data)")
+    out = torch.cat(logits)
+    features = {"z": out}
+    if pooled:
+        features["pooled"] = torch.cat(pooled)
+    if odin_out:
+        features["odin"] = torch.cat(odin_out)
+    linear = None
+    if isinstance(layer, nn.Linear):
+        linear = (
+            layer.weight.detach().float().cpu(),
+            None if layer.bias is None else layer.bias.detach().float().cpu(),
+        )
+    return FeatureSet(
+        logits=out,
+        labels=torch.cat(labels),
+        features=features,
+        head=_on_device(layer, device) if layer is not None and pooled else None,
+        linear=linear,
+    )
+
+
+@dataclass
+class ScoreTable:
+    """The metrics of every score (one row each, in request order), the scores skipped and why, and timings."""
+
+    rows: list[dict[str, Any]]
+    skipped: dict[str, str] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __getitem__(self, score: str) -> dict[str, Any]:
+        for row in self.rows:
+            if row["score"] == score:
+                return row
+        raise KeyError(
+            f"no row for score {score!r}" + (f" ({self.skipped[score]})" if score in self.skipped else "")
+        )
+
+    def best(self, metric: str = "auroc") -> str:
+        """The score with the highest ``metric`` (lowest for ``fpr95``)."""
+        sign = -1.0 if metric == "fpr95" else 1.0
+        return max(self.rows, key=lambda r: sign * r[metric])["score"]
+
+    def to_dict(self) -> dict[str, dict[str, float]]:
+        """``{score: metrics}``, the shape of ``results.json``'s ``scores``."""
+        return {r["score"]: {k: v for k, v in r.items() if k != "score"} for r in self.rows}
+
+    def to_markdown(self, metrics: Sequence[str] = ("auroc", "oscr", "aupr_in", "aupr_out", "fpr95")) -> str:
+        """A markdown table in percent; the best AUROC is bold."""
+        best = self.best() if self.rows else None
+        lines = [
+            "| score | " + " | ".join(metrics) + " | fit s | score s |",
+            "|---" * (len(metrics) + 3) + "|",
+        ]
+        for r in self.rows:
+            name = f"**{r['score']}**" if r["score"] == best else r["score"]
+            cells = [f"{100 * r[m]:.1f}" for m in metrics] + [f"{r['fit_s']:.2f}", f"{r['score_s']:.2f}"]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        return "\n".join(lines)
+
+
+def _same_data(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if isinstance(a, DataLoader) and isinstance(b, DataLoader):
+        return a.dataset is b.dataset
+    if isinstance(a, tuple) and isinstance(b, tuple) and a and b:
+        return a[0] is b[0]
+    return False
+
+
+def evaluate(
+    model_or_features: nn.Module | Callable[[Data], FeatureSet] | None,
+    known: Data | FeatureSet,
+    unknown: Data | FeatureSet,
+    *,
+    fit_on: Data | FeatureSet,
+    scores: str | Sequence[str | Detector] = DEFAULT_SCORES,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    feature_layer: nn.Module | str | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 256,
+    odin: Mapping[str, Any] | None = None,
+) -> ScoreTable:
+    """Open-set metrics of each score on ``known`` (labelled) vs ``unknown`` samples, every detector fitted on
+    ``fit_on`` (known training or validation samples; never the test sets, which is checked).
+
+    ``model_or_features``: a model returning logits (features are extracted once per set with ``extract``), a
+    callable ``data -> FeatureSet`` (e.g. a difair run's extractor), or None when the three sets are FeatureSets.
+    ``scores``: names (``"all"``, ``"msp,knn"``, a list; see ``difair.eval.posthoc.ALL_SCORES``) or Detector
+    objects; ``options`` gives keyword arguments per name (``{"knn": {"k": 10}}``). Scores a set cannot serve (ViM
+    without a linear head, ...) are listed in ``ScoreTable.skipped`` with the reason.
+    """
+    if _same_data(fit_on, known) or _same_data(fit_on, unknown):
+        raise DifairError(
+            "fit_on is one of the test sets: fit the detectors on training (or validation) data only"
+        )
+    if isinstance(scores, str):
+        specs: list[str | Detector] = list(resolve_scores(scores))
+    else:
+        resolve_scores([s for s in scores if isinstance(s, str)])  # unknown names fail before any extraction
+        specs = list(scores)
+    t0 = time.perf_counter()
+    if isinstance(model_or_features, nn.Module):
+        kw = dict(feature_layer=feature_layer, device=device, batch_size=batch_size)
+        want_odin = any(s == "odin" or getattr(s, "name", "") == "odin" for s in specs)
+        fit = extract(model_or_features, fit_on, **kw)
+        kn = extract(model_or_features, known, odin=(odin or True) if want_odin else None, **kw)
+        un = extract(
+            model_or_features, unknown, unknown=True, odin=(odin or True) if want_odin else None, **kw
+        )
+    elif model_or_features is not None:
+        fit, kn, un = (
+            model_or_features(fit_on),
+            model_or_features(known),
+            model_or_features(unknown).as_unknown(),
+        )
+    else:
+        if not all(isinstance(s, FeatureSet) for s in (known, unknown, fit_on)):
+            raise DifairError("without a model, known, unknown and fit_on must be FeatureSets")
+        fit, kn, un = fit_on, known, unknown.as_unknown()
+    if not kn.is_known_only:
+        raise DifairError("the known test set holds samples labelled -1; pass unknown samples as `unknown`")
+    test = kn.cat(un)
+    table = ScoreTable(rows=[], meta={"n_fit": len(fit), "n_known": len(kn), "n_unknown": len(un)})
+    table.meta["extract_s"] = time.perf_counter() - t0
+    for spec in specs:
+        det = (
+            spec
+            if isinstance(spec, Detector)
+            else build_detector(spec, **dict((options or {}).get(spec, {})))
+        )
+        reason = det.unavailable(test) or (det.needs_fit and det.unavailable(fit))
+        if reason:
+            table.skipped[det.spec] = reason
+            continue
+        t1 = time.perf_counter()
+        det.fit(fit)
+        t2 = time.perf_counter()
+        s = det.score(test)
+        t3 = time.perf_counter()
+        if not torch.isfinite(s).all():
+            raise DifairError(f"{det.spec} gave {int((~torch.isfinite(s)).sum())} non-finite scores")
+        table.rows.append(
+            {
+                "score": det.spec,
+                **osr_metrics(s, test.predictions, test.labels),
+                "fit_s": t2 - t1,
+                "score_s": t3 - t2,
+            }
+        )
+    return table

@@ -1,0 +1,177 @@
+"""difair.eval.evaluate: any model and data in, one metrics row per score out, every detector fitted on fit_on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from difair.errors import DifairError
+from difair.eval import evaluate, extract, msp
+from difair.eval.posthoc import ALL_SCORES, Detector, FeatureSet, difair_feature_set
+from difair.nn import functional as DF
+
+pytest.importorskip("pytorch_ood")
+
+
+def _model_and_data(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    centers = torch.randn(3, 12, generator=g) * 3
+    y_tr, y_kn = torch.arange(90) % 3, torch.arange(30) % 3
+    train = (centers[y_tr] + torch.randn(90, 12, generator=g), y_tr)
+    known = (centers[y_kn] + torch.randn(30, 12, generator=g), y_kn)
+    unknown = torch.randn(20, 12, generator=g) * 3
+    return model, train, known, unknown
+
+
+def test_rows_match_an_independent_computation() -> None:
+    model, train, known, unknown = _model_and_data()
+    table = evaluate(model, known, unknown, fit_on=train, scores=["msp", "knn"], options={"knn": {"k": 5}})
+    assert [r["score"] for r in table.rows] == ["msp", "knn"]
+    with torch.no_grad():
+        logits = model(torch.cat([known[0], unknown]))
+        pooled = torch.relu(model[1](torch.cat([known[0], unknown])))
+        bank = torch.relu(model[1](train[0]))
+    is_known = np.r_[np.ones(30), np.zeros(20)]
+    assert table["msp"]["auroc"] == pytest.approx(roc_auc_score(is_known, msp(logits).numpy()))
+    acc = (logits[:30].argmax(1) == known[1]).double().mean().item()
+    assert table["msp"]["closed_set_accuracy"] == pytest.approx(acc)
+    q = pooled / pooled.norm(dim=1, keepdim=True)
+    b = bank / bank.norm(dim=1, keepdim=True)
+    kth = torch.cdist(q.double(), b.double()).sort(dim=1).values[:, 4]
+    assert table["knn"]["auroc"] == pytest.approx(roc_auc_score(is_known, -kth.numpy()))
+    assert table["knn"]["fit_s"] >= 0 and table.meta == {
+        **table.meta,
+        "n_fit": 90,
+        "n_known": 30,
+        "n_unknown": 20,
+    }
+
+
+class _Spy(Detector):
+    """Records what it is fitted on."""
+
+    name = "spy"
+    default_source = "pooled"
+    needs_fit = True
+
+    def _fit(self, train: FeatureSet) -> None:
+        self.seen = train.get("pooled").clone()
+
+    def _score(self, x: FeatureSet) -> torch.Tensor:
+        return x.get("pooled").sum(1)
+
+
+def test_detectors_are_fitted_on_fit_on_only() -> None:
+    model, train, known, unknown = _model_and_data()
+    spy = _Spy()
+    evaluate(model, known, unknown, fit_on=train, scores=[spy])
+    torch.testing.assert_close(spy.seen, extract(model, train).features["pooled"])
+    with torch.no_grad():
+        torch.testing.assert_close(spy.seen, torch.relu(model[1](train[0])))
+
+
+def test_test_data_cannot_be_the_fit_set() -> None:
+    model, train, known, unknown = _model_and_data()
+    loader = DataLoader(TensorDataset(*known), batch_size=8)
+    with pytest.raises(DifairError, match="fit_on is one of the test sets"):
+        evaluate(model, loader, unknown, fit_on=DataLoader(loader.dataset, batch_size=4), scores=["msp"])
+    with pytest.raises(DifairError, match="fit_on is one of the test sets"):
+        evaluate(model, known, unknown, fit_on=known, scores=["msp"])
+    fs = extract(model, unknown, unknown=True)
+    with pytest.raises(DifairError, match="unknown"):  # a fit set with unknown rows never reaches a detector
+        evaluate(
+            None, extract(model, known), fs, fit_on=extract(model, unknown, unknown=True), scores=["knn"]
+        )
+
+
+def test_loaders_datasets_and_tensors_agree() -> None:
+    model, train, known, unknown = _model_and_data()
+    a = evaluate(model, known, unknown, fit_on=train, scores="msp,mahalanobis")
+    b = evaluate(
+        model,
+        DataLoader(TensorDataset(*known), batch_size=7),
+        DataLoader(TensorDataset(unknown), batch_size=7),
+        fit_on=TensorDataset(*train),
+        scores="msp,mahalanobis",
+        batch_size=16,
+    )
+    for name in ["msp", "mahalanobis"]:
+        for m in ["auroc", "oscr", "fpr95", "aupr_in"]:
+            assert a[name][m] == pytest.approx(b[name][m], abs=1e-6), (name, m)
+
+
+def test_all_scores_on_a_classifier_and_skips_with_reasons() -> None:
+    model, train, known, unknown = _model_and_data()
+    table = evaluate(model, known, unknown, fit_on=train, scores="all")
+    ran = {r["score"] for r in table.rows}
+    assert {
+        "msp",
+        "energy",
+        "gen",
+        "knn",
+        "knn:z",
+        "mahalanobis",
+        "rmd",
+        "react",
+        "ash",
+        "vim",
+        "odin",
+    } <= ran
+    assert set(table.skipped) == {s for s in ALL_SCORES if "class_activation" in s}
+    assert all(0.0 <= r["auroc"] <= 1.0 for r in table.rows)
+    assert table.best() in ran and table.best("fpr95") in ran
+    md = table.to_markdown()
+    assert md.count("\n") == len(table.rows) + 1 and f"**{table.best()}**" in md
+    assert set(table.to_dict()) == ran
+
+
+def test_feature_sets_and_extractors_without_a_model() -> None:
+    """A DIFAIR-style FeatureSet: logit stand-ins and z, no linear head, so ViM is skipped."""
+    g = torch.Generator().manual_seed(3)
+    anchors = DF.class_anchors(3, 2, 5.0)
+    mk = lambda z, y: difair_feature_set(z, y, anchors, 2)
+    y = torch.arange(60) % 3
+    train = mk(anchors[y] + torch.rand(60, 6, generator=g), y)
+    known = mk(anchors[y[:30]] + torch.rand(30, 6, generator=g), y[:30])
+    unknown = mk(torch.rand(20, 6, generator=g) * 5, torch.zeros(20, dtype=torch.long))
+    table = evaluate(
+        None, known, unknown, fit_on=train, scores=["mls", "msp:class_activation", "knn:z", "vim"]
+    )
+    assert [r["score"] for r in table.rows] == ["mls", "msp:class_activation", "knn:z"]
+    assert "linear head" in table.skipped["vim"]
+    via_callable = evaluate(lambda fs: fs, known, unknown, fit_on=train, scores=["mls"])
+    assert via_callable["mls"]["auroc"] == table["mls"]["auroc"]
+    with pytest.raises(DifairError, match="FeatureSets"):
+        evaluate(None, known, torch.zeros(3, 6), fit_on=train, scores=["mls"])
+
+
+def test_known_data_needs_labels() -> None:
+    model, train, known, unknown = _model_and_data()
+    with pytest.raises(DifairError, match="labels"):
+        evaluate(model, known[0], unknown, fit_on=train, scores=["msp"])
+
+
+def test_extract_leaves_the_model_as_it_was() -> None:
+    model, train, _, _ = _model_and_data()
+    model.train()
+    fs = extract(model, train, batch_size=32, odin={"temperature": 10.0, "eps": 0.01})
+    assert model.training and not model[3]._forward_hooks
+    assert fs.features["pooled"].shape == (90, 8) and fs.features["odin"].shape == (90, 3)
+    assert fs.linear[0].shape == (3, 8) and torch.equal(fs.head(fs.features["pooled"]), fs.logits)
+
+
+def test_a_detector_with_non_finite_scores_is_named() -> None:
+    model, train, known, unknown = _model_and_data()
+
+    class Broken(_Spy):
+        def _score(self, x: FeatureSet) -> torch.Tensor:
+            return torch.full((len(x),), float("nan"))
+
+    with pytest.raises(DifairError, match="spy gave 50 non-finite"):
+        evaluate(model, known, unknown, fit_on=train, scores=[Broken()])

@@ -1,0 +1,110 @@
+"""Folder datasets and predict inputs: empty known classes, symlink loops, dangling links, 16-bit images."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from difair.config import DataConfig
+from difair.data.cache import list_images, to_8bit
+from difair.data.folder import load_folder
+from difair.errors import DifairError
+from difair.predict.images import load_images
+
+
+def _tree(root: Path, train: dict[str, int], test: dict[str, int]) -> Path:
+    rng = np.random.default_rng(0)
+    for split, counts in (("train", train), ("test", test)):
+        for name, n in counts.items():
+            d = root / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return root
+
+
+def _cfg(root: Path, known: list[str]) -> DataConfig:
+    return DataConfig(name=f"folder:{root}", known=known, image_size=8)
+
+
+@pytest.mark.parametrize(
+    "train, fragment",
+    [
+        ({"cat": 3, "dog": 0, "fox": 2}, "known class 'dog' has no training images"),  # empty train folder
+        ({"cat": 3, "fox": 2}, "known class 'dog' has no training images"),  # present only in test/
+    ],
+)
+def test_a_known_class_without_training_images_is_an_error(tmp_path, train, fragment):
+    root = _tree(tmp_path / "ds", train, {"cat": 2, "dog": 2, "fox": 2})
+    with pytest.raises(DifairError, match=fragment) as err:
+        load_folder(_cfg(root, ["cat", "dog"]), cache_dir=tmp_path / "cache")
+    assert "\n" not in str(err.value)
+
+
+def test_symlink_loops_and_dangling_links_are_reported_and_skipped(tmp_path):
+    root = _tree(tmp_path / "ds", {"cat": 3, "dog": 3}, {"cat": 2, "dog": 2, "fox": 2})
+    d = root / "train" / "cat"
+    os.symlink(d / "loop.png", d / "loop.png")  # a link to itself: ELOOP
+    os.symlink(d / "gone.png", d / "dangling.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        files = list_images(d)
+    assert [Path(f).name for f in files] == ["0.png", "1.png", "2.png"]
+    assert any("skipped 2 unreadable image entries" in str(w.message) for w in caught)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = load_folder(_cfg(root, ["cat", "dog"]), cache_dir=tmp_path / "cache")
+    assert len(data.train_labels) == 6
+
+
+def test_predict_reports_dangling_links_instead_of_dropping_them(tmp_path):
+    d = tmp_path / "photos"
+    d.mkdir()
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(d / "a.png")
+    os.symlink(d / "missing.png", d / "b.png")
+    batch, names, skipped = load_images([str(d)], 8, 1)
+    assert len(batch) == 1 and names == [str(d / "a.png")]
+    assert [s[0] for s in skipped] == [str(d / "b.png")] and "cannot read" in skipped[0][1]
+
+
+def test_16_bit_images_are_scaled_not_clipped_in_training_and_predict(tmp_path):
+    g8 = np.array([[0, 64, 128, 255]] * 4, dtype=np.uint8)
+    g16 = (g8.astype(np.uint16) * 257).astype(np.uint16)  # the same picture in 16 bits (255 -> 65535)
+    Image.fromarray(g8).save(tmp_path / "g8.png")
+    Image.fromarray(g16).save(tmp_path / "g16.png")
+    with Image.open(tmp_path / "g16.png") as im:
+        assert im.mode.startswith("I")  # PIL opens it as a high-depth mode
+        assert (
+            np.asarray(im.convert("L")).max() == 255 and np.asarray(im.convert("L"))[0, 1] == 255
+        )  # PIL clips
+        assert np.array_equal(np.asarray(to_8bit(im, "L")), g8)
+    with Image.open(tmp_path / "g16.png") as im:
+        assert np.array_equal(np.asarray(to_8bit(im, "RGB"))[..., 0], g8)
+    # predict: the 8- and 16-bit files give the same input tensor
+    batch, _, skipped = load_images([str(tmp_path / "g8.png"), str(tmp_path / "g16.png")], 4, 1)
+    assert not skipped and torch.equal(batch[0], batch[1])
+    # float images in [0, 1]
+    f = Image.fromarray(g8.astype(np.float32) / 255.0, mode="F")
+    assert np.array_equal(np.asarray(to_8bit(f, "L")), g8)
+
+
+def test_16_bit_training_images_decode_like_their_8_bit_copies(tmp_path):
+    root = tmp_path / "ds"
+    rng = np.random.default_rng(1)
+    for depth in (8, 16):
+        for split, name in (("train", "a"), ("train", "b"), ("test", "a"), ("test", "c")):
+            d = root / f"d{depth}" / split / name
+            d.mkdir(parents=True, exist_ok=True)
+    for split, name in (("train", "a"), ("train", "b"), ("test", "a"), ("test", "c")):
+        g8 = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+        Image.fromarray(g8).convert("RGB").save(root / "d8" / split / name / "x.png")
+        Image.fromarray(g8.astype(np.uint16) * 257).save(root / "d16" / split / name / "x.png")
+    d8 = load_folder(_cfg(root / "d8", ["a", "b"]), cache_dir=tmp_path / "c8")
+    d16 = load_folder(_cfg(root / "d16", ["a", "b"]), cache_dir=tmp_path / "c16")
+    assert torch.equal(d8.train_images, d16.train_images)
