@@ -64,10 +64,10 @@ def score_run(run_dir: str | Path, scores: str = "all") -> ScoreTable:
     """Every score on the run in ``run_dir``: fitted on its training images, evaluated on its test split."""
     run = load_run(run_dir)
     data = get_dataset(run.config.data)
-    if run.config.method == "cac" and run.config.cac.recenter:  # anchors on the class means, as the engine does
+    if run.method.needs_train_outputs(run.model.head):  # CAC: anchors on the class means, as the engine does
         with torch.no_grad():
             train_out = _batched(run.model, data.train_images)
-        run.method.recenter(run.model.head, train_out, data.train_labels)
+        run.method.prepare_evaluation(run.model.head, train_out, data.train_labels)
     known = data.test_labels >= 0
     return evaluate(
         extractor(run),
