@@ -119,8 +119,19 @@ def _print_results(results: dict, run_dir: Path) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from difair.engine.evaluate import evaluate_run_dir  # start-up time
+    from difair.engine.posthoc import score_run_dir
+    from difair.eval.posthoc import resolve_scores
 
+    if args.scores:
+        resolve_scores(args.scores)  # an unknown name fails before the run is evaluated
     results = evaluate_run_dir(args.run_dir)
+    if args.scores:
+        results = score_run_dir(args.run_dir, args.scores)
+        skipped = results["posthoc"]["skipped"]
+        if skipped:
+            Console(stderr=True).print(
+                "not applicable: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()), markup=False
+            )
     _print_results(results, args.run_dir)
     return 0
 
@@ -166,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     e = sub.add_parser("eval", help="recompute results.json of a run from its checkpoint")
     e.add_argument("run_dir", type=Path)
+    e.add_argument(
+        "--scores",
+        default=None,
+        metavar="all|NAME,...",
+        help="also every post-hoc score named (docs/scores.md), fitted on the training images only, "
+        "added to results.json",
+    )
     e.set_defaults(func=_cmd_eval)
     for module in PLUGINS:
         importlib.import_module(module).register(sub)

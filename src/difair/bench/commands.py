@@ -35,6 +35,10 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         return 0
     if args.out is None or args.datasets is None:
         raise DifairError("difair benchmark needs --datasets and --out (or --report-only DIR)")
+    if args.scores:
+        from difair.eval.posthoc import resolve_scores  # start-up time: the parser imports this module
+
+        resolve_scores(args.scores)  # an unknown name fails before any run
     methods = parse_methods(args.methods)
     datasets = parse_names(args.datasets, "datasets")
     for d in datasets:
@@ -63,6 +67,14 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     else:
         run_grid(args.out, specs, epochs=args.epochs, overrides=args.overrides, show_progress=not args.quiet,
                  console=console)  # fmt: skip
+    if args.scores:
+        from difair.engine.posthoc import score_run_dir  # start-up time: the parser imports this module
+
+        runs = sorted(p.parent for p in (Path(args.out) / "runs").glob("*/results.json"))
+        for i, run_dir in enumerate(runs, 1):
+            console.print(f"post-hoc scores {i}/{len(runs)}: {run_dir.name}", markup=False)
+            score_run_dir(run_dir, args.scores)
+        write_tables(args.out)
     sys.stdout.write((Path(args.out) / "table.md").read_text())
     return 0
 
@@ -113,6 +125,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--report-only", type=Path, metavar="DIR", help="rebuild DIR's tables from its runs; no training"
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--scores",
+        default=None,
+        metavar="all|NAME,...",
+        help="also every post-hoc score named (docs/scores.md) on every run: one table row per method and score",
+    )
     from difair.bench.ray_backend import add_ray_arguments  # start-up time: the parser imports this module
 
     add_ray_arguments(p)

@@ -135,11 +135,17 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     )
     lines += [
         "",
-        "Ours: mean ± population std over splits, in percent. Paper: acc / AUROC from " + info["paper"] + ".",
+        "Ours: mean ± population std over splits, in percent; in bold the best AUROC of each method. Paper: "
+        "acc / AUROC from " + info["paper"] + ".",
         "",
         "| Dataset | Method | Score | Runs | Acc (%) | AUROC (%) | OSCR (%) | Paper (Table 1) acc / AUROC |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    best: dict[tuple[str, str], float] = {}
+    for r in rows:
+        if r.get("auroc"):
+            key = (r["dataset"], r["method"])
+            best[key] = max(best.get(key, -1.0), r["auroc"]["mean"])
     for r in rows:
         cells = [
             r["dataset"],
@@ -149,6 +155,8 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             *(_ours(r, m) for m in OURS),
             _paper(r),
         ]
+        if r.get("auroc") and r["auroc"]["mean"] == best[(r["dataset"], r["method"])]:
+            cells[5] = f"**{cells[5]}**"  # the method's best score on this dataset
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

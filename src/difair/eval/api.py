@@ -233,6 +233,11 @@ def evaluate(
         fit, kn, un = fit_on, known, unknown.as_unknown()
     if not kn.is_known_only:
         raise DifairError("the known test set holds samples labelled -1; pass unknown samples as `unknown`")
+    if not fit.is_known_only:
+        raise DifairError(
+            f"fit_on holds {int((fit.labels < 0).sum())} unknown (-1) samples: fit the detectors on known "
+            "training (or validation) data only"
+        )
     test = kn.cat(un)
     table = ScoreTable(rows=[], meta={"n_fit": len(fit), "n_known": len(kn), "n_unknown": len(un)})
     table.meta["extract_s"] = time.perf_counter() - t0
@@ -242,7 +247,7 @@ def evaluate(
             if isinstance(spec, Detector)
             else build_detector(spec, **dict((options or {}).get(spec, {})))
         )
-        reason = det.unavailable(test) or (det.needs_fit and det.unavailable(fit))
+        reason = det.unavailable(test) or (det.needs_fit and (det.unavailable(fit) or det.cannot_fit(fit)))
         if reason:
             table.skipped[det.spec] = reason
             continue

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from torch import Tensor, nn
 
 from difair.errors import DifairError
+from difair.eval.posthoc import FeatureSet, logit_feature_set
 
 
 class Method(ABC):
@@ -93,6 +94,24 @@ class Method(ABC):
     def load_evaluation_state(self, head: nn.Module, state: Any) -> None:
         """Restore ``evaluation_state`` into ``head``."""
         return None
+
+    # ------------------------------------------------------------------ post-hoc detectors
+    odin_applies: ClassVar[bool] = (
+        True  # ODIN perturbs inputs against the logits' softmax: methods with logits
+    )
+
+    def feature_set(self, head: nn.Module, maps: Tensor, outputs: Tensor, labels: Tensor) -> FeatureSet:
+        """What the post-hoc detectors (``difair.eval.posthoc``) read from a batch: the backbone ``maps``, the
+        model ``outputs`` and the labels. The default is a pooled linear logit head (``head.pooled``,
+        ``head.fc``); a method with another head overrides it."""
+        return logit_feature_set(
+            outputs,
+            labels,
+            head.pooled(maps),
+            preds=self.predict(outputs, head),
+            head=head.fc,
+            linear=(head.fc.weight, None),
+        )
 
     def check_score(self, score: str) -> None:
         """Raise ``DifairError`` unless ``score`` is one of this method's scores."""

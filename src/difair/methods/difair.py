@@ -8,6 +8,7 @@ from torch import Tensor, nn
 
 from difair.errors import DifairError, check_choice
 from difair.eval import scores as S
+from difair.eval.posthoc import FeatureSet, difair_feature_set
 from difair.methods.base import Method, register_method
 from difair.nn import functional as DF
 from difair.nn.heads import DifairHead
@@ -114,3 +115,18 @@ class DifairMethod(Method):
 
     def per_class(self, outputs: Tensor, head: nn.Module) -> Tensor:
         return DF.anchor_distances(outputs, self.anchors(head).to(outputs.device))
+
+    odin_applies = False  # no logits to perturb against (its stand-in, minus the distances, is not a softmax)
+
+    def feature_set(self, head: nn.Module, maps: Tensor, outputs: Tensor, labels: Tensor) -> FeatureSet:
+        """Minus the anchor distances as logits, z, the class sums, the pooled maps, and the maps with the head
+        (so that ReAct and ASH can shape the head's input)."""
+        return difair_feature_set(
+            outputs,
+            labels,
+            self.anchors(head).to(outputs.device),
+            self.options.features_per_class,
+            maps.float().mean(dim=(2, 3)),
+            maps=maps,
+            head=head,
+        )

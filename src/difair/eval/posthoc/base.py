@@ -127,6 +127,10 @@ class Detector(ABC):
             return f"needs {self.source!r} features"
         return None
 
+    def cannot_fit(self, train: FeatureSet) -> str | None:
+        """Why this detector cannot be fitted on ``train`` although it has the features (None when it can)."""
+        return None
+
     def fit(self: D, train: FeatureSet) -> D:
         """Fit on known samples only; raise ``DifairError`` if any row is labelled -1 (unknown)."""
         if len(train) == 0:

@@ -55,6 +55,9 @@ class KNN(Detector):
         super().__init__(source)
         self.k, self.device = k, device
 
+    def cannot_fit(self, train: FeatureSet) -> str | None:
+        return f"k={self.k} exceeds the {len(train)} fit samples" if self.k > len(train) else None
+
     def _fit(self, train: FeatureSet) -> None:
         device = self.device or ("cuda" if torch.cuda.is_available() else train.get(self.source).device)
         self.bank = _normalize(train.get(self.source).to(device))

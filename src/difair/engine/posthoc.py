@@ -1,0 +1,157 @@
+"""Every post-hoc score on a trained run: ``difair eval RUN --scores all|NAME,...``.
+
+Features (backbone maps, outputs, ODIN's perturbed logits where the method has logits) are extracted once per
+split of the data, streamed in fp32, and cached in ``RUN/features/<split>.pt`` next to the checkpoint (keyed by the
+checkpoint's digest and epoch and by the split's images); the detectors (``difair.eval.posthoc``) are fitted on
+the known training images, or on the held-out validation images when the run has them, and never on test images.
+The method's own scores are left as they are; each new score is added to ``results.json["scores"]`` and listed,
+with its fit and score times, under ``results.json["posthoc"]``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from difair.data import OSRData
+from difair.engine import rundir as R
+from difair.engine.build import load_data
+from difair.engine.evaluate import prepare_evaluation
+from difair.engine.hardware import device_type_for
+from difair.engine.load import LoadedRun, load_run
+from difair.errors import DifairError
+from difair.eval.api import ScoreTable, evaluate
+from difair.eval.posthoc import FeatureSet, odin_logits, resolve_scores
+
+FEATURES_DIR = "features"
+FEATURES_VERSION = 1
+
+
+def _key(run: LoadedRun, images: Tensor, odin: bool) -> str:
+    """What a cached feature file depends on: the checkpoint and the images (a digest of their bytes)."""
+    h = hashlib.sha256()
+    h.update(
+        f"v{FEATURES_VERSION}|{run.config.digest()}|{run.state['epoch']}|{odin}|{tuple(images.shape)}".encode()
+    )
+    h.update(images.contiguous().view(-1)[:: max(1, images.numel() // (1 << 20))].numpy().tobytes())
+    return h.hexdigest()[:20]
+
+
+def extract_split(
+    run: LoadedRun, images: Tensor, *, batch_size: int, device: torch.device, odin: bool
+) -> dict[str, Tensor]:
+    """Backbone maps and outputs of ``images`` (uint8) in fp32 batches, and ODIN's perturbed logits if asked."""
+    model = run.model.to(device).eval()
+    maps, outs, odin_out = [], [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].to(device)
+        with torch.no_grad(), torch.autocast(device.type, enabled=False):
+            m = model.feature_map(x).float()
+            maps.append(m.cpu())
+            outs.append(model.head(m).float().cpu())
+        if odin:
+            odin_out.append(odin_logits(model, x.float().div(255)).float().cpu())
+    out = {"maps": torch.cat(maps), "outputs": torch.cat(outs)}
+    if odin:
+        out["odin"] = torch.cat(odin_out)
+    return out
+
+
+def cached_split(
+    run: LoadedRun, name: str, images: Tensor, *, batch_size: int, device: torch.device, odin: bool
+) -> dict[str, Tensor]:
+    """``extract_split``, read from ``RUN/features/<name>.pt`` when that file holds this checkpoint's features."""
+    path = run.run_dir / FEATURES_DIR / f"{name}.pt"
+    key = _key(run, images, odin)
+    if path.is_file():
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(saved, dict) and saved.get("key") == key:
+                return saved["tensors"]
+        except Exception:  # a torn or foreign cache file is rebuilt
+            pass
+    tensors = extract_split(run, images, batch_size=batch_size, device=device, odin=odin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    R.save_checkpoint(path, {"key": key, "tensors": tensors})  # atomic: temp file and rename
+    return tensors
+
+
+def feature_sets(
+    run: LoadedRun, data: OSRData, wanted: list[str], *, batch_size: int, device: torch.device
+) -> tuple[FeatureSet, FeatureSet, FeatureSet, str]:
+    """The fit, known-test and unknown-test FeatureSets of a run, and the name of the fit set."""
+    method, head = run.method, run.model.head
+    odin = method.odin_applies and "odin" in wanted
+    known = data.test_labels >= 0
+    fit_name = "validation" if data.has_validation else "train"
+    fit_images = data.val_images if data.has_validation else data.train_images
+    fit_labels = data.val_labels if data.has_validation else data.train_labels
+    splits = {
+        fit_name: (fit_images, fit_labels, False),
+        "test-known": (data.test_images[known], data.test_labels[known], odin),
+        "test-unknown": (data.test_images[~known], data.test_labels[~known], odin),
+    }
+    out = []
+    for name, (images, labels, with_odin) in splits.items():
+        t = cached_split(run, name, images, batch_size=batch_size, device=device, odin=with_odin)
+        head.to("cpu")
+        fs = method.feature_set(head, t["maps"], t["outputs"], labels)
+        if "odin" in t:
+            fs.features["odin"] = t["odin"]
+        out.append(fs)
+    return out[0], out[1], out[2], fit_name
+
+
+def score_run_dir(
+    run_dir: str | Path,
+    scores: str = "all",
+    *,
+    data: OSRData | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, Any]:
+    """Add every score in ``scores`` to the run's ``results.json`` (which must exist: ``difair eval`` writes it)."""
+    names = resolve_scores(scores)  # unknown names fail here, before any extraction
+    run_dir = Path(run_dir)
+    results_path = run_dir / R.RESULTS
+    if not results_path.is_file():
+        raise DifairError(f"{run_dir} has no {R.RESULTS}: run difair eval {run_dir} first")
+    run = load_run(run_dir)
+    cfg = run.config
+    data = load_data(cfg, data)
+    dev = torch.device(device if device is not None else device_type_for(cfg.accelerator))
+    bs = cfg.eval_batch_size
+    prepare_evaluation(run.model, run.model.head, run.method, data, bs, dev)  # CAC: re-centred anchors
+    fit, known, unknown, fit_name = feature_sets(run, data, names, batch_size=bs, device=dev)
+    table = evaluate(None, known, unknown, fit_on=fit, scores=names)
+    return record(results_path, table, fit_name)
+
+
+def record(results_path: Path, table: ScoreTable, fit_name: str) -> dict[str, Any]:
+    """Merge ``table`` into ``results.json``: new scores into ``scores`` (the method's own stay), and a
+    ``posthoc`` block with what was fitted on, the timings and what was skipped."""
+    results = json.loads(results_path.read_text())
+    own = set(results.get("scores", {})) - set(results.get("posthoc", {}).get("added", []))
+    added = []
+    for row in table.rows:
+        name = row["score"]
+        metrics = {k: v for k, v in row.items() if k not in ("score", "fit_s", "score_s")}
+        if name not in own:
+            results.setdefault("scores", {})[name] = metrics
+            added.append(name)
+    results["posthoc"] = {
+        "fit_on": fit_name,
+        "added": added,
+        "timing_s": {r["score"]: {"fit": r["fit_s"], "score": r["score_s"]} for r in table.rows},
+        "skipped": dict(table.skipped),
+        "n": dict(table.meta),
+    }
+    R.write_json(results_path, results)
+    return results
+
+
+__all__ = ["score_run_dir", "extract_split", "cached_split", "feature_sets", "record", "FEATURES_DIR"]
