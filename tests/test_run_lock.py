@@ -70,3 +70,46 @@ def test_stale_temp_files_of_a_killed_write_are_removed(tmp_path: Path):
     keep.write_text("mine")
     assert sorted(R.remove_stale_temps(run)) == sorted(stale)
     assert not any(p.exists() for p in stale) and keep.exists() and (run / R.CHECKPOINT).is_file()
+
+
+def test_two_trainings_of_one_folder_the_second_is_refused(tmp_path: Path, capsys):
+    from difair.cli import main
+    from tiny import tiny_overrides
+
+    out = tmp_path / "run"
+    sets = [a for o in tiny_overrides("ce", 500) for a in ("--set", o)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "difair.cli", "train", "--quiet", "--out", str(out), *sets],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 120
+        while not (out / R.METRICS).is_file() and time.time() < deadline:  # training, past its first epoch
+            time.sleep(0.2)
+        assert (out / R.METRICS).is_file()
+        before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != R.LOCK}
+        capsys.readouterr()
+        for argv in (
+            ["train", "--quiet", "--resume", str(out)],
+            ["train", "--quiet", "--out", str(out), "--overwrite", *sets],
+        ):
+            assert main(argv) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and f"is being trained by process {proc.pid}" in err
+        assert (out / R.CONFIG).read_bytes() == before[R.CONFIG]  # nothing replaced
+    finally:
+        proc.kill()
+        proc.wait()
+    # the killed process left its lock behind on disk, but not held: the run resumes
+    assert (out / R.LOCK).exists()
+
+
+def test_a_failed_start_leaves_no_folder(tmp_path: Path):
+    from difair.cli import main
+    from tiny import tiny_overrides
+
+    out = tmp_path / "new"
+    sets = [a for o in tiny_overrides("ce", 1, ["data.name=folder:/nonexistent"]) for a in ("--set", o)]
+    assert main(["train", "--quiet", "--out", str(out), *sets]) == 2
+    assert not out.exists()

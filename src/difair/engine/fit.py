@@ -7,7 +7,10 @@ themselves live in ``difair.engine.loop``; with ``devices > 1`` the run is data-
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -119,6 +122,36 @@ def fit(
     config's (also when resuming: it is not part of what is trained, see ``TrainConfig.digest``).
     """
     run_dir = Path(run_dir)
+    created = not run_dir.exists()
+    try:
+        with R.run_lock(run_dir) if _first_process() else contextlib.nullcontext():
+            if resume:
+                R.remove_stale_temps(
+                    run_dir
+                )  # a write killed midway left them; the lock says no writer is active
+            return _fit_locked(cfg, run_dir, resume, overwrite, data, show_progress, on_epoch, devices)
+    except BaseException:
+        if created and run_dir.is_dir() and not R.holds_files(run_dir):  # a failed start leaves no folder
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+
+
+def _first_process() -> bool:
+    """False in the processes Fabric launches for ranks 1.. of a DDP run (only rank 0 locks and writes)."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
+
+
+def _fit_locked(
+    cfg: TrainConfig | None,
+    run_dir: Path,
+    resume: bool,
+    overwrite: bool,
+    data: OSRData | None,
+    show_progress: bool,
+    on_epoch: EpochCallback | None,
+    devices: int | None,
+) -> dict[str, Any]:
+    """``fit`` while holding the run folder's lock."""
     cfg, fabric, data = _start(cfg, run_dir, resume, overwrite, data, devices)
     torch.manual_seed(cfg.seed)
     model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
