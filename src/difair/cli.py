@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -162,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="difair", description="DIFAIR open-set recognition: train, evaluate, compare.")
 
     parser.add_argument("--version", action="version", version=f"difair {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (or DIFAIR_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     d = sub.add_parser("demo", help="offline demo: DIFAIR vs CE vs CAC on 5 digit splits")
     d.add_argument(
@@ -196,6 +201,11 @@ PLUGINS: list[str] = ["difair.bench.commands", "difair.viz.commands"]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``difair`` command: one line on stderr and exit code 2 for any error, a traceback only with ``--debug``
+    (or ``DIFAIR_DEBUG=1``)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv or os.environ.get("DIFAIR_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -204,11 +214,35 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         return args.func(args)
     except DifairError as exc:
+        if debug:
+            raise
         print(f"difair: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("difair: interrupted; continue a run with: difair train --resume RUN_DIR", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 (the one place that turns every failure into one line)
+        if debug:
+            raise
+        print(f"difair: error: {describe_error(exc)}", file=sys.stderr)
+        return 2
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for an error that is not a ``DifairError``: the file and what to do where there is one."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, OSError):
+        where = f" {exc.filename}" if exc.filename else ""
+        what = exc.strerror or first or type(exc).__name__
+        return f"cannot use{where}: {what}: check the path, that it is a writable folder or file as asked, and its permissions"
+    if isinstance(exc, json.JSONDecodeError):
+        return (
+            f"a JSON file is not valid ({first}): a file difair wrote was changed or cut short; "
+            "difair eval RUN rewrites results.json"
+        )
+    return (
+        f"{type(exc).__name__}: {first} (rerun with --debug for the traceback, and report it if it is a bug)"
+    )
 
 
 if __name__ == "__main__":

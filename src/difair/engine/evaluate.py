@@ -156,6 +156,9 @@ def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[s
     results = evaluate_run(cfg, model, run.method, data, fabric.device)
     previous = Path(run_dir) / R.RESULTS
     if previous.is_file():
-        results["train_time_s"] = json.loads(previous.read_text()).get("train_time_s")
+        try:  # eval exists to rewrite a results.json that is missing, changed or cut short
+            results["train_time_s"] = json.loads(previous.read_text()).get("train_time_s")
+        except (ValueError, AttributeError, OSError):
+            results["train_time_s"] = None
     R.write_json(previous, results)
     return results

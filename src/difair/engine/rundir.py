@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from difair.config import TrainConfig
 from difair.errors import DifairError
@@ -54,7 +55,14 @@ def _temp_beside(path: Path) -> tuple[int, str]:
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, then rename over ``path``."""
-    fd, tmp = _temp_beside(path)
+    if Path(path).is_dir():
+        raise DifairError(f"{path} is a folder: give the name of a file to write")
+    try:
+        fd, tmp = _temp_beside(Path(path))
+    except OSError as exc:
+        raise DifairError(
+            f"cannot write {path}: {exc.strerror or exc}: choose a writable folder for it"
+        ) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -225,7 +233,14 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     path = run_dir / CONFIG
     if not path.is_file():
         raise DifairError(f"{run_dir} is not a difair run folder (no {CONFIG})")
-    return TrainConfig.from_yaml(path.read_text())
+    try:
+        return TrainConfig.from_yaml(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise DifairError(
+            f"{path} is not valid YAML ({type(exc).__name__}): restore it, or retrain the run with --overwrite"
+        ) from exc
+    except DifairError as exc:
+        raise DifairError(f"{path}: {exc}") from exc
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
@@ -238,9 +253,12 @@ def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
     path = run_dir / METRICS
     if not path.is_file():
         return
-    keep = [
-        ln
-        for ln in path.read_text().splitlines()
-        if ln.strip() and json.loads(ln).get("epoch", -1) <= last_epoch
-    ]
+    keep = []
+    for ln in path.read_text(errors="replace").splitlines():
+        try:
+            row = json.loads(ln)
+        except ValueError:  # a line torn by a kill during its append: the checkpoint does not cover it
+            continue
+        if isinstance(row, dict) and row.get("epoch", -1) <= last_epoch:
+            keep.append(ln)
     atomic_write_text(path, "".join(ln + "\n" for ln in keep))

@@ -45,6 +45,10 @@ class DifairConfig:
             raise DifairError(f"difair.radius_ratio must be > 0, got {self.radius_ratio}: the paper uses 0.6")
         check_choice("difair.loss_mode", self.loss_mode, DF.LOSS_MODES)
         check_choice("difair.corr_variant", self.corr_variant, DF.CORR_VARIANTS)
+        if self.head_kernel_size < 1 or self.head_kernel_size % 2 == 0:
+            raise DifairError(
+                f"difair.head_kernel_size must be an odd number >= 1, got {self.head_kernel_size}: the paper uses 3"
+            )
         if self.corr_weight < 0 or self.inner_weight < 0:
             raise DifairError("difair.corr_weight and difair.inner_weight must be >= 0")
 

@@ -1,0 +1,150 @@
+"""Issue 11, item 8: user files and paths that are wrong get one line and exit 2, never a traceback, and every
+file that was there before is byte-identical afterwards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from difair.cli import main
+from difair.engine import rundir as R
+from tiny import tiny_overrides
+
+pytestmark = pytest.mark.slow
+
+
+def _sets(extra: list[str] | None = None) -> list[str]:
+    return [a for o in tiny_overrides("difair", 1, extra) for a in ("--set", o)]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("errors") / "run"
+    assert main(["train", "--quiet", "--out", str(out), *_sets()]) == 0
+    assert main(["calibrate", str(out)]) == 0  # predict would write threshold.json on first use
+    return out
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("img") / "seven.png"
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(path)
+    return path
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _one_line(capsys, code: int, fragment: str = "") -> str:
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("difair: error: "), err
+    assert "Traceback" not in err and fragment in err, err
+    return err
+
+
+@pytest.mark.parametrize(
+    "target, fragment",
+    [
+        ("results.json", "not valid"),  # eval exists to recompute it, report needs it
+        ("config.yaml", "not valid YAML"),
+        ("checkpoints/last.pt", "not a difair checkpoint"),  # unpickles to a list
+    ],
+)
+def test_a_corrupt_run_file_is_one_line(run, tmp_path, capsys, target, fragment):
+    path = run / target
+    original = path.read_bytes()
+    try:
+        if target.endswith(".pt"):
+            torch.save([1, 2, 3], path)
+        else:
+            path.write_text("{ not: valid: [" if target.endswith("yaml") else '{"auroc": 0.5,')
+        before = _snapshot(run)
+        capsys.readouterr()
+        commands = [["report", str(run), "--out", str(tmp_path / "r.html")]]
+        if target != "results.json":
+            commands += [["eval", str(run)], ["train", "--quiet", "--resume", str(run)]]
+        for argv in commands:
+            _one_line(capsys, main(argv), fragment if argv[0] != "report" or target == "results.json" else "")
+            assert _snapshot(run) == before
+    finally:
+        path.write_bytes(original)
+
+
+def test_eval_rewrites_an_invalid_results_json(run, capsys):
+    path = run / R.RESULTS
+    original = path.read_bytes()
+    path.write_text('{"auroc": 0.5,')
+    assert main(["eval", str(run)]) == 0
+    assert json.loads(path.read_text())["auroc"] == json.loads(original)["auroc"]
+
+
+def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(out), *_sets(["epochs=2"])]) == 0
+    (out / R.RESULTS).unlink()  # as if killed after epoch 1
+    ckpt = R.load_checkpoint(out / R.CHECKPOINT)
+    lines = (out / R.METRICS).read_text().splitlines()
+    (out / R.METRICS).write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])  # the kill tore line 2
+    assert ckpt["epoch"] == 1
+    assert main(["train", "--quiet", "--resume", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / R.METRICS).read_text().splitlines()]  # every line parses again
+    assert [r["epoch"] for r in rows][:1] == [0] and (out / R.RESULTS).is_file()
+
+
+@pytest.mark.parametrize(
+    "make_out",
+    [
+        lambda tmp: Path("/proc/difair-run"),  # not creatable
+        lambda tmp: (tmp / "a-file").write_text("x") and tmp / "a-file",  # an existing file
+        lambda tmp: (tmp / "file2").write_text("x") and tmp / "file2" / "below",  # a path below a file
+    ],
+)
+def test_train_out_that_cannot_be_a_folder_is_one_line(tmp_path, capsys, make_out):
+    out = make_out(tmp_path)
+    before = _snapshot(tmp_path)
+    _one_line(capsys, main(["train", "--quiet", "--out", str(out), *_sets()]))
+    assert _snapshot(tmp_path) == before
+
+
+def test_outputs_that_cannot_be_written_are_one_line(run, image, tmp_path, capsys):
+    before = _snapshot(run)
+    (tmp_path / "exists").mkdir()
+    (tmp_path / "a-file").write_text("x")
+    cases = [
+        ["predict", str(run), str(image), "--out", str(tmp_path / "exists")],  # an existing directory
+        ["predict", str(run), str(image), "--out", "/proc/preds.csv"],  # unwritable
+        ["report", str(run), "--out", str(tmp_path / "exists")],
+        ["plot", str(run), "scores", "--out", "/proc/x.png"],
+        ["explain", str(run), str(image), "--out", str(tmp_path / "a-file")],  # an existing file
+    ]
+    for argv in cases:
+        capsys.readouterr()
+        _one_line(capsys, main(argv))
+    assert _snapshot(run) == before
+    assert (tmp_path / "a-file").read_text() == "x"
+
+
+@pytest.mark.parametrize("device", ["tpu9", "cuda"])
+def test_predict_on_a_device_that_is_not_there_is_one_line(run, image, capsys, device):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    _one_line(capsys, main(["predict", str(run), str(image), "--device", device]))
+
+
+def test_head_kernel_size_zero_is_refused_before_anything_is_touched(run, capsys):
+    before = _snapshot(run)
+    code = main(["train", "--quiet", "--out", str(run), "--overwrite", *_sets(["difair.head_kernel_size=0"])])
+    _one_line(capsys, code, "difair.head_kernel_size must be an odd number")
+    assert _snapshot(run) == before
+
+
+def test_debug_shows_the_traceback(run, capsys):
+    with pytest.raises(Exception):  # noqa: B017 (any: the point is that it propagates)
+        main(["--debug", "predict", str(run), "x.png", "--device", "tpu9"])
