@@ -43,8 +43,10 @@ def test_a_second_process_is_refused_while_the_first_holds_the_lock(tmp_path: Pa
         proc.kill()
         proc.wait()
     # killed: the kernel released its lock, so it is not stale
+    assert (run / R.LOCK).exists()  # the file of the killed holder stays behind, unheld
     with R.run_lock(run):
         assert str(os.getpid()) in (run / R.LOCK).read_text()
+    assert not (run / R.LOCK).exists()  # a finished holder removes it
 
 
 def test_the_lock_is_released_after_the_block_and_on_errors(tmp_path: Path):

@@ -150,7 +150,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold ``run_dir/.lock`` while a process trains the run; a second process is refused in one line.
 
     An exclusive ``flock``: the kernel releases it when its process ends, however it ends, so the lock of a
-    killed run is never stale. The file keeps the holder's pid for the message. POSIX only; elsewhere no lock.
+    killed run is never stale (its file may stay behind, unheld). The file holds the holder's pid for the message
+    and is removed when the block ends. POSIX only; elsewhere no lock.
     """
     try:
         import fcntl
@@ -159,22 +160,35 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
-    fh = open(path, "a+")  # noqa: SIM115 (held for the whole block)
-    try:
+    for _ in range(3):  # the file may be replaced between open and flock by a holder that just finished
+        fh = open(path, "a+")  # noqa: SIM115 (held for the whole block)
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
+            fh.close()
             raise DifairError(
                 f"{run_dir} is being trained by {holder}: wait for it to finish, or stop it and --resume"
             ) from None
+        try:
+            same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        fh.close()
+    else:
+        raise DifairError(f"cannot lock {path}: another process keeps replacing it")
+    try:
         fh.seek(0)
         fh.truncate()
         fh.write(f"process {os.getpid()} on {socket.gethostname()}")
         fh.flush()
         yield
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()  # while still holding it, so that a waiter sees a replaced file
         fh.close()
 
 
