@@ -148,3 +148,38 @@ def test_head_kernel_size_zero_is_refused_before_anything_is_touched(run, capsys
 def test_debug_shows_the_traceback(run, capsys):
     with pytest.raises(Exception):  # noqa: B017 (any: the point is that it propagates)
         main(["--debug", "predict", str(run), "x.png", "--device", "tpu9"])
+
+
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [
+        (["train", "--dataset", "folder:"], "a folder dataset is named folder:PATH"),
+        (["train", "--set", "data.known=1,2"], "data.known applies to folder:PATH datasets"),
+        (["train", "--set", "optim.lr=.inf"], "optim.lr must be a finite number"),
+        (["train", "--set", "data.image_size=0"], "data.image_size must be >= 4"),
+        (["train", "--set", "data.image_size=1"], "data.image_size must be >= 4"),
+        (["train", "--set", "data.name=folder:/x", "--split", "2"], "has one split"),
+        (["demo", "--splits", "3-1"], "runs backwards"),
+        (["report", "RUN", "--samples", "-1"], "must be >= 0"),
+        (["predict", "RUN", "x.png", "--threshold", "nan"], "must be a finite number"),
+    ],
+)
+def test_smaller_bad_inputs_are_refused(tmp_path, monkeypatch, capsys, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    _one_line(capsys, main([a.replace("RUN", str(tmp_path / "none")) for a in argv]), fragment)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--set", "optim.lr=0.05"],
+        ["--epochs", "10"],
+        ["--method", "svm", "--set", "nonsense.key=abc"],
+        ["--fast"],
+    ],
+)
+def test_resume_refuses_options_that_it_would_ignore(run, capsys, extra):
+    before = _snapshot(run)
+    _one_line(capsys, main(["train", "--quiet", "--resume", str(run), *extra]), "--resume continues the run")
+    assert _snapshot(run) == before

@@ -65,6 +65,21 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise DifairError("--resume and --overwrite exclude each other: choose one")
+        given = [
+            flag
+            for flag, value in (
+                ("--method", args.method), ("--dataset", args.dataset), ("--split", args.split),
+                ("--preset", args.preset), ("--config", args.config), ("--epochs", args.epochs),
+                ("--seed", args.seed), ("--out", args.out), ("--set", args.overrides or None),
+                ("--fast", args.fast or None), ("--authors-code", args.authors_code or None),
+            )
+            if value is not None
+        ]  # fmt: skip
+        if given:
+            raise DifairError(
+                f"--resume continues the run exactly as it was configured, so it takes no {given[0]} (only "
+                "--devices and --quiet): drop it, or start a new run with --out"
+            )
         results = fit(None, args.resume, resume=True, show_progress=not args.quiet, devices=args.devices)
         if is_rank_zero():
             _print_results(results, args.resume)
@@ -82,7 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"method={args.method}")
     if args.dataset is not None:
         check_dataset_name(args.dataset)
-        overrides.append(f"data.name={args.dataset}")
+        overrides.append(f"data.name={json.dumps(args.dataset)}")  # quoted: "folder:" is no YAML mapping
     if args.split is not None:
         check_split(args.split)
         overrides.append(f"data.split={args.split}")

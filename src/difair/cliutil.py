@@ -8,6 +8,7 @@ inside the helpers that need it (function-level imports marked "start-up time").
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -117,6 +118,28 @@ def check_dataset_name(name: str) -> None:
     check(name)
 
 
+def finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` are refused)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def parse_splits(text: str | None) -> list[int]:
     """``"0-4"``, ``"0,2,3"`` or ``"1"`` -> list of split indices; None: every split (``NUM_SPLITS``)."""
     from difair.data.splits import NUM_SPLITS, check_split  # start-up time: imports torch
@@ -128,11 +151,17 @@ def parse_splits(text: str | None) -> list[int]:
         for part in text.split(","):
             if "-" in part:
                 a, b = part.split("-", 1)
+                if int(b) < int(a):
+                    raise DifairError(
+                        f"split range {part!r} runs backwards: write it as {b.strip()}-{a.strip()}"
+                    )
                 out.extend(range(int(a), int(b) + 1))
             elif part.strip():
                 out.append(int(part))
     except ValueError as exc:
         raise DifairError(f"cannot read splits {text!r}: write e.g. 0-{NUM_SPLITS - 1} or 0,2,3") from exc
+    if not out:
+        raise DifairError(f"no splits in {text!r}: write e.g. 0-{NUM_SPLITS - 1} or 0,2,3")
     for s in out:
         check_split(s)
     return out

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,9 @@ from difair.options import build_dataclass
 
 SPLIT_FAMILIES = ("vaze", "neal")  # data.split_family: the split lists of difair.data.splits
 BALANCE_MODES = ("without_replacement", "with_replacement", "none")  # data.balance: data.base.balance_indices
+
+
+MIN_IMAGE_SIZE = 4  # the smallest input the backbones' strided convolutions take
 
 
 @dataclass
@@ -61,6 +65,20 @@ class DataConfig:
             raise DifairError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.split < 0:
             raise DifairError(f"data.split must be >= 0, got {self.split}")
+        folder = str(self.name).startswith("folder:")
+        if self.known is not None and not folder:
+            raise DifairError(
+                f"data.known applies to folder:PATH datasets; {self.name}'s known classes come from its split "
+                "lists: choose them with --split (data.split)"
+            )
+        if folder and self.split != 0:
+            raise DifairError(
+                "a folder:PATH dataset has one split, set by data.known: drop --split (data.split)"
+            )
+        if self.image_size is not None and self.image_size < MIN_IMAGE_SIZE:
+            raise DifairError(
+                f"data.image_size must be >= {MIN_IMAGE_SIZE}, got {self.image_size}: leave it unset for the dataset's own size"
+            )
 
 
 @dataclass
@@ -92,9 +110,9 @@ class OptimConfig:
     foreach: bool = True
 
     def validate(self) -> None:
-        if not self.lr > 0:
-            raise DifairError(f"optim.lr must be > 0, got {self.lr}")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise DifairError(f"optim.lr must be a finite number > 0, got {self.lr}")
+        if not math.isfinite(self.weight_decay) or self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise DifairError("optim.weight_decay must be >= 0 and optim.momentum in [0, 1)")
 
 

@@ -122,7 +122,7 @@ def fit(
     config's (also when resuming: it is not part of what is trained, see ``TrainConfig.digest``).
     """
     run_dir = Path(run_dir)
-    created = not run_dir.exists()
+    created = _first_missing(run_dir)  # the folder this call creates (run_dir or an ancestor), if any
     try:
         with R.run_lock(run_dir) if _first_process() else contextlib.nullcontext():
             if resume:
@@ -131,9 +131,24 @@ def fit(
                 )  # a write killed midway left them; the lock says no writer is active
             return _fit_locked(cfg, run_dir, resume, overwrite, data, show_progress, on_epoch, devices)
     except BaseException:
-        if created and run_dir.is_dir() and not R.holds_files(run_dir):  # a failed start leaves no folder
-            shutil.rmtree(run_dir, ignore_errors=True)
+        if created is not None and created.is_dir() and not _any_file(created):  # a failed start leaves no folder
+            shutil.rmtree(created, ignore_errors=True)
         raise
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The topmost folder of ``path`` that does not exist yet (None when ``path`` exists)."""
+    missing = None
+    for p in (path, *path.parents):
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _any_file(folder: Path) -> bool:
+    """Whether ``folder`` holds a file anywhere below it, other than a run lock."""
+    return any(p.is_file() and p.name != R.LOCK for p in folder.rglob("*"))
 
 
 def _first_process() -> bool:

@@ -6,13 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from difair.cliutil import count, finite_float
 from difair.errors import DifairError
 from difair.viz.kinds import PLOT_KINDS
 
 
 def _common(p: argparse.ArgumentParser, threshold: bool = True) -> None:
     if threshold:
-        p.add_argument("--threshold", type=float, help="score threshold (default: the calibrated one)")
+        p.add_argument("--threshold", type=finite_float, help="score threshold (default: the calibrated one)")
     p.add_argument("--score", help="score to threshold (default: the method's, e.g. min_distance)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda when available)")
 
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="one self-contained HTML report of a run")
     p.add_argument("run_dir", type=Path)
     p.add_argument("--out", type=Path, help="HTML file (default: RUN_DIR/report.html)")
-    p.add_argument("--samples", type=int, default=2, help="cards per kind of sample (default 2)")
+    p.add_argument("--samples", type=count, default=2, help="cards per kind of sample (default 2)")
     p.add_argument("--no-tsne", action="store_true", help="leave out the t-SNE (the slowest figure)")
     p.add_argument("--max-points", type=int, default=1500, help="t-SNE sample size")
     _common(p)
