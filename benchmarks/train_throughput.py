@@ -40,6 +40,7 @@ from difair.data.splits import get_known_classes
 from difair.engine.build import build_model
 from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_peak_gflops
 from difair.engine.loop import TrainLoop, build_loop, train_one_epoch
+from difair.engine.schedule import set_lr
 
 BATCH = 128
 LR = 0.05  # a mid-schedule rate; both loops use it
@@ -164,6 +165,7 @@ class FastLoop:
 
     def __init__(self, loop: TrainLoop):
         self.loop = loop
+        set_lr(loop.optimizer, LR)
         self.gen = torch.Generator().manual_seed(0)
         self.batches = self._forever()
         self.prefetched = 1
@@ -174,7 +176,7 @@ class FastLoop:
 
     def steps(self, n: int) -> None:
         batches = (b for b in self.batches if len(b) == BATCH)
-        train_one_epoch(self.loop, itertools.islice(batches, n), LR, self.gen)
+        train_one_epoch(self.loop, itertools.islice(batches, n), self.gen)
 
 
 # ---------------------------------------------------------------------- FLOPs, peak bf16, synthetic data

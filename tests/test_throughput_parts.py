@@ -15,7 +15,7 @@ from difair.data import get_dataset
 from difair.engine import ddp
 from difair.engine.fit import fit, run_epoch
 from difair.engine.loop import build_loop, epoch_batches, train_one_epoch
-from difair.engine.schedule import lr_at_epoch
+from difair.engine.schedule import lr_at_epoch, set_lr
 from difair.errors import DifairError
 from tiny import tiny_config
 
@@ -46,11 +46,13 @@ def test_train_one_epoch_runs_without_a_run_folder_and_is_fits_epoch(tmp_path: P
 
     data = get_dataset(cfg.data)
     loop = build_loop(cfg, data)
-    row = run_epoch(loop, 0, lr_at_epoch(0, cfg.optim.lr, cfg.epochs, cfg.schedule))
+    set_lr(loop.optimizer, lr_at_epoch(0, cfg.optim.lr, cfg.epochs, cfg.schedule))
+    row = run_epoch(loop, 0)
     assert row["train_loss"] == first["train_loss"] and row["train_accuracy"] == first["train_accuracy"]
 
     before = ddp.parameter_digest(loop.model)
-    stats = train_one_epoch(loop, [torch.arange(16), torch.arange(16, 48)], 0.05, torch.Generator())
+    set_lr(loop.optimizer, 0.05)
+    stats = train_one_epoch(loop, [torch.arange(16), torch.arange(16, 48)], torch.Generator())
     assert stats.steps == 2 and stats.seen == 48 and set(stats.sums) >= {"loss"}
     assert ddp.parameter_digest(loop.model) != before
 

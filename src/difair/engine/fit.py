@@ -72,8 +72,10 @@ def _checkpoint_state(loop: TrainLoop, schedule: EpochSchedule, epoch: int, data
     }
 
 
-def run_epoch(loop: TrainLoop, epoch: int, lr: float) -> dict[str, Any]:
-    """Train epoch ``epoch`` (seeded from ``(seed, epoch)``, per rank) and return its metrics row."""
+def run_epoch(loop: TrainLoop, epoch: int) -> dict[str, Any]:
+    """Train epoch ``epoch`` (seeded from ``(seed, epoch)``, per rank) at the learning rate the schedule set,
+    and return its metrics row."""
+    lr = float(loop.optimizer.param_groups[0]["lr"])
     seed = epoch_seed(loop.cfg.seed, epoch)
     torch.manual_seed(ddp.rank_seed(seed, loop.rank))
     gen = torch.Generator().manual_seed(seed)
@@ -81,9 +83,7 @@ def run_epoch(loop: TrainLoop, epoch: int, lr: float) -> dict[str, Any]:
     if loop.rank:
         gen = torch.Generator().manual_seed(ddp.rank_seed(seed, loop.rank))
     t0 = time.perf_counter()
-    stats = train_one_epoch(
-        loop, epoch_batches(perm, loop.cfg.batch_size, loop.rank, loop.world_size), lr, gen
-    )
+    stats = train_one_epoch(loop, epoch_batches(perm, loop.cfg.batch_size, loop.rank, loop.world_size), gen)
     sums, correct, seen = stats.sums, stats.correct, stats.seen
     if loop.world_size > 1:
         sums, correct, seen = ddp.reduce_epoch_sums(loop.fabric, sums, correct, seen)
@@ -131,7 +131,9 @@ def fit(
                 )  # a write killed midway left them; the lock says no writer is active
             return _fit_locked(cfg, run_dir, resume, overwrite, data, show_progress, on_epoch, devices)
     except BaseException:
-        if created is not None and created.is_dir() and not _any_file(created):  # a failed start leaves no folder
+        if (
+            created is not None and created.is_dir() and not _any_file(created)
+        ):  # a failed start leaves no folder
             shutil.rmtree(created, ignore_errors=True)
         raise
 
@@ -271,8 +273,8 @@ def _train_epochs(
         cfg.epochs, start_epoch, f"{cfg.method} {cfg.data.name}#{cfg.data.split}", show_progress and zero
     ) as bar:
         for epoch in range(start_epoch, cfg.epochs):
-            lr = schedule.set_epoch(epoch)
-            row = run_epoch(loop, epoch, lr)
+            schedule.set_epoch(epoch)  # the one place that sets the learning rate
+            row = run_epoch(loop, epoch)
             check_finite(row, epoch, ckpt_path)
             if zero and data.has_validation:
                 row["val_accuracy"] = epoch_validation_accuracy(loop, data)

@@ -1,7 +1,7 @@
 """The engine's hot loop as plain functions: one training step, one epoch over a batch iterator.
 
 ``fit`` drives these with a run folder, checkpoints and a schedule; benchmarks call them directly
-(``build_loop(cfg, data)`` then ``train_one_epoch(loop, batches, lr, generator)``), so what is timed is exactly
+(``build_loop(cfg, data)``, ``set_lr(loop.optimizer, lr)``, then ``train_one_epoch(loop, batches, generator)``), so what is timed is exactly
 the code path that trains runs.
 """
 
@@ -134,11 +134,11 @@ def train_step(loop: TrainLoop, idx: Tensor, lr: float, generator: torch.Generat
 
 
 def train_one_epoch(
-    loop: TrainLoop, batches: Iterable[Tensor], lr: float, generator: torch.Generator | None
+    loop: TrainLoop, batches: Iterable[Tensor], generator: torch.Generator | None
 ) -> EpochStats:
-    """Train on every index batch of ``batches`` (one epoch, or a timed window of steps) at learning rate ``lr``."""
-    for group in loop.optimizer.param_groups:
-        group["lr"] = lr
+    """Train on every index batch of ``batches`` (one epoch, or a timed window of steps) at the optimizer's
+    learning rate (set by the schedule: ``difair.engine.schedule.set_lr``)."""
+    lr = float(loop.optimizer.param_groups[0]["lr"])
     loop.fmodel.train()
     stats = EpochStats(correct=torch.zeros((), device=loop.device))
     for idx in batches:

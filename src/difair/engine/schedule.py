@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import torch
+
 from difair.config import ScheduleConfig
 
 
@@ -38,6 +40,12 @@ def lr_at_epoch(epoch: int, base_lr: float, epochs: int, cfg: ScheduleConfig) ->
     return _cosine(base_lr, t, period, eta_min, cfg.floor, cfg.min_lr_ratio)
 
 
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate: the one place that writes it (the training step reads it)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 class EpochSchedule:
     """Sets the optimizer's learning rate at the start of each epoch; its state is the epoch index."""
 
@@ -48,8 +56,7 @@ class EpochSchedule:
     def set_epoch(self, epoch: int) -> float:
         self.epoch = epoch
         lr = lr_at_epoch(epoch, self.base_lr, self.epochs, self.cfg)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        set_lr(self.optimizer, lr)
         return lr
 
     def state_dict(self) -> dict:
