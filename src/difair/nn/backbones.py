@@ -35,7 +35,7 @@ def _vgg32(in_channels: int = 3, **kwargs) -> nn.Module:
 
 class SmallCNN(nn.Module):
     """A five-conv network for tiny images (the digits demo): 3x3 convs with BatchNorm and LeakyReLU(0.2),
-    widths ``w, w, 2w, 2w, 2w`` (``w = 32 * width``), stride 2 at the third and fifth conv, dropout before the fourth.
+    widths ``w, w, 2w, 2w, 2w`` (``w = 32 * width``), stride 2 at the third and fifth conv (``strides``; ``small_cnn8`` keeps only the third's), dropout before the fourth.
 
     On 16x16 input its last map is 4x4, as VGG32's is on 32x32, at about a twentieth of VGG32's cost.
     """
@@ -67,25 +67,23 @@ class SmallCNN(nn.Module):
         return self.body(x)
 
 
-@register_backbone("small_cnn")
-def _small_cnn(in_channels: int = 1, **kwargs) -> nn.Module:
-    return SmallCNN(
-        in_channels,
-        width=kwargs.get("width", 1.0),
-        dropout=kwargs.get("dropout", 0.1),
-        dropout_backend=kwargs.get("dropout_backend", "torch"),
-    )
+def _small_cnn(strides: tuple[int, ...]) -> Callable[..., nn.Module]:
+    """A SmallCNN constructor with these strides, taking the registry's keyword options."""
+
+    def build(in_channels: int = 1, **kwargs) -> nn.Module:
+        return SmallCNN(
+            in_channels,
+            width=kwargs.get("width", 1.0),
+            dropout=kwargs.get("dropout", 0.1),
+            dropout_backend=kwargs.get("dropout_backend", "torch"),
+            strides=strides,
+        )
+
+    return build
 
 
-@register_backbone("small_cnn8")
-def _small_cnn8(in_channels: int = 1, **kwargs) -> nn.Module:
-    return SmallCNN(
-        in_channels,
-        width=kwargs.get("width", 1.0),
-        dropout=kwargs.get("dropout", 0.1),
-        dropout_backend=kwargs.get("dropout_backend", "torch"),
-        strides=(1, 1, 2, 1, 1),
-    )
+register_backbone("small_cnn")(_small_cnn((1, 1, 2, 1, 2)))  # 16x16 input -> 4x4 last map
+register_backbone("small_cnn8")(_small_cnn((1, 1, 2, 1, 1)))  # 8x8 input (the demo's digits) -> 4x4 last map
 
 
 class ResNet18Features(nn.Module):
