@@ -183,3 +183,21 @@ def test_resume_refuses_options_that_it_would_ignore(run, capsys, extra):
     before = _snapshot(run)
     _one_line(capsys, main(["train", "--quiet", "--resume", str(run), *extra]), "--resume continues the run")
     assert _snapshot(run) == before
+
+
+def test_a_diverged_checkpoint_is_one_line_in_eval_and_calibrate(run, tmp_path, capsys):
+    ckpt = run / R.CHECKPOINT
+    original = ckpt.read_bytes()
+    try:
+        state = R.load_checkpoint(ckpt)
+        state["model"] = {
+            k: v.fill_(float("nan")) if v.is_floating_point() else v for k, v in state["model"].items()
+        }
+        torch.save(state, ckpt)
+        before = _snapshot(run)
+        for argv in (["eval", str(run)], ["calibrate", str(run)]):
+            capsys.readouterr()
+            _one_line(capsys, main(argv), "the checkpoint diverged")
+            assert _snapshot(run) == before  # no results.json or threshold.json written from it
+    finally:
+        ckpt.write_bytes(original)

@@ -17,6 +17,7 @@ from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
 from difair.engine.execution import auto_record
 from difair.engine.load import load_run
+from difair.errors import DifairError
 from difair.eval.metrics import osr_metrics
 from difair.methods import Method
 from difair.version import __version__
@@ -47,8 +48,19 @@ def collect_outputs(
     return torch.cat(outs) if outs else torch.empty(0)
 
 
+def check_finite_outputs(outputs: Tensor, what: str = "test images") -> None:
+    """One line naming a diverged checkpoint when the model's outputs are NaN or infinite."""
+    bad = int((~torch.isfinite(outputs)).any(dim=-1).sum()) if outputs.numel() else 0
+    if bad:
+        raise DifairError(
+            f"the model gives non-finite outputs for {bad} of {len(outputs)} {what}: the checkpoint diverged; "
+            "retrain it (e.g. with a lower optim.lr)"
+        )
+
+
 def evaluate_outputs(outputs: Tensor, labels: Tensor, method: Method, head: nn.Module) -> dict[str, Any]:
     """Predictions, and the metrics of every score of ``method``, from precomputed test outputs."""
+    check_finite_outputs(outputs)
     preds = method.predict(outputs, head)
     scores = method.scores(outputs, head)
     per_score = {name: osr_metrics(s, preds, labels) for name, s in scores.items()}

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from difair.data import get_dataset
 from difair.engine import rundir as R
-from difair.engine.evaluate import collect_outputs
+from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 
@@ -35,6 +35,11 @@ def threshold_for_known_fraction(known_scores: Tensor | np.ndarray, keep: float 
     s = np.sort(np.asarray(known_scores, dtype=np.float64).ravel())[::-1]
     if s.size == 0:
         raise DifairError("threshold calibration needs at least one known sample")
+    if not np.isfinite(s).all():
+        raise DifairError(
+            f"{int((~np.isfinite(s)).sum())} of {s.size} known scores are not finite: the checkpoint diverged; "
+            "retrain it (e.g. with a lower optim.lr) before calibrating"
+        )
     k = int(np.ceil(keep * s.size - 1e-9))
     return float(s[max(k, 1) - 1])
 
@@ -137,6 +142,9 @@ def calibration_scores(
     if test_outputs is None:
         test_outputs = collect_outputs(model, data.test_images, bs, dev)
     run.model.cpu()
+    check_finite_outputs(test_outputs)
+    if val_outputs is not None:
+        check_finite_outputs(val_outputs, "validation images")
     s = method.scores(test_outputs, head.cpu())[score]
     known = data.test_labels >= 0
     if use_val:
