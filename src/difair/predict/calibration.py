@@ -14,7 +14,7 @@ from torch import Tensor
 
 from difair.data import get_dataset
 from difair.engine import rundir as R
-from difair.engine.evaluate import check_finite_outputs, collect_outputs
+from difair.engine.evaluate import check_finite_outputs, collect_outputs, prepare_evaluation
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 
@@ -131,8 +131,7 @@ def calibration_scores(
         data = get_dataset(run.config.data)
     model = run.model.to(dev)
     bs = run.config.eval_batch_size
-    if needs_recenter(run):
-        recenter_if_needed(run, collect_outputs(model, data.train_images, bs, dev), data.train_labels)
+    prepare_evaluation(model, head, method, data, bs, dev)  # CAC: anchors on the class means, as eval does
     if on == "val" and not data.has_validation:
         raise DifairError(
             f"{run.run_dir} has no validation set: train with --set data.val_fraction=0.1, or calibrate --on test"
