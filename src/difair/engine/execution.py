@@ -26,8 +26,10 @@ import torch
 
 from difair.config import AUTO, TrainConfig
 from difair.data.augment import Augmenter
+from difair.engine import rundir as R
 from difair.engine.build import build_model
 from difair.engine.hardware import DeviceInfo, auto_precision, cpu_flags, cpu_model, device_info
+from difair.errors import DifairError
 
 PROBE_WARMUP = 2  # untimed steps per memory format, both formats warmed up before any is timed
 PROBE_STEPS = 4  # timed steps per memory format, alternating between the formats step by step
@@ -112,7 +114,8 @@ def probe_memory_format(
     key = probe_key(cfg, input_shape, num_classes)
     path = cache_dir() / PROBE_FILE
     with _locked(path):
-        cached = _read_cache(path).get(key)
+        cache = _read_cache(path)
+        cached = cache.get(key)
         if cached is not None:
             return bool(cached["channels_last"]), cached["why"] + " (cached)"
         times = (timer or time_training_steps)(cfg, input_shape, num_classes)
@@ -122,7 +125,6 @@ def probe_memory_format(
             f"timed probe on {cpu_model()}: channels_last {med[True] * 1e3:.1f} ms vs contiguous "
             f"{med[False] * 1e3:.1f} ms per step of {cfg.batch_size}"
         )
-        cache = _read_cache(path)
         cache[key] = {"channels_last": use, "why": why, "ms": {str(k): v * 1e3 for k, v in med.items()}}
         _write_cache(path, cache)
     return use, why
@@ -132,8 +134,9 @@ def time_training_steps(
     cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int
 ) -> dict[bool, list[float]]:
     """Seconds per training step (augmentation, layout change, forward, loss, backward, SGD) of ``cfg``'s model
-    on random images, on CPU, in each memory format (key: channels_last). Both formats are warmed up first (kernel choice, allocator,
-    thread pool), then timed alternately step by step, so that process warm-up and machine noise hit both alike.
+    on random images, on CPU, in each memory format (key: channels_last). Both formats are warmed up first
+    (kernel choice, allocator, thread pool), then timed alternately step by step, so that process warm-up and
+    machine noise hit both alike.
     """
     c = input_shape[0]
     augment = Augmenter(cfg.augment)
@@ -192,13 +195,8 @@ def _read_cache(path: Path) -> dict[str, Any]:
 
 
 def _write_cache(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError:  # an unwritable cache only costs a probe next time
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    with contextlib.suppress(OSError, DifairError):  # an unwritable cache only costs a probe next time
+        R.atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 @contextlib.contextmanager
