@@ -38,7 +38,7 @@ from difair.data import default_root, get_dataset
 from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
 from difair.data.splits import get_known_classes
 from difair.engine.build import build_model
-from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_peak_gflops
+from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_peak_gflops, cpuinfo_fields
 from difair.engine.loop import TrainLoop, build_loop, train_one_epoch
 from difair.engine.schedule import set_lr
 
@@ -48,17 +48,10 @@ LR = 0.05  # a mid-schedule rate; both loops use it
 
 def machine_info() -> dict[str, Any]:
     """CPU model, cores, load, torch version and threads, and the GPU when there is one."""
-    cpu = platform.processor() or "?"
+    fields = cpuinfo_fields() or {}
+    cpu = fields.get("model name") or platform.processor() or "?"
     flags = cpu_flags() or frozenset()
-    family_model: dict[str, str] = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith(("cpu family", "model\t")):
-                family_model.setdefault(line.split(":", 1)[0].strip(), line.split(":", 1)[1].strip())
-    except OSError:
-        pass
+    family_model = {k: fields[k] for k in ("cpu family", "model") if k in fields}
     info: dict[str, Any] = {
         "cpu": cpu,
         "cpu_family_model": family_model,

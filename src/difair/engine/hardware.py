@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import platform
@@ -14,27 +15,30 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86: AVX512-BF16 dot products
 FP32_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
 
 
-@functools.cache
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
-    """The CPU's feature flags from ``cpuinfo`` (Linux x86), or None where that file does not say."""
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
-
-
-@functools.cache
-def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
-    """The CPU's model name with family/model (Linux x86), else ``platform.processor()``."""
+def cpuinfo_fields(cpuinfo: str = "/proc/cpuinfo") -> dict[str, str] | None:
+    """The first value of each key in ``cpuinfo`` (Linux: the first processor's), or None where it is absent."""
     fields: dict[str, str] = {}
     try:
         for line in Path(cpuinfo).read_text().splitlines():
             key, _, value = line.partition(":")
             fields.setdefault(key.strip(), value.strip())
     except OSError:
+        return None
+    return fields
+
+
+@functools.cache
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str] | None:
+    """The CPU's feature flags from ``cpuinfo`` (Linux x86), or None where that file does not say."""
+    flags = (cpuinfo_fields(cpuinfo) or {}).get("flags")
+    return None if flags is None else frozenset(flags.split())
+
+
+@functools.cache
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name with family/model (Linux x86), else ``platform.processor()``."""
+    fields = cpuinfo_fields(cpuinfo)
+    if fields is None:
         return platform.processor() or platform.machine() or "unknown"
     name = fields.get("model name", platform.processor() or "unknown")
     if "cpu family" in fields:
@@ -142,26 +146,16 @@ def cpu_peak_gflops(
 
 def _nominal_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:
     """The nominal clock: ``@ X.XXGHz`` in the model name, else ``cpu MHz``, else BogoMIPS / 2."""
-    try:
-        text = Path(cpuinfo).read_text()
-    except OSError:
+    fields = cpuinfo_fields(cpuinfo)
+    if fields is None:
         return None
-    mhz = bogo = None
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "model name" and "GHz" in value:
-            try:
-                return float(value.rsplit("@", 1)[1].strip().removesuffix("GHz"))
-            except (IndexError, ValueError):
-                pass
-        elif key == "cpu MHz" and mhz is None:
-            mhz = float(value)
-        elif key == "bogomips" and bogo is None:
-            bogo = float(value)
-    if mhz:
-        return mhz / 1000
-    return bogo / 2000 if bogo else None
+    name = fields.get("model name", "")
+    if "GHz" in name:
+        with contextlib.suppress(IndexError, ValueError):
+            return float(name.rsplit("@", 1)[1].strip().removesuffix("GHz"))
+    if fields.get("cpu MHz"):
+        return float(fields["cpu MHz"]) / 1000
+    return float(fields["bogomips"]) / 2000 if fields.get("bogomips") else None
 
 
 def warn_if_slow_bf16(device_type: str, precision: str) -> None:
