@@ -2,10 +2,12 @@
 
     python benchmarks/posthoc_scores.py --runs runs/posthoc [--dataset digits] [--epochs 10] [--out table.md]
 
-Trains one run per method (skipped when its ``results.json`` exists), extracts the backbone maps once per set
-(train, known test, unknown test), builds each method's FeatureSet (DIFAIR: minus the anchor distances as logits,
-z, class sums, pooled maps, the maps and head for ReAct/ASH; CE and CAC: logits, pooled features, the linear head,
-ODIN's perturbed logits) and fits every score on the training images only. Prints one row per method and score,
+Trains one run per method (skipped when its ``results.json`` exists) and scores it with
+``difair.engine.posthoc.score_table`` (what ``difair eval RUN --scores`` runs): the backbone maps once per set
+(train, known test, unknown test, cached in RUN/features/), each method's FeatureSet through
+``Method.feature_set`` (DIFAIR: minus the anchor distances as logits, z, class sums, pooled maps, the maps and head
+for ReAct/ASH; CE and CAC: logits, pooled features, the linear head, ODIN's perturbed logits), every score fitted on
+the training images only. Prints one row per method and score,
 the best AUROC per method in bold, and the scores each method cannot serve.
 """
 
@@ -18,64 +20,18 @@ from pathlib import Path
 import torch
 
 from difair.config import TrainConfig, apply_overrides
-from difair.data import get_dataset
 from difair.engine import fit
 from difair.engine import rundir as R
-from difair.engine.load import load_run
-from difair.eval import ScoreTable, evaluate
-from difair.eval.posthoc import FeatureSet, difair_feature_set, logit_feature_set, odin_logits
+from difair.engine.posthoc import score_table
+from difair.eval import ScoreTable
 
 METRICS = ("auroc", "oscr", "fpr95")
 
 
-def _batched(fn, x: torch.Tensor, bs: int = 256) -> torch.Tensor:
-    return torch.cat([fn(x[i : i + bs]) for i in range(0, len(x), bs)])
-
-
-def extractor(run):
-    """``(images, labels) -> FeatureSet`` for a loaded run (eval mode, CPU)."""
-    model, method, cfg, head = run.model.eval(), run.method, run.config, run.model.head
-
-    def extract(data: tuple[torch.Tensor, torch.Tensor]) -> FeatureSet:
-        x, y = data
-        with torch.no_grad():
-            maps = _batched(model.feature_map, x)
-            out = head(maps).float()
-        if cfg.method == "difair":
-            n = cfg.difair.features_per_class
-            return difair_feature_set(
-                out, y, method.anchors(head), n, maps.mean((2, 3)), maps=maps, head=head
-            )
-        fs = logit_feature_set(
-            out,
-            y,
-            head.pooled(maps),
-            preds=method.predict(out, head),
-            head=head.fc,
-            linear=(head.fc.weight, None),
-        )
-        fs.features["odin"] = _batched(lambda b: odin_logits(model, b.float() / 255), x)
-        return fs
-
-    return extract
-
-
 def score_run(run_dir: str | Path, scores: str = "all") -> ScoreTable:
-    """Every score on the run in ``run_dir``: fitted on its training images, evaluated on its test split."""
-    run = load_run(run_dir)
-    data = get_dataset(run.config.data)
-    if run.method.needs_train_outputs(run.model.head):  # CAC: anchors on the class means, as the engine does
-        with torch.no_grad():
-            train_out = _batched(run.model, data.train_images)
-        run.method.prepare_evaluation(run.model.head, train_out, data.train_labels)
-    known = data.test_labels >= 0
-    return evaluate(
-        extractor(run),
-        (data.test_images[known], data.test_labels[known]),
-        (data.test_images[~known], data.test_labels[~known]),
-        fit_on=(data.train_images, data.train_labels),
-        scores=scores,
-    )
+    """Every score on the run in ``run_dir``: fitted on its training images, evaluated on its test split (the code
+    of ``difair eval RUN --scores``, without writing results.json)."""
+    return score_table(run_dir, scores, device="cpu")[0]
 
 
 def main() -> None:

@@ -107,6 +107,26 @@ def feature_sets(
     return out[0], out[1], out[2], fit_name
 
 
+def score_table(
+    run_dir: str | Path,
+    scores: str = "all",
+    *,
+    data: OSRData | None = None,
+    device: str | torch.device | None = None,
+) -> tuple[ScoreTable, str]:
+    """Every score in ``scores`` on the run in ``run_dir``, fitted on its training (or validation) images, and the
+    name of that fit split; writes nothing but the feature cache."""
+    names = resolve_scores(scores)  # unknown names fail here, before any extraction
+    run = load_run(run_dir)
+    cfg = run.config
+    data = load_data(cfg, data)
+    dev = torch.device(device if device is not None else device_type_for(cfg.accelerator))
+    bs = cfg.eval_batch_size
+    prepare_evaluation(run.model, run.model.head, run.method, data, bs, dev)  # CAC: re-centred anchors
+    fit, known, unknown, fit_name = feature_sets(run, data, names, batch_size=bs, device=dev)
+    return evaluate(None, known, unknown, fit_on=fit, scores=names), fit_name
+
+
 def score_run_dir(
     run_dir: str | Path,
     scores: str = "all",
@@ -115,19 +135,11 @@ def score_run_dir(
     device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """Add every score in ``scores`` to the run's ``results.json`` (which must exist: ``difair eval`` writes it)."""
-    names = resolve_scores(scores)  # unknown names fail here, before any extraction
-    run_dir = Path(run_dir)
-    results_path = run_dir / R.RESULTS
+    resolve_scores(scores)  # unknown names fail before anything is read
+    results_path = Path(run_dir) / R.RESULTS
     if not results_path.is_file():
         raise DifairError(f"{run_dir} has no {R.RESULTS}: run difair eval {run_dir} first")
-    run = load_run(run_dir)
-    cfg = run.config
-    data = load_data(cfg, data)
-    dev = torch.device(device if device is not None else device_type_for(cfg.accelerator))
-    bs = cfg.eval_batch_size
-    prepare_evaluation(run.model, run.model.head, run.method, data, bs, dev)  # CAC: re-centred anchors
-    fit, known, unknown, fit_name = feature_sets(run, data, names, batch_size=bs, device=dev)
-    table = evaluate(None, known, unknown, fit_on=fit, scores=names)
+    table, fit_name = score_table(run_dir, scores, data=data, device=device)
     return record(results_path, table, fit_name)
 
 
@@ -154,4 +166,12 @@ def record(results_path: Path, table: ScoreTable, fit_name: str) -> dict[str, An
     return results
 
 
-__all__ = ["score_run_dir", "extract_split", "cached_split", "feature_sets", "record", "FEATURES_DIR"]
+__all__ = [
+    "score_run_dir",
+    "score_table",
+    "extract_split",
+    "cached_split",
+    "feature_sets",
+    "record",
+    "FEATURES_DIR",
+]
