@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -124,7 +123,8 @@ def fit(
     run_dir = Path(run_dir)
     created = _first_missing(run_dir)  # the folder this call creates (run_dir or an ancestor), if any
     try:
-        with R.run_lock(run_dir) if _first_process() else contextlib.nullcontext():
+        # only rank 0 locks (and writes); Fabric's processes for ranks 1.. carry their rank in the environment
+        with R.run_lock(run_dir) if ddp.is_rank_zero() else contextlib.nullcontext():
             if resume:
                 R.remove_stale_temps(
                     run_dir
@@ -151,11 +151,6 @@ def _first_missing(path: Path) -> Path | None:
 def _any_file(folder: Path) -> bool:
     """Whether ``folder`` holds a file anywhere below it, other than a run lock."""
     return any(p.is_file() and p.name != R.LOCK for p in folder.rglob("*"))
-
-
-def _first_process() -> bool:
-    """False in the processes Fabric launches for ranks 1.. of a DDP run (only rank 0 locks and writes)."""
-    return os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0"
 
 
 def _fit_locked(
