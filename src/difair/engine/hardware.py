@@ -12,10 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86: AVX512-BF16 dot products, or AMX tiles
-# oneDNN ISA caps (values of ONEDNN_MAX_CPU_ISA) below the first with bf16 dot products (AVX512_CORE_BF16)
-ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
-    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
-)
+# oneDNN ISA caps (values of ONEDNN_MAX_CPU_ISA) below the first with bf16 dot products (AVX512_CORE_BF16), with
+# the fp32 FMA lanes of each; a cap from AVX512_CORE_BF16 on narrows nothing these rules look at
+ONEDNN_CAPS_WITHOUT_BF16 = {
+    "SSE41": 4,
+    "AVX": 8,
+    "AVX2": 8,
+    "AVX2_VNNI": 8,
+    "AVX2_VNNI_2": 8,
+    "AVX512_CORE": 16,
+    "AVX512_CORE_VNNI": 16,
+}
 # fp32 FMA lanes per instruction by vector ISA (x86), for the peak estimate of ``cpu_peak_gflops``.
 FP32_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
 
@@ -51,9 +58,6 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     return name
 
 
-_ONEDNN_CAP_LANES = {"SSE41": 4, "AVX": 8, "AVX2": 8, "AVX2_VNNI": 8, "AVX2_VNNI_2": 8}  # fp32 lanes
-
-
 def onednn_isa_cap(environ: Mapping[str, str] | None = None) -> str | None:
     """The ISA cap set by ``ONEDNN_MAX_CPU_ISA`` (upper case), or None when unset or ``DEFAULT``."""
     value = (os.environ if environ is None else environ).get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
@@ -70,7 +74,7 @@ def native_bf16_cpu(flags: frozenset[str] | None = None, isa_cap: str | None | b
     cap = onednn_isa_cap() if isa_cap is False else isa_cap
     if flags is None:
         return None
-    return any(f in flags for f in NATIVE_BF16_FLAGS) and cap not in ONEDNN_ISAS_WITHOUT_BF16
+    return any(f in flags for f in NATIVE_BF16_FLAGS) and cap not in ONEDNN_CAPS_WITHOUT_BF16
 
 
 @dataclass(frozen=True)
@@ -164,8 +168,8 @@ def cpu_peak_gflops(
         return None
     isa = next(f for f, n in FP32_LANES if n == lanes and f in flags)
     cap = onednn_isa_cap()
-    if cap in _ONEDNN_CAP_LANES and _ONEDNN_CAP_LANES[cap] < lanes:  # oneDNN kept to a narrower ISA
-        lanes, isa = _ONEDNN_CAP_LANES[cap], f"ONEDNN_MAX_CPU_ISA={cap}"
+    if ONEDNN_CAPS_WITHOUT_BF16.get(cap, lanes) < lanes:  # oneDNN kept to a narrower ISA
+        lanes, isa = ONEDNN_CAPS_WITHOUT_BF16[cap], f"ONEDNN_MAX_CPU_ISA={cap}"
     if precision.startswith("bf16") and native_bf16_cpu(flags):
         lanes, isa = lanes * 2, isa + "+bf16"
     peak = cores * 2 * lanes * 2 * ghz
