@@ -118,8 +118,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _print_results(results: dict, run_dir: Path) -> None:
     console = Console()
+    ck = results.get("checkpoint") or {}
+    partial = "" if ck.get("complete", True) else f" (partial: epoch {ck.get('epoch')} of {ck.get('epochs')})"
     console.print(
-        f"[bold]{results['method']}[/] on {results['dataset']} split {results['split']} -> {run_dir}"
+        f"[bold]{results['method']}[/] on {results['dataset']} split {results['split']} -> {run_dir}{partial}"
     )
     for name, m in results["scores"].items():
         mark = "*" if name == results["score"] else " "
@@ -142,6 +144,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.scores:
         resolve_scores(args.scores)  # an unknown name fails before the run is evaluated
     results = evaluate_run_dir(args.run_dir)
+    ck = results["checkpoint"]
+    if not ck["complete"]:
+        print(
+            f"difair: note: {args.run_dir} is unfinished (its checkpoint holds epoch {ck['epoch']} of "
+            f"{ck['epochs']}): results.json is marked partial; finish it with difair train --resume {args.run_dir}",
+            file=sys.stderr,
+        )
     if args.scores:
         results = score_run_dir(args.run_dir, args.scores)
         skipped = results["posthoc"]["skipped"]

@@ -70,7 +70,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.scores:
         from difair.engine.posthoc import score_run_dir  # start-up time: the parser imports this module
 
-        runs = sorted(p.parent for p in (Path(args.out) / "runs").glob("*/results.json"))
+        runs = sorted(p.parent for p in (Path(args.out) / "runs").glob("[!.]*/results.json"))
         for i, run_dir in enumerate(runs, 1):
             console.print(f"post-hoc scores {i}/{len(runs)}: {run_dir.name}", markup=False)
             score_run_dir(run_dir, args.scores)

@@ -17,8 +17,9 @@ import yaml
 from difair.bench.grid import read_manifest
 from difair.bench.paper import PAPER_EPOCHS, PAPER_SOURCE, paper_cell, vaze_mls_auroc
 from difair.engine import rundir as R
+from difair.engine.runner import read_results, results_checkpoint
 from difair.errors import DifairError
-from difair.eval.tables import aggregate
+from difair.eval.tables import aggregate, epochs_label
 
 OURS = ("closed_set_accuracy", "auroc", "oscr")
 SHORT = {"closed_set_accuracy": "acc", "auroc": "auroc", "oscr": "oscr"}
@@ -31,18 +32,23 @@ SETTINGS = (
 
 
 def collect_runs(out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(results, config) of every finished run under ``out/runs``, in folder-name order."""
+    """(results, config) of every run with results under ``out/runs``, in folder-name order; each result's
+    ``"checkpoint"`` (epoch of epochs, complete) is filled from the run's checkpoint where an earlier version did
+    not record it, so that partial results are never tabled as complete."""
     runs = []
-    for res in sorted((out / "runs").glob(f"*/{R.RESULTS}")):
+    for res in sorted((out / "runs").glob(f"[!.]*/{R.RESULTS}")):  # not a hidden stage (engine.staging)
         cfg_path = res.parent / R.CONFIG
         cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
-        runs.append((json.loads(res.read_text()), cfg))
+        results = read_results(res.parent)
+        assert results is not None
+        results["checkpoint"] = results_checkpoint(res.parent, results)
+        runs.append((results, cfg))
     return runs
 
 
 def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Aggregated rows (every score of every method), each with the paper's numbers where Table 1 has them."""
-    rows = [{k: r[k] for k in ("dataset", "method", "score", "n_runs", "splits", *OURS) if k in r}
+    rows = [{k: r[k] for k in ("dataset", "method", "score", "n_runs", "splits", "checkpoint", *OURS) if k in r}
             for r in aggregate(results)]  # fmt: skip
     for row in rows:
         cell = paper_cell(row["dataset"], row["method"], row["score"])
@@ -81,6 +87,11 @@ def header_info(runs: list[tuple[dict[str, Any], dict[str, Any]]], manifest: dic
         "epochs": epochs,
         "paper_epochs": PAPER_EPOCHS,
         "proxy": any(e < PAPER_EPOCHS for e in epochs),
+        "partial_runs": sorted(
+            f"{r['method']}-{r['dataset']}-split{r['split']}-seed{r['seed']}: {epochs_label(r['checkpoint'])}"
+            for r in results
+            if not r["checkpoint"]["complete"]
+        ),
         "datasets": sorted({r["dataset"] for r in results}),
         "methods": sorted({r["method"] for r in results}),
         "splits": sorted({r["split"] for r in results}),
@@ -117,6 +128,11 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     budget = f"**Budget: {epochs} epochs per run** (the paper: {info['paper_epochs']})."
     if info["proxy"]:
         budget += " A reduced-budget proxy: not a reproduction of the paper's numbers."
+    if info["partial_runs"]:
+        budget += (
+            f" **{len(info['partial_runs'])} run(s) unfinished** ({'; '.join(info['partial_runs'])}): their rows"
+            " say `partial` under Epochs and are not results of this budget (difair benchmark resumes them)."
+        )
     lines += [budget, ""]
     seeds = ",".join(map(str, info["seeds"]))
     lines.append(
@@ -135,15 +151,16 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
     )
     lines += [
         "",
-        "Ours: mean ± population std over splits, in percent; in bold the best AUROC of each method. Paper: "
+        "Ours: mean ± population std over splits, in percent; in bold the best AUROC of each method. Epochs: the "
+        "epoch of epochs the runs' checkpoints hold. Paper: "
         "acc / AUROC from " + info["paper"] + ".",
         "",
-        "| Dataset | Method | Score | Runs | Acc (%) | AUROC (%) | OSCR (%) | Paper (Table 1) acc / AUROC |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Dataset | Method | Score | Runs | Epochs | Acc (%) | AUROC (%) | OSCR (%) | Paper (Table 1) acc / AUROC |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     best: dict[tuple[str, str], float] = {}
     for r in rows:
-        if r.get("auroc"):
+        if r.get("auroc") and r["checkpoint"]["complete"]:
             key = (r["dataset"], r["method"])
             best[key] = max(best.get(key, -1.0), r["auroc"]["mean"])
     for r in rows:
@@ -152,11 +169,12 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             r["method"],
             r["score"],
             str(r["n_runs"]),
+            epochs_label(r["checkpoint"]),
             *(_ours(r, m) for m in OURS),
             _paper(r),
         ]
-        if r.get("auroc") and r["auroc"]["mean"] == best[(r["dataset"], r["method"])]:
-            cells[5] = f"**{cells[5]}**"  # the method's best score on this dataset
+        if r.get("auroc") and r["auroc"]["mean"] == best.get((r["dataset"], r["method"])):
+            cells[6] = f"**{cells[6]}**"  # the method's best score on this dataset (finished runs only)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -171,14 +189,16 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{SHORT[m]}_{s}_pct" for m in OURS for s in ("mean", "std")]
     w.writerow(["dataset", "method", "score", "n_runs", "splits", *cols,
-                "paper_row", "paper_acc_pct", "paper_auroc_pct", "paper_vaze_mls_auroc_pct"])  # fmt: skip
+                "paper_row", "paper_acc_pct", "paper_auroc_pct", "paper_vaze_mls_auroc_pct",
+                "checkpoint_epoch", "epochs", "complete"])  # fmt: skip
     for r in rows:
         ours = [_csv_pct(r[m][s]) if m in r else "" for m in OURS for s in ("mean", "std")]
         p = r["paper"] or {}
         paper = [p.get("row", ""), _csv_pct(p.get("closed_set_accuracy")), _csv_pct(p.get("auroc"))]
         splits = " ".join(map(str, r["splits"]))
+        ck = r["checkpoint"]
         w.writerow([r["dataset"], r["method"], r["score"], r["n_runs"], splits, *ours, *paper,
-                    _csv_pct(r["paper_vaze_mls_auroc"])])  # fmt: skip
+                    _csv_pct(r["paper_vaze_mls_auroc"]), ck["epoch"], ck["epochs"], str(ck["complete"]).lower()])  # fmt: skip
     return buf.getvalue()
 
 

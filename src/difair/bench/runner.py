@@ -20,6 +20,7 @@ from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data
 from difair.engine.progress import make_progress
+from difair.engine.runner import run_status
 
 TIMING = "timing.json"
 
@@ -61,7 +62,7 @@ def run_grid(
     try:
         for i, (spec, cfg) in enumerate(zip(specs, configs, strict=True)):
             run_dir = out / "runs" / spec.name
-            done = cfg.epochs if (run_dir / R.RESULTS).is_file() else epochs_done(run_dir)
+            done = cfg.epochs if run_status(cfg, run_dir) == "done" else epochs_done(run_dir)
             if progress is not None:
                 progress.update(task, advance=done, description=f"[{i + 1}/{len(specs)}] {spec.name}")
             data = None

@@ -117,8 +117,21 @@ def validation_accuracy(
     return float((method.predict(out, head) == data.val_labels).double().mean())
 
 
-def evaluate_run(cfg: TrainConfig, raw_model, method, data: OSRData, device) -> dict[str, Any]:
-    """Metrics of every score of the method on the test set, as the ``results.json`` record."""
+def checkpoint_record(epoch: int, epochs: int) -> dict[str, Any]:
+    """Which epoch of how many a checkpoint holds, as ``results.json`` states it.
+
+    ``epoch`` counts the epochs trained, from 1 as the messages do ("epoch 3 of 4"): the checkpoint written after
+    the row ``"epoch": e - 1`` of ``metrics.jsonl`` (which counts from 0) holds epoch ``e``. ``complete``: all of
+    the config's epochs are trained; results of an incomplete checkpoint are partial.
+    """
+    return {"epoch": epoch, "epochs": epochs, "complete": epoch >= epochs}
+
+
+def evaluate_run(
+    cfg: TrainConfig, raw_model, method, data: OSRData, device, checkpoint: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Metrics of every score of the method on the test set, as the ``results.json`` record; ``checkpoint``
+    (``checkpoint_record``) says which epoch the model holds (default: the last, a finished run)."""
     ev = evaluate_model(
         raw_model,
         method,
@@ -141,6 +154,7 @@ def evaluate_run(cfg: TrainConfig, raw_model, method, data: OSRData, device) -> 
         "n_train": len(data.train_labels),
         "validation": ev.get("validation"),  # None without data.val_fraction
         "epochs": cfg.epochs,
+        "checkpoint": checkpoint or checkpoint_record(cfg.epochs, cfg.epochs),
         "scores": ev["per_score"],
         "fidelity": cfg.fidelity(),
         "data": data.summary(),
@@ -158,14 +172,16 @@ def evaluate_run(cfg: TrainConfig, raw_model, method, data: OSRData, device) -> 
 
 
 def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[str, Any]:
-    """Recompute ``results.json`` of a run from its checkpoint (all scores of its method)."""
+    """Recompute ``results.json`` of a run from its checkpoint (all scores of its method); the checkpoint of an
+    unfinished run gives results marked partial (``"checkpoint": {..., "complete": false}``)."""
     run = load_run(run_dir)
     cfg = run.config
     data = load_data(cfg, data)
     fabric = make_fabric(cfg)
     model = run.model.to(memory_format=memory_format(cfg))
     model = model.to(fabric.device)
-    results = evaluate_run(cfg, model, run.method, data, fabric.device)
+    checkpoint = checkpoint_record(int(run.state["epoch"]) + 1, cfg.epochs)
+    results = evaluate_run(cfg, model, run.method, data, fabric.device, checkpoint)
     previous = Path(run_dir) / R.RESULTS
     if previous.is_file():
         try:  # eval exists to rewrite a results.json that is missing, changed or cut short

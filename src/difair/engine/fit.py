@@ -19,7 +19,7 @@ import torch
 
 from difair.config import TrainConfig
 from difair.data.base import OSRData
-from difair.engine import ddp
+from difair.engine import ddp, staging
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
 from difair.engine.evaluate import evaluate_run, validation_accuracy
@@ -125,10 +125,12 @@ def fit(
     try:
         # only rank 0 locks (and writes); Fabric's processes for ranks 1.. carry their rank in the environment
         with R.run_lock(run_dir) if ddp.is_rank_zero() else contextlib.nullcontext():
-            if resume:
-                R.remove_stale_temps(
-                    run_dir
-                )  # a write killed midway left them; the lock says no writer is active
+            if (
+                ddp.is_rank_zero()
+            ):  # what a write or a start killed midway left; the lock says no writer is active
+                staging.remove_stale_stages(run_dir)
+                if resume:
+                    R.remove_stale_temps(run_dir)
             return _fit_locked(cfg, run_dir, resume, overwrite, data, show_progress, on_epoch, devices)
     except BaseException:
         if (
@@ -165,15 +167,24 @@ def _fit_locked(
 ) -> dict[str, Any]:
     """``fit`` while holding the run folder's lock."""
     cfg, fabric, data = _start(cfg, run_dir, resume, overwrite, data, devices)
-    torch.manual_seed(cfg.seed)
-    model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
-    model = model.to(memory_format=memory_format(cfg))
-    optimizer = make_optimizer(cfg, model)
-    schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
-    start_epoch = _restore(run_dir, cfg, model, optimizer, schedule, resume, fabric.global_rank == 0)
-    loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
-    train_time = _train_epochs(loop, schedule, data, run_dir, start_epoch, show_progress, on_epoch)
-    return _finish(loop, data, run_dir, train_time)
+    zero = fabric.global_rank == 0
+    # a new run is written beside run_dir and swapped in at its first checkpoint (difair.engine.staging)
+    with (
+        staging.staged_run(run_dir)
+        if zero and not resume
+        else contextlib.nullcontext(staging.InPlace(run_dir)) as folder
+    ):
+        if zero and not resume:
+            R.atomic_write_text(folder.path / R.CONFIG, cfg.to_yaml())
+        torch.manual_seed(cfg.seed)
+        model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
+        model = model.to(memory_format=memory_format(cfg))
+        optimizer = make_optimizer(cfg, model)
+        schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
+        start_epoch = _restore(run_dir, cfg, model, optimizer, schedule, resume, zero)
+        loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
+        train_time = _train_epochs(loop, schedule, data, folder, start_epoch, show_progress, on_epoch)
+        return _finish(loop, data, folder.path, train_time)
 
 
 def _start(
@@ -184,9 +195,9 @@ def _start(
     data: OSRData | None,
     devices: int | None,
 ) -> tuple[TrainConfig, Any, OSRData]:
-    """The run's resolved config, Fabric and data; the run folder checked, then (new runs) written."""
+    """The run's resolved config, Fabric and data, and the run folder checked; nothing is written yet."""
     if resume:
-        R.prepare_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
+        staging.check_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
     cfg = _config_for(cfg, run_dir, resume)
     if devices is not None:
         cfg.devices = devices
@@ -197,12 +208,9 @@ def _start(
     if zero:
         warn_if_slow_bf16(fabric.device.type, cfg.precision)
     if zero and not resume:
-        R.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing yet
+        staging.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing
     data = load_data(cfg, data)
     cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
-    if zero and not resume:  # the data loaded: only now clear an overwritten run and write the new one
-        R.prepare_run_dir(run_dir, resume=False, overwrite=overwrite)
-        R.atomic_write_text(run_dir / R.CONFIG, cfg.to_yaml())
     if fabric.world_size > 1:
         fabric.launch()
     return cfg, fabric, data
@@ -255,14 +263,14 @@ def _train_epochs(
     loop: TrainLoop,
     schedule: EpochSchedule,
     data: OSRData,
-    run_dir: Path,
+    folder: staging.StagedRun | staging.InPlace,
     start_epoch: int,
     show_progress: bool,
     on_epoch: EpochCallback | None,
 ) -> float:
-    """Train the remaining epochs, each checked for divergence, logged and checkpointed; the training time."""
+    """Train the remaining epochs, each checked for divergence, logged and checkpointed (the first checkpoint
+    commits a staged new run in place of the old folder); the training time."""
     cfg, zero = loop.cfg, loop.rank == 0
-    ckpt_path = run_dir / R.CHECKPOINT
     t_start = time.perf_counter()
     with EpochProgress(
         cfg.epochs, start_epoch, f"{cfg.method} {cfg.data.name}#{cfg.data.split}", show_progress and zero
@@ -270,12 +278,13 @@ def _train_epochs(
         for epoch in range(start_epoch, cfg.epochs):
             schedule.set_epoch(epoch)  # the one place that sets the learning rate
             row = run_epoch(loop, epoch)
-            check_finite(row, epoch, ckpt_path)
+            check_finite(row, epoch, folder.path / R.CHECKPOINT)
             if zero and data.has_validation:
                 row["val_accuracy"] = epoch_validation_accuracy(loop, data)
             if zero:
-                R.append_metrics(run_dir, row)
-                R.save_checkpoint(ckpt_path, _checkpoint_state(loop, schedule, epoch, data))
+                R.append_metrics(folder.path, row)
+                R.save_checkpoint(folder.path / R.CHECKPOINT, _checkpoint_state(loop, schedule, epoch, data))
+                folder.commit()
             bar.advance(row)
             if on_epoch is not None and zero:
                 on_epoch(row)

@@ -7,7 +7,6 @@ import json
 import os
 import pickle
 import random
-import shutil
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -145,18 +144,33 @@ def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]) if isinstance(py, list) else py)
 
 
+class RunLock:
+    """A held run lock: the open, ``flock``-ed file and where it lies now (a staged run moves it, see
+    ``difair.engine.staging``)."""
+
+    def __init__(self, path: Path, fh: Any) -> None:
+        self.path, self.fh = path, fh
+
+    def release(self) -> None:
+        """Remove the lock file (while still holding it, so that a waiter sees a replaced file) and let go."""
+        with contextlib.suppress(OSError):
+            if os.stat(self.path).st_ino == os.fstat(self.fh.fileno()).st_ino:  # ours, not a successor's
+                self.path.unlink()
+        self.fh.close()
+
+
 @contextlib.contextmanager
-def run_lock(run_dir: Path) -> Iterator[None]:
+def run_lock(run_dir: Path) -> Iterator[RunLock | None]:
     """Hold ``run_dir/.lock`` while a process trains the run; a second process is refused in one line.
 
     An exclusive ``flock``: the kernel releases it when its process ends, however it ends, so the lock of a
     killed run is never stale (its file may stay behind, unheld). The file holds the holder's pid for the message
-    and is removed when the block ends. POSIX only; elsewhere no lock.
+    and is removed when the block ends. POSIX only; elsewhere no lock (and None is yielded).
     """
     try:
         import fcntl
     except ImportError:  # Windows: no advisory locks here
-        yield
+        yield None
         return
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
@@ -180,16 +194,15 @@ def run_lock(run_dir: Path) -> Iterator[None]:
         fh.close()
     else:
         raise DifairError(f"cannot lock {path}: another process keeps replacing it")
+    lock = RunLock(path, fh)
     try:
         fh.seek(0)
         fh.truncate()
         fh.write(f"process {os.getpid()} on {socket.gethostname()}")
         fh.flush()
-        yield
+        yield lock
     finally:
-        with contextlib.suppress(OSError):
-            path.unlink()  # while still holding it, so that a waiter sees a replaced file
-        fh.close()
+        lock.release()
 
 
 def remove_stale_temps(run_dir: Path) -> list[Path]:
@@ -208,39 +221,6 @@ def remove_stale_temps(run_dir: Path) -> list[Path]:
 def holds_files(run_dir: Path) -> bool:
     """Whether ``run_dir`` holds anything besides a lock file."""
     return run_dir.is_dir() and any(p.name != LOCK for p in run_dir.iterdir())
-
-
-def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
-    """Raise unless ``run_dir`` may be used as asked; touches nothing. Returns whether it holds files."""
-    exists = holds_files(run_dir)
-    if resume:
-        if not (run_dir / CONFIG).is_file():
-            raise DifairError(f"{run_dir} holds no run to resume (no {CONFIG}): start it without --resume")
-        return exists
-    if exists and not overwrite:
-        raise DifairError(
-            f"run folder {run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
-        )
-    if exists and not (run_dir / CONFIG).is_file():
-        raise DifairError(
-            f"{run_dir} is not a difair run folder (no {CONFIG}); refusing to clear it: choose another --out"
-        )
-    return exists
-
-
-def prepare_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> None:
-    """Check that ``run_dir`` may be used; with ``overwrite`` clear what a previous run wrote there."""
-    exists = check_run_dir(run_dir, resume=resume, overwrite=overwrite)
-    if resume:
-        return
-    if exists and overwrite:
-        for name in (CONFIG, METRICS, RESULTS, "checkpoints"):
-            p = run_dir / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            else:
-                p.unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def read_run_config(run_dir: Path) -> TrainConfig:
