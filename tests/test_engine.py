@@ -53,7 +53,7 @@ def test_run_folder_contents(tmp_path: Path, method: str, scores: set[str]) -> N
     run = tmp_path / "run"
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.pt").is_file()
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows] == [0, 1]
+    assert [(r["epoch"], r["epochs"]) for r in rows] == [(1, 2), (2, 2)]  # "epoch 1/2", as messages say
     saved = json.loads((run / "results.json").read_text())
     assert set(saved) >= RESULT_KEYS
     assert set(saved["scores"]) == scores
@@ -165,4 +165,4 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     wb = torch.load(killed / R.CHECKPOINT, weights_only=False)["model"]
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     rows = [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
-    assert rows == list(range(14))
+    assert rows == list(range(1, 15))  # counted from 1, as messages count them

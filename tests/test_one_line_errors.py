@@ -95,7 +95,7 @@ def test_a_torn_last_metrics_line_is_dropped_on_resume(tmp_path):
     assert ckpt["epoch"] == 1
     assert main(["train", "--quiet", "--resume", str(out)]) == 0
     rows = [json.loads(x) for x in (out / R.METRICS).read_text().splitlines()]  # every line parses again
-    assert [r["epoch"] for r in rows][:1] == [0] and (out / R.RESULTS).is_file()
+    assert [r["epoch"] for r in rows][:1] == [1] and (out / R.RESULTS).is_file()
 
 
 @pytest.mark.parametrize(

@@ -95,18 +95,18 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
     known = resolve_known(cfg.known, classes)
     unknown = [c for c in range(len(classes)) if c not in known]
     size = image_size(cfg, FOLDER_IMAGE_SIZE)
-    pools = {}
-    for split in ("train", "test"):
-        files, labels = _files(path, split, classes)  # all classes: one cache serves every choice of known
-        images = cached_images(files, root=path, size=size, label=f"folder-{split}", cache_dir=cache_dir)
-        pools[split] = (images, labels)
-    counts = np.bincount(pools["train"][1], minlength=len(classes))
+    listed = {split: _files(path, split, classes) for split in ("train", "test")}  # all classes: one cache
+    counts = np.bincount(listed["train"][1], minlength=len(classes))  # serves every choice of known
     empty = [classes[k] for k in known if counts[k] == 0]
-    if empty:
+    if empty:  # before anything is decoded or cached
         raise DifairError(
             f"known class {empty[0]!r} has no training images in {path / 'train' / empty[0]}: add images there "
             "or leave it out of data.known"
         )
+    pools = {}
+    for split, (files, labels) in listed.items():
+        images = cached_images(files, root=path, size=size, label=f"folder-{split}", cache_dir=cache_dir)
+        pools[split] = (images, labels)
     ignored = sorted({classes[c] for c in np.unique(pools["train"][1]) if c not in known})
     return build_osr(
         cfg,

@@ -183,10 +183,18 @@ def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[s
     checkpoint = checkpoint_record(int(run.state["epoch"]) + 1, cfg.epochs)
     results = evaluate_run(cfg, model, run.method, data, fabric.device, checkpoint)
     previous = Path(run_dir) / R.RESULTS
-    if previous.is_file():
-        try:  # eval exists to rewrite a results.json that is missing, changed or cut short
-            results["train_time_s"] = json.loads(previous.read_text()).get("train_time_s")
-        except (ValueError, AttributeError, OSError):
-            results["train_time_s"] = None
+    results["train_time_s"] = _train_time(run.state, previous)
     R.write_json(previous, results)
     return results
+
+
+def _train_time(state: dict[str, Any], results_path: Path) -> float | None:
+    """The run's training time: kept in its checkpoint (difair > 0.1.0), else in the results.json it replaces."""
+    t = state.get("train_time_s")
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        return round(float(t), 2)
+    try:  # eval exists to rewrite a results.json that is missing, changed or cut short
+        t = json.loads(results_path.read_text()).get("train_time_s")
+    except (ValueError, AttributeError, OSError):
+        return None
+    return t if isinstance(t, (int, float)) and not isinstance(t, bool) else None

@@ -25,6 +25,7 @@ from difair.engine.build import build_model, load_data, make_fabric, make_optimi
 from difair.engine.evaluate import evaluate_run, validation_accuracy
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
+from difair.engine.load import check_state
 from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
@@ -52,14 +53,17 @@ def _config_for(cfg: TrainConfig | None, run_dir: Path, resume: bool) -> TrainCo
     return cfg.resolve()
 
 
-def _checkpoint_state(loop: TrainLoop, schedule: EpochSchedule, epoch: int, data: OSRData) -> dict[str, Any]:
+def _checkpoint_state(
+    loop: TrainLoop, schedule: EpochSchedule, epoch: int, data: OSRData, train_time: float
+) -> dict[str, Any]:
     cfg = loop.cfg
     return {
         "model": loop.model.state_dict(),
         "optimizer": loop.optimizer.state_dict(),
         "schedule": schedule.state_dict(),
         "rng": R.rng_state(),
-        "epoch": epoch,
+        "epoch": epoch,  # the index (from 0) of the last epoch trained; metrics.jsonl counts from 1
+        "train_time_s": train_time,  # over every session of the run, so a resumed run reports the total
         "config": cfg.to_dict(),
         "config_digest": cfg.digest(),
         "num_classes": data.num_classes,
@@ -86,7 +90,11 @@ def run_epoch(loop: TrainLoop, epoch: int) -> dict[str, Any]:
     sums, correct, seen = stats.sums, stats.correct, stats.seen
     if loop.world_size > 1:
         sums, correct, seen = ddp.reduce_epoch_sums(loop.fabric, sums, correct, seen)
-    row: dict[str, Any] = {"epoch": epoch, "lr": lr}
+    row: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "epochs": loop.cfg.epochs,
+        "lr": lr,
+    }  # "epoch 3/10", as messages
     row.update({f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()})
     row["train_accuracy"] = float(correct) / max(seen, 1)
     row["epoch_time_s"] = round(time.perf_counter() - t0, 4)
@@ -181,9 +189,11 @@ def _fit_locked(
         model = model.to(memory_format=memory_format(cfg))
         optimizer = make_optimizer(cfg, model)
         schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
-        start_epoch = _restore(run_dir, cfg, model, optimizer, schedule, resume, zero)
+        start_epoch, prior_time = _restore(run_dir, cfg, model, optimizer, schedule, resume, zero)
         loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
-        train_time = _train_epochs(loop, schedule, data, folder, start_epoch, show_progress, on_epoch)
+        train_time = _train_epochs(
+            loop, schedule, data, folder, start_epoch, prior_time, show_progress, on_epoch
+        )
         return _finish(loop, data, folder.path, train_time)
 
 
@@ -224,25 +234,45 @@ def _restore(
     schedule: EpochSchedule,
     resume: bool,
     zero: bool,
-) -> int:
-    """Load the last checkpoint into model, optimizer, schedule and RNGs when resuming; the first epoch to train."""
+) -> tuple[int, float]:
+    """Load the last checkpoint into model, optimizer, schedule and RNGs when resuming; the first epoch to train
+    (from 0) and the training time of the sessions before."""
     ckpt_path = run_dir / R.CHECKPOINT
     if resume and ckpt_path.is_file():
         state = R.load_checkpoint(ckpt_path)
         if state.get("config_digest") != cfg.digest():
             raise DifairError(
-                f"checkpoint {ckpt_path} belongs to another configuration: retrain with --overwrite"
+                f"checkpoint {ckpt_path} belongs to another configuration than {run_dir / R.CONFIG}: restore "
+                "that file, or retrain with --overwrite"
             )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        R.set_rng_state(state["rng"])
+        check_state(state, ckpt_path)
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            schedule.load_state_dict(state["schedule"])
+            R.set_rng_state(state["rng"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise DifairError(
+                f"checkpoint {ckpt_path} is damaged or does not fit its config ({type(exc).__name__}): restore "
+                "it, or retrain the run with --overwrite"
+            ) from exc
+        done = int(state["epoch"]) + 1
         if zero:
-            R.truncate_metrics(run_dir, int(state["epoch"]))
-        return int(state["epoch"]) + 1
+            R.truncate_metrics(run_dir, done)
+        return done, _prior_train_time(state, run_dir, done)
     if resume and zero:
-        R.truncate_metrics(run_dir, -1)
-    return 0
+        R.truncate_metrics(run_dir, 0)
+    return 0, 0.0
+
+
+def _prior_train_time(state: dict[str, Any], run_dir: Path, done: int) -> float:
+    """The training time a checkpoint holds; for checkpoints of difair <= 0.1.0 (which did not keep it) the sum of
+    the epoch times logged for its ``done`` epochs."""
+    t = state.get("train_time_s")
+    if isinstance(t, (int, float)) and math.isfinite(t) and t >= 0:
+        return float(t)
+    rows = R.read_metrics(run_dir)[:done]
+    return float(sum(r["epoch_time_s"] for r in rows if isinstance(r.get("epoch_time_s"), (int, float))))
 
 
 def check_finite(row: dict[str, Any], epoch: int, ckpt_path: Path) -> None:
@@ -265,13 +295,15 @@ def _train_epochs(
     data: OSRData,
     folder: staging.StagedRun | staging.InPlace,
     start_epoch: int,
+    prior_time: float,
     show_progress: bool,
     on_epoch: EpochCallback | None,
 ) -> float:
     """Train the remaining epochs, each checked for divergence, logged and checkpointed (the first checkpoint
-    commits a staged new run in place of the old folder); the training time."""
+    commits a staged new run in place of the old folder); the training time of the whole run (``prior_time``, that
+    of the sessions before, included)."""
     cfg, zero = loop.cfg, loop.rank == 0
-    t_start = time.perf_counter()
+    t_start, elapsed = time.perf_counter(), prior_time
     with EpochProgress(
         cfg.epochs, start_epoch, f"{cfg.method} {cfg.data.name}#{cfg.data.split}", show_progress and zero
     ) as bar:
@@ -281,14 +313,17 @@ def _train_epochs(
             check_finite(row, epoch, folder.path / R.CHECKPOINT)
             if zero and data.has_validation:
                 row["val_accuracy"] = epoch_validation_accuracy(loop, data)
+            elapsed = prior_time + time.perf_counter() - t_start
             if zero:
                 R.append_metrics(folder.path, row)
-                R.save_checkpoint(folder.path / R.CHECKPOINT, _checkpoint_state(loop, schedule, epoch, data))
+                R.save_checkpoint(
+                    folder.path / R.CHECKPOINT, _checkpoint_state(loop, schedule, epoch, data, elapsed)
+                )
                 folder.commit()
             bar.advance(row)
             if on_epoch is not None and zero:
                 on_epoch(row)
-    return time.perf_counter() - t_start
+    return elapsed  # up to the last checkpoint, so that resuming a finished run reports the same total
 
 
 def _finish(loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float) -> dict[str, Any]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from difair.config import TrainConfig
 from difair.engine import rundir as R
@@ -39,12 +43,72 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             f"checkpoint {run_dir / R.CHECKPOINT} comes from another configuration than {run_dir / R.CONFIG}: "
             "retrain the run with --overwrite"
         )
+    check_state(state, run_dir / R.CHECKPOINT)
+    bad = [
+        k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
+    ]
+    if bad:
+        raise DifairError(
+            f"checkpoint {run_dir / R.CHECKPOINT} holds non-finite weights ({bad[0]}): the checkpoint diverged; "
+            "retrain it (e.g. with a lower optim.lr)"
+        )
     model, method = build_model(cfg, state["num_classes"], state["channels"], state["mean"], state["std"])
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as exc:
+    except (RuntimeError, TypeError, ValueError) as exc:
         raise DifairError(
             f"checkpoint {run_dir / R.CHECKPOINT} does not fit its config: retrain with --overwrite"
         ) from exc
     model.eval()
     return LoadedRun(run_dir, cfg, model, method, state)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check_state(state: Mapping[str, Any], path: Path) -> None:
+    """One line when the fields of a checkpoint that rebuild its model have the wrong types (an edited or damaged
+    file that still unpickles)."""
+    stats = [state.get("mean"), state.get("std")]
+    problems = {
+        "model": isinstance(state.get("model"), Mapping)
+        and all(isinstance(v, torch.Tensor) for v in state["model"].values()),
+        "epoch": type(state.get("epoch")) is int,
+        "num_classes": type(state.get("num_classes")) is int and state["num_classes"] > 0,
+        "channels": type(state.get("channels")) is int and state["channels"] > 0,
+        "mean and std": all(
+            isinstance(s, (list, tuple)) and len(s) == state.get("channels") and all(_is_number(x) for x in s)
+            for s in stats
+        ),
+        "class_names": isinstance(state.get("class_names", []), (list, tuple))
+        and all(isinstance(n, str) for n in state.get("class_names", [])),
+    }
+    bad = [k for k, ok in problems.items() if not ok]
+    if bad:
+        raise DifairError(
+            f"checkpoint {path} is damaged ({', '.join(bad)} of the wrong type): restore it, or retrain the run "
+            "with --overwrite"
+        )
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any] | None:
+    """A run's ``results.json`` (None when there is none); one line when it is not the mapping difair writes."""
+    path = Path(run_dir) / R.RESULTS
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise DifairError(
+            f"{path} is not valid JSON ({type(exc).__name__}): difair eval {run_dir} rewrites it"
+        ) from exc
+    scores = data.get("scores", {}) if isinstance(data, dict) else None
+    if not isinstance(scores, dict) or not all(
+        isinstance(m, dict) and all(_is_number(v) for v in m.values()) for m in scores.values()
+    ):
+        raise DifairError(
+            f"{path} does not hold the results difair writes (a mapping with the metrics of each score): "
+            f"difair eval {run_dir} rewrites it"
+        )
+    return data

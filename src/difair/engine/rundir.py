@@ -9,6 +9,7 @@ import pickle
 import random
 import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,10 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise DifairError(f"no checkpoint at {path}: train the run first (difair train ...)")
     try:
-        with torch.serialization.safe_globals(_LEGACY_SAFE_GLOBALS):
+        with torch.serialization.safe_globals(_LEGACY_SAFE_GLOBALS), warnings.catch_warnings():
+            warnings.filterwarnings(
+                "ignore", message="Detected pickle protocol"
+            )  # a foreign file: refused below
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" not in str(exc):  # no object was refused: a truncated or foreign file
@@ -228,7 +232,12 @@ def read_run_config(run_dir: Path) -> TrainConfig:
     if not path.is_file():
         raise DifairError(f"{run_dir} is not a difair run folder (no {CONFIG})")
     try:
-        return TrainConfig.from_yaml(path.read_text())
+        text = path.read_text()
+        if not text.strip():  # defaults would stand in for the run's options
+            raise DifairError("the file is empty: restore it, or retrain the run with --overwrite")
+        cfg = TrainConfig.from_yaml(text)
+        cfg.validate()  # a hand-edited value is named, not reported as "another configuration"
+        return cfg
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise DifairError(
             f"{path} is not valid YAML ({type(exc).__name__}): restore it, or retrain the run with --overwrite"
@@ -242,17 +251,43 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
         fh.write(json.dumps(row) + "\n")
 
 
-def truncate_metrics(run_dir: Path, last_epoch: int) -> None:
-    """Drop metric rows of epochs after ``last_epoch`` (written before a kill, not covered by the checkpoint)."""
+def _epoch_number(row: Any) -> int | None:
+    """The epoch (from 1) of a metrics row; rows of difair <= 0.1.0 (no ``epochs`` field) counted from 0."""
+    if not isinstance(row, dict) or type(row.get("epoch")) is not int:
+        return None
+    return row["epoch"] if "epochs" in row else row["epoch"] + 1
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows of ``metrics.jsonl`` in order; lines that are not a row (torn by a kill, edited) are skipped."""
+    path = run_dir / METRICS
+    rows = []
+    if path.is_file():
+        for ln in path.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(ln)
+            except ValueError:
+                continue
+            if _epoch_number(row) is not None:
+                rows.append(row)
+    return rows
+
+
+def truncate_metrics(run_dir: Path, done: int) -> None:
+    """Keep the metric rows of the first ``done`` epochs, those the checkpoint covers: rows written before a kill
+    for later epochs and lines that are not a row (torn by a kill during its append) are dropped."""
     path = run_dir / METRICS
     if not path.is_file():
         return
+    text = path.read_text(errors="replace")
     keep = []
-    for ln in path.read_text(errors="replace").splitlines():
+    for ln in text.splitlines():
         try:
-            row = json.loads(ln)
-        except ValueError:  # a line torn by a kill during its append: the checkpoint does not cover it
+            number = _epoch_number(json.loads(ln))
+        except ValueError:
             continue
-        if isinstance(row, dict) and row.get("epoch", -1) <= last_epoch:
+        if number is not None and number <= done:
             keep.append(ln)
-    atomic_write_text(path, "".join(ln + "\n" for ln in keep))
+    new = "".join(ln + "\n" for ln in keep)
+    if new != text:  # a file that needs no change is not rewritten
+        atomic_write_text(path, new)

@@ -62,7 +62,7 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if record.get("checkpoint") != checkpoint_fingerprint(run_dir):
+    if not isinstance(record, dict) or record.get("checkpoint") != checkpoint_fingerprint(run_dir):
         return None
     return record
 

@@ -11,8 +11,7 @@ import torch
 from torch import Tensor
 
 from difair.data.cache import is_image_file, to_8bit  # to_8bit: the same conversion as the training cache
-from difair.engine import rundir as R
-from difair.engine.load import LoadedRun
+from difair.engine.load import LoadedRun, read_results
 from difair.errors import DifairError
 
 
@@ -20,13 +19,10 @@ def run_image_size(run: LoadedRun) -> int:
     """The square input size the run was trained at."""
     if run.config.data.image_size:
         return int(run.config.data.image_size)
-    import json
-
-    path = Path(run.run_dir) / R.RESULTS
-    if path.is_file():
-        size = json.loads(path.read_text()).get("data", {}).get("image_size")
-        if size:
-            return int(size)
+    data = (read_results(run.run_dir) or {}).get("data")
+    size = data.get("image_size") if isinstance(data, dict) else None
+    if type(size) is int and size > 0:
+        return size
     raise DifairError(f"cannot tell the image size of {run.run_dir}: set data.image_size or run difair eval")
 
 

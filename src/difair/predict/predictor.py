@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from difair.engine import rundir as R
-from difair.engine.evaluate import collect_outputs
+from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 from difair.predict.calibration import calibrate, pick_device, read_calibration
@@ -131,7 +131,9 @@ class Predictor:
 
     def outputs(self, batch: Tensor) -> Tensor:
         """Model outputs (on CPU) of a prepared batch."""
-        return collect_outputs(self.model, batch, self.batch_size, self.device)
+        out = collect_outputs(self.model, batch, self.batch_size, self.device)
+        check_finite_outputs(out, "images")  # no prediction (nor acceptance) from a diverged checkpoint
+        return out
 
     def predict(self, images: Any, *, on_error: str = "skip") -> Predictions:
         """Classify ``images`` (tensors, arrays, PIL images, paths or folders) with rejection.

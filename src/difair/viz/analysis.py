@@ -10,7 +10,7 @@ from torch import Tensor
 
 from difair.data import get_dataset
 from difair.data.base import OSRData
-from difair.engine.evaluate import collect_outputs
+from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 from difair.methods import Method
@@ -68,7 +68,9 @@ class RunAnalysis:
 
     # ------------------------------------------------------------------ outputs
     def _outputs(self, images: Tensor) -> Tensor:
-        return collect_outputs(self.model, images, self.run.config.eval_batch_size, self.device)
+        out = collect_outputs(self.model, images, self.run.config.eval_batch_size, self.device)
+        check_finite_outputs(out, "images")  # a diverged checkpoint: one line, not figures of NaN
+        return out
 
     @cached_property
     def test_outputs(self) -> Tensor:

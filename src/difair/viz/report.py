@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from difair.engine import rundir as R
-from difair.engine.load import LoadedRun
+from difair.engine.load import LoadedRun, read_results
 from difair.eval.metrics import osr_metrics
 from difair.version import __version__
 from difair.viz import cards, curves, embeddings, representations
@@ -87,8 +86,7 @@ def sample_indices(ra: RunAnalysis, per_kind: int = 2, seed: int = 0) -> dict[st
 
 
 def _metrics_table(ra: RunAnalysis) -> str:
-    path = Path(ra.run.run_dir) / R.RESULTS
-    per_score = json.loads(path.read_text()).get("scores") if path.is_file() else None
+    per_score = (read_results(ra.run.run_dir) or {}).get("scores")
     if not per_score:
         per_score = {k: osr_metrics(v, ra.test_preds, ra.data.test_labels) for k, v in ra.scores.items()}
     cols = [("closed_set_accuracy", "closed-set acc."), ("auroc", "AUROC"), ("oscr", "OSCR"), ("aupr_in", "AUPR-in"),

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from difair.engine.rundir import atomic_write_bytes
 from difair.errors import DifairError
+from difair.viz.fonts import fonts_for_any_script
 
 CMAP = "OrRd"  # the authors' colour map for representations
 FORMATS = ("png", "pdf", "svg")
@@ -27,20 +28,23 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 150) -> Path:
-    """Save ``fig`` as PNG, PDF or SVG (from the suffix), atomically."""
+    """Save ``fig`` as PNG, PDF or SVG (from the suffix), atomically; text of any script in an installed font
+    that has its glyphs (``difair.viz.fonts``)."""
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
         raise DifairError(f"cannot save a figure as {path.name!r}: use a .png, .pdf or .svg file name")
     buf = io.BytesIO()
-    fig.savefig(buf, format=fmt, dpi=dpi)
+    with fonts_for_any_script(fig):
+        fig.savefig(buf, format=fmt, dpi=dpi)
     atomic_write_bytes(path, buf.getvalue())
     return path
 
 
 def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    with fonts_for_any_script(fig):
+        fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
 
 
