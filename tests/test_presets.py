@@ -17,13 +17,16 @@ from tiny import TINY
 
 METHODS = ("difair", "ce", "cac")
 DATASETS = ("mnist", "svhn", "cifar10", "cifar+10", "cifar+50", "tinyimagenet")
+SSB_DATASETS = ("cub", "aircraft", "scars")  # Vaze et al.'s fine-grained protocol, not the paper's
+PAPER_PRESETS = [n for n in preset_names() if n.split("-", 1)[1] in DATASETS]
+SSB_PRESETS = [n for n in preset_names() if n.split("-", 1)[1] in SSB_DATASETS]
 
 
 def test_one_preset_per_method_and_dataset() -> None:
-    assert preset_names() == sorted(f"{m}-{d}" for m in METHODS for d in DATASETS)
+    assert preset_names() == sorted(f"{m}-{d}" for m in METHODS for d in DATASETS + SSB_DATASETS)
 
 
-@pytest.mark.parametrize("name", preset_names())
+@pytest.mark.parametrize("name", PAPER_PRESETS)
 def test_every_preset_loads_validates_and_holds_the_common_protocol(name: str) -> None:
     cfg = load_named_preset(name).resolve()
     method, dataset = name.split("-", 1)
@@ -38,6 +41,38 @@ def test_every_preset_loads_validates_and_holds_the_common_protocol(name: str) -
     assert (cfg.data.split_family, cfg.data.balance) == ("vaze", "without_replacement")
     assert cfg.precision == "32-true"  # the protocol; proxies opt into bf16 with --set
     assert "reference-notes 4.1" in preset_text(name)  # the files cite their source
+
+
+@pytest.mark.parametrize("name", SSB_PRESETS)
+def test_ssb_presets_hold_vazes_fine_grained_protocol(name: str) -> None:
+    cfg = load_named_preset(name).resolve()
+    method, dataset = name.split("-", 1)
+    assert (cfg.method, cfg.data.name, cfg.data.image_size, cfg.data.balance) == (
+        method,
+        dataset,
+        448,
+        "none",
+    )
+    assert (cfg.epochs, cfg.batch_size, cfg.optim.lr, cfg.model.backbone) == (600, 32, 0.001, "timm:resnet50")
+    s = cfg.schedule
+    assert (s.name, s.restarts, s.warmup_epochs) == ("cosine_restarts_warmup", 2, 10)
+    assert (cfg.augment.randaugment_n, cfg.augment.hflip) == (2, True)
+    assert "places_moco" in preset_text(name) and "model.weights" in preset_text(name)
+    assert "model" not in preset_dict(name) or set(preset_dict(name)["model"]) == {"backbone"}
+
+
+@pytest.mark.parametrize(
+    "name, m, smoothing", [("ce-cub", 30, 0.3), ("ce-aircraft", 15, 0.2), ("ce-scars", 30, 0.3)]
+)
+def test_ssb_ce_presets_use_vazes_tuned_values_and_label_smoothing_form(
+    name: str, m: int, smoothing: float
+) -> None:
+    cfg = load_named_preset(name)
+    assert (cfg.augment.randaugment_m, cfg.ce.label_smoothing, cfg.ce.label_smoothing_form) == (
+        m,
+        smoothing,
+        "vaze",
+    )
 
 
 @pytest.mark.parametrize(

@@ -329,6 +329,7 @@ FIDELITY: tuple[FidelityChoice, ...] = (
     FidelityChoice("padding", "model.padding", 12, "tf"),  # TF 'same' stride-2 padding
     FidelityChoice("bn_momentum", "model.bn_momentum", 13, "0.01"),  # Keras BatchNorm 0.99 / 1e-3
     FidelityChoice("bn_eps", "model.bn_eps", 13, "0.001"),
+    FidelityChoice("label_smoothing_form", "ce.label_smoothing_form", 25),  # Vaze's form vs PyTorch's
 )
 
 # ``--authors-code``: every choice of FIDELITY set to the authors' TensorFlow code.

@@ -36,6 +36,9 @@ class OSRData:
     meta: dict[str, Any] = field(default_factory=dict)  # split family, conventions, balance, sizes...
     val_images: Tensor | None = None  # uint8 [V, C, H, W]: known training images held out (data.val_fraction)
     val_labels: Tensor | None = None  # int64 [V], 0..n_c-1
+    # named unknown subsets (e.g. the SSB's Easy/Medium/Hard): source labels (as in test_source_labels) of the
+    # unknown classes of each; evaluation reports every subset against all known test images
+    unknown_subsets: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.val_images is None) != (self.val_labels is None):
@@ -61,6 +64,8 @@ class OSRData:
             raise ValueError("a training label is outside the known classes")
         if len(self.train_labels) and int(self.train_labels.min()) < 0:
             raise ValueError("training data must not hold unknown (-1) samples")
+        if self.unknown_subsets and self.test_source_labels is None:
+            raise ValueError("unknown_subsets need test_source_labels to tell the subsets apart")
 
     @property
     def num_classes(self) -> int:
@@ -98,15 +103,50 @@ class OSRData:
             "n_unknown": self.n_unknown_test,
             "image_size": self.image_size,
             "channels": self.channels,
+            **({"unknown_subsets": self.unknown_subset_sizes()} if self.unknown_subsets else {}),
             **self.meta,
         }
 
+    def unknown_subset_masks(self) -> dict[str, Tensor]:
+        """Per named unknown subset, the boolean mask ``[M]`` of the test samples it evaluates: every known
+        test sample and the unknown ones whose source class is in the subset."""
+        if not self.unknown_subsets:
+            return {}
+        known = self.test_labels >= 0
+        out = {}
+        for name, classes in self.unknown_subsets.items():
+            member = torch.isin(self.test_source_labels, torch.as_tensor(classes, dtype=torch.int64))
+            out[name] = known | (~known & member)
+        return out
 
-def channel_stats(images: Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (population) std of uint8 images, on [0, 1] pixels."""
-    x = images.float().div(255)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3), unbiased=False).clamp_min(1e-6)
+    def unknown_subset_sizes(self) -> dict[str, dict[str, int]]:
+        """Per named unknown subset, its number of classes and of unknown test images."""
+        masks = self.unknown_subset_masks()
+        unknown = self.test_labels < 0
+        return {
+            name: {
+                "classes": len(self.unknown_subsets[name]),
+                "n_unknown": int((masks[name] & unknown).sum()),
+            }
+            for name in self.unknown_subsets
+        }
+
+
+def channel_stats(images: Tensor, chunk: int = 256) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (population) std of uint8 images, on [0, 1] pixels.
+
+    Summed in float64 over chunks of ``chunk`` images, so 448 px datasets never hold a float copy in memory.
+    """
+    c = images.shape[1]
+    total = torch.zeros(c, dtype=torch.float64)
+    squares = torch.zeros(c, dtype=torch.float64)
+    for i in range(0, len(images), chunk):
+        x = images[i : i + chunk].to(torch.float64).div_(255)
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+    n = max(1, images.numel() // max(1, c))
+    mean = total / n
+    std = (squares / n - mean.square()).clamp_min(0).sqrt().clamp_min(1e-6)
     return [round(float(v), 6) for v in mean], [round(float(v), 6) for v in std]
 
 
@@ -170,6 +210,7 @@ def assemble(
     std: list[float] | None = None,
     unknown_class_names: list[str] | None = None,
     meta: dict[str, Any] | None = None,
+    unknown_subsets: dict[str, list[int]] | None = None,
 ) -> OSRData:
     """Balance the test sets, concatenate known then unknown, compute normalisation if not given."""
     ki, ui = balance_indices(len(known.images), len(unknown.images), balance, balance_seed)
@@ -203,4 +244,5 @@ def assemble(
         test_source_labels=source,
         unknown_class_names=list(unknown_class_names or []),
         meta=meta,
+        unknown_subsets={k: [int(c) for c in v] for k, v in (unknown_subsets or {}).items()},
     )

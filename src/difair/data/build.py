@@ -60,12 +60,14 @@ def build_osr(
     size: int,
     meta: dict[str, Any],
     unknown_offset: int = 0,
+    unknown_subsets: dict[str, list[int]] | None = None,
 ) -> OSRData:
     """Select the known classes for training and test, the unknown ones for test, then balance and assemble.
 
     Each pool is ``(uint8 images [N, C, H, W], source labels [N])``. Known labels are remapped in the order of
     ``known``; unknown test samples get -1 and keep ``source label + unknown_offset`` in
-    ``test_source_labels``.
+    ``test_source_labels``. ``unknown_subsets`` names groups of ``unknown`` (source labels before the offset)
+    that evaluation reports one by one (the SSB's difficulties).
     """
     overlap = set(known) & set(unknown) if unknown_offset == 0 else set()
     if overlap:
@@ -104,4 +106,5 @@ def build_osr(
         std=std,
         unknown_class_names=unknown_class_names,
         meta=full_meta,
+        unknown_subsets={k: [c + unknown_offset for c in v] for k, v in (unknown_subsets or {}).items()},
     )

@@ -67,6 +67,25 @@ def evaluate_outputs(outputs: Tensor, labels: Tensor, method: Method, head: nn.M
     return {"per_score": per_score, "preds": preds, "scores": scores}
 
 
+def subset_metrics(
+    result: dict[str, Any], labels: Tensor, masks: dict[str, Tensor], default_score: str
+) -> dict[str, Any]:
+    """Metrics of every score on each named subset of the test set (``OSRData.unknown_subset_masks``), from
+    the predictions and scores of ``evaluate_outputs``: the default score's metrics at the top of each entry,
+    every score under ``scores``; a subset without unknown test images gets ``n_unknown: 0`` only."""
+    out: dict[str, Any] = {}
+    for name, mask in masks.items():
+        n_unknown = int((labels[mask] < 0).sum())
+        if n_unknown == 0:
+            out[name] = {"n_unknown": 0}
+            continue
+        per_score = {
+            s: osr_metrics(v[mask], result["preds"][mask], labels[mask]) for s, v in result["scores"].items()
+        }
+        out[name] = {**per_score[default_score], "n_unknown": n_unknown, "scores": per_score}
+    return out
+
+
 def evaluate_model(
     raw_model: nn.Module,
     method: Method,
@@ -82,6 +101,9 @@ def evaluate_model(
     outputs = collect_outputs(raw_model, data.test_images, batch_size, device, channels_last)
     result = evaluate_outputs(outputs, data.test_labels, method, raw_model.head)
     result["outputs"] = outputs
+    if data.unknown_subsets:
+        masks = data.unknown_subset_masks()
+        result["unknown_subsets"] = subset_metrics(result, data.test_labels, masks, method.default_score)
     if data.has_validation:
         acc = validation_accuracy(raw_model, raw_model.head, method, data, batch_size, device, channels_last)
         result["validation"] = {"n": len(data.val_labels), "closed_set_accuracy": acc}
@@ -156,6 +178,8 @@ def evaluate_run(
         "epochs": cfg.epochs,
         "checkpoint": checkpoint or checkpoint_record(cfg.epochs, cfg.epochs),
         "scores": ev["per_score"],
+        # per named unknown subset (the SSB's difficulties); the top-level metrics are over all unknowns
+        **({"unknown_subsets": ev["unknown_subsets"]} if "unknown_subsets" in ev else {}),
         "fidelity": cfg.fidelity(),
         "data": data.summary(),
         "config_digest": cfg.digest(),

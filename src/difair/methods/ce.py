@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from difair.errors import DifairError
+from difair.errors import DifairError, check_choice
 from difair.eval import scores as S
 from difair.methods.base import Method, register_method
+from difair.nn.functional import LABEL_SMOOTHING_FORMS, smoothed_cross_entropy
 from difair.nn.heads import LinearHead
 
 
@@ -18,10 +19,13 @@ class CEConfig:
     """Options of the cross-entropy baseline (the ``ce`` section of the run config)."""
 
     label_smoothing: float = 0.0
+    # pytorch: true class 1 - s + s/C, others s/C (F.cross_entropy) | vaze: true class 1 - s, others s/(C-1)
+    label_smoothing_form: str = "pytorch"
 
     def validate(self) -> None:
         if not 0 <= self.label_smoothing < 1:
             raise DifairError("ce.label_smoothing must be in [0, 1)")
+        check_choice("ce.label_smoothing_form", self.label_smoothing_form, LABEL_SMOOTHING_FORMS)
 
 
 @register_method
@@ -40,8 +44,8 @@ class CEMethod(Method):
     def loss_terms(
         self, outputs: Tensor, target: Tensor, head: nn.Module, scale: float = 1.0
     ) -> dict[str, Tensor]:
-        loss = nn.functional.cross_entropy(
-            outputs.float(), target, label_smoothing=self.options.label_smoothing
+        loss = smoothed_cross_entropy(
+            outputs.float(), target, self.options.label_smoothing, self.options.label_smoothing_form
         )
         return {"loss": loss * scale}
 

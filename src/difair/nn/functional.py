@@ -20,6 +20,8 @@ __all__ = [
     "cac_loss",
     "cac_rejection_score",
     "class_activations",
+    "smoothed_targets",
+    "smoothed_cross_entropy",
 ]
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -28,6 +30,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 LOSS_MODES = ("smooth", "hard")  # difair.loss_mode
 CORR_VARIANTS = ("paper", "reference")  # difair.corr_variant
 CAC_SOFTMIN = ("sample", "global")  # cac.rejection_softmin
+LABEL_SMOOTHING_FORMS = ("pytorch", "vaze")  # ce.label_smoothing_form
 
 
 def class_anchors(
@@ -208,3 +211,36 @@ def class_activations(z: Tensor, features_per_class: int) -> Tensor:
             f"z has {z.shape[-1]} dims, not a multiple of features_per_class={features_per_class}"
         )
     return z.reshape(*z.shape[:-1], -1, features_per_class).sum(-1)
+
+
+def smoothed_targets(target: Tensor, num_classes: int, smoothing: float, form: str = "pytorch") -> Tensor:
+    """Soft targets ``[B, C]`` of label smoothing ``smoothing`` in ``form``.
+
+    ``pytorch`` (``F.cross_entropy(label_smoothing=s)``): the true class gets 1 - s + s/C, every class s/C.
+    ``vaze`` (Vaze et al.'s ``smooth_one_hot``): the true class gets 1 - s, every other class s/(C - 1).
+    """
+    if form not in LABEL_SMOOTHING_FORMS:
+        raise ValueError(f"form must be one of {LABEL_SMOOTHING_FORMS}, got {form!r}")
+    if num_classes < 2 and form == "vaze":
+        raise ValueError("Vaze's label smoothing needs at least 2 classes")
+    _check_target(target, num_classes)
+    one_hot = torch.nn.functional.one_hot(target, num_classes).float()
+    if form == "pytorch":
+        return one_hot * (1.0 - smoothing) + smoothing / num_classes
+    return one_hot * (1.0 - smoothing) + (1.0 - one_hot) * (smoothing / (num_classes - 1))
+
+
+def smoothed_cross_entropy(
+    logits: Tensor, target: Tensor, smoothing: float, form: str = "pytorch", reduction: str = "mean"
+) -> Tensor:
+    """Cross-entropy of ``logits [B, C]`` against label-smoothed targets (``smoothed_targets``).
+
+    The ``pytorch`` form is ``F.cross_entropy(..., label_smoothing=smoothing)`` itself.
+    """
+    if form == "pytorch":
+        return torch.nn.functional.cross_entropy(
+            logits, target, label_smoothing=smoothing, reduction=reduction
+        )
+    q = smoothed_targets(target, logits.shape[1], smoothing, form)
+    per_sample = -(q * torch.log_softmax(logits, dim=1)).sum(dim=1)
+    return _reduce(per_sample, reduction)
