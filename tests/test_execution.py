@@ -33,32 +33,12 @@ SPR = frozenset({"sse2", "avx2", "avx512f", "amx_tile", "amx_bf16"})
         (DeviceInfo("cpu", None, frozenset({"avx512f"})), "32-true"),  # AVX-512 without bf16: emulated
         (DeviceInfo("cpu", None, None), "32-true"),  # ARM or unknown: no flags line
         (DeviceInfo("mps"), "32-true"),
-        # ONEDNN_MAX_CPU_ISA below AVX512_CORE_BF16: oneDNN emulates bf16 although the flags say native
-        (DeviceInfo("cpu", None, SPR, isa_cap="AVX2"), "32-true"),
-        (DeviceInfo("cpu", None, ZEN5, isa_cap="AVX512_CORE"), "32-true"),
-        (DeviceInfo("cpu", None, ZEN5, isa_cap="AVX512_CORE_BF16"), "bf16-mixed"),
-        (DeviceInfo("cpu", None, SPR, isa_cap="AVX10_1_512_AMX"), "bf16-mixed"),
     ],
 )
 def test_the_precision_rule_on_every_branch(dev, expected):
     precision, why = H.auto_precision(dev)
     assert precision == expected
     assert why  # a reason is always given
-
-
-def test_the_onednn_isa_cap_is_read_from_the_environment_and_named_in_the_reason(monkeypatch):
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
-    assert H.onednn_isa_cap() == "AVX2"
-    assert H.native_bf16_cpu(SPR) is False
-    assert H.device_info("cpu").isa_cap == "AVX2"
-    precision, why = H.auto_precision(DeviceInfo("cpu", None, SPR, isa_cap=H.onednn_isa_cap()))
-    assert precision == "32-true" and "ONEDNN_MAX_CPU_ISA=AVX2" in why
-    peak, how = H.cpu_peak_gflops("32-true", flags=SPR, cores=2, ghz=2.0)
-    assert peak == 2 * 2 * 8 * 2 * 2.0 and "ONEDNN_MAX_CPU_ISA=AVX2" in how  # AVX2 lanes, not AVX-512's
-    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "DEFAULT")
-    assert H.onednn_isa_cap() is None and H.native_bf16_cpu(SPR) is True
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
-    assert H.onednn_isa_cap() is None and H.native_bf16_cpu(AVX2) is False
 
 
 def test_auto_precision_is_resolved_and_recorded_user_values_are_kept():

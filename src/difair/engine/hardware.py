@@ -7,15 +7,10 @@ import functools
 import os
 import platform
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86: AVX512-BF16 dot products, or AMX tiles
-# oneDNN ISA caps (values of ONEDNN_MAX_CPU_ISA) below the first with bf16 dot products (AVX512_CORE_BF16)
-ONEDNN_ISAS_WITHOUT_BF16 = frozenset(
-    {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
-)
 # fp32 FMA lanes per instruction by vector ISA (x86), for the peak estimate of ``cpu_peak_gflops``.
 FP32_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
 
@@ -51,26 +46,10 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     return name
 
 
-_ONEDNN_CAP_LANES = {"SSE41": 4, "AVX": 8, "AVX2": 8, "AVX2_VNNI": 8, "AVX2_VNNI_2": 8}  # fp32 lanes
-
-
-def onednn_isa_cap(environ: Mapping[str, str] | None = None) -> str | None:
-    """The ISA cap set by ``ONEDNN_MAX_CPU_ISA`` (upper case), or None when unset or ``DEFAULT``."""
-    value = (os.environ if environ is None else environ).get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    return None if value in ("", "DEFAULT", "ALL") else value
-
-
-def native_bf16_cpu(flags: frozenset[str] | None = None, isa_cap: str | None | bool = False) -> bool | None:
-    """Whether the CPU computes bf16 natively (True/False), or None when it cannot be told (not Linux x86).
-
-    ``isa_cap``: the oneDNN ISA cap (``False``: read ``ONEDNN_MAX_CPU_ISA``); a cap below AVX512_CORE_BF16 makes
-    oneDNN emulate bf16 even on a CPU with the flags, so the answer is then False.
-    """
+def native_bf16_cpu(flags: frozenset[str] | None = None) -> bool | None:
+    """Whether the CPU computes bf16 natively (True/False), or None when it cannot be told (not Linux x86)."""
     flags = cpu_flags() if flags is None else flags
-    cap = onednn_isa_cap() if isa_cap is False else isa_cap
-    if flags is None:
-        return None
-    return any(f in flags for f in NATIVE_BF16_FLAGS) and cap not in ONEDNN_ISAS_WITHOUT_BF16
+    return None if flags is None else any(f in flags for f in NATIVE_BF16_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -81,7 +60,6 @@ class DeviceInfo:
     cuda_capability: tuple[int, int] | None = None
     cpu_flags: frozenset[str] | None = None
     name: str = ""
-    isa_cap: str | None = None  # ONEDNN_MAX_CPU_ISA, when set
 
 
 def device_type_for(accelerator: str) -> str:
@@ -109,7 +87,7 @@ def device_info(accelerator: str) -> DeviceInfo:
         return DeviceInfo(
             "cuda", torch.cuda.get_device_capability(0), cpu_flags(), torch.cuda.get_device_name(0)
         )
-    return DeviceInfo(kind, None, cpu_flags(), cpu_model() if kind == "cpu" else kind, onednn_isa_cap())
+    return DeviceInfo(kind, None, cpu_flags(), cpu_model() if kind == "cpu" else kind)
 
 
 def auto_precision(dev: DeviceInfo) -> tuple[str, str]:
@@ -129,14 +107,11 @@ def auto_precision(dev: DeviceInfo) -> tuple[str, str]:
             )
         return "16-mixed", f"CUDA {dev.name} (compute capability {cap[0]}.{cap[1]} < 8.0): fp16 autocast"
     if dev.type == "cpu":
-        native = native_bf16_cpu(dev.cpu_flags, dev.isa_cap) if dev.cpu_flags is not None else None
-        found = sorted(f for f in NATIVE_BF16_FLAGS if f in (dev.cpu_flags or ()))
+        native = native_bf16_cpu(dev.cpu_flags) if dev.cpu_flags is not None else None
         if native:
+            found = sorted(f for f in NATIVE_BF16_FLAGS if f in (dev.cpu_flags or ()))
             return "bf16-mixed", f"CPU with native bf16 ({', '.join(found)}): bf16 autocast"
-        if found:
-            why = f"ONEDNN_MAX_CPU_ISA={dev.isa_cap} keeps oneDNN below AVX512_CORE_BF16 although the CPU has {', '.join(found)}"
-        else:
-            why = "no avx512_bf16/amx_bf16" if native is False else "CPU features unknown"
+        why = "no avx512_bf16/amx_bf16" if native is False else "CPU features unknown"
         return "32-true", f"CPU without native bf16 ({why}): fp32"
     return "32-true", f"{dev.type}: fp32 (autocast there is not covered by difair's tests)"
 
@@ -163,9 +138,6 @@ def cpu_peak_gflops(
     if lanes is None:
         return None
     isa = next(f for f, n in FP32_LANES if n == lanes and f in flags)
-    cap = onednn_isa_cap()
-    if cap in _ONEDNN_CAP_LANES and _ONEDNN_CAP_LANES[cap] < lanes:  # oneDNN kept to a narrower ISA
-        lanes, isa = _ONEDNN_CAP_LANES[cap], f"ONEDNN_MAX_CPU_ISA={cap}"
     if precision.startswith("bf16") and native_bf16_cpu(flags):
         lanes, isa = lanes * 2, isa + "+bf16"
     peak = cores * 2 * lanes * 2 * ghz
