@@ -18,6 +18,7 @@ import yaml
 
 from difair.errors import DifairError, check_choice
 from difair.methods import CACConfig, CEConfig, DifairConfig, check_method_name, options_section
+from difair.nn.backbones import pretrained_data_config
 from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
 from difair.nn.vgg32 import PADDINGS
 from difair.options import apply_overrides as apply_overrides  # re-exported: part of the config API
@@ -27,6 +28,8 @@ SPLIT_FAMILIES = ("vaze", "neal")  # data.split_family: the split lists of difai
 BALANCE_MODES = ("without_replacement", "with_replacement", "none")  # data.balance: data.base.balance_indices
 
 
+SCRATCH_BACKBONES = ("vgg32", "small_cnn", "small_cnn8")  # trained from scratch only: no pretrained weights
+NORMALIZATIONS = ("auto", "train", "reference", "pretrained")  # data.normalization
 MIN_IMAGE_SIZE = 4  # the smallest input the backbones' strided convolutions take
 
 
@@ -49,8 +52,11 @@ class DataConfig:
         0.0  # known training images held out for calibration (0: the paper, whole train set)
     )
     val_seed: int = 0
-    normalization: str = (
-        "train"  # train (statistics of the split's training images) | reference (authors' constants)
+    # auto (pretrained when the backbone is, else train) | train (statistics of the split's training images) |
+    # reference (authors' constants) | pretrained (the backbone's pretrained mean/std)
+    normalization: str = "auto"
+    crop_pct: float | None = (
+        None  # resize to size/crop_pct, centre crop size; None: the backbone's when pretrained, else 1
     )
     known: list[str] | None = None  # folder:PATH datasets: known class names (or indices as strings)
     download: bool = False
@@ -60,7 +66,11 @@ class DataConfig:
         check_choice("data.tinyimagenet_order", self.tinyimagenet_order, ("sorted", "wnids"))
         check_choice("data.cifar_plus_known", self.cifar_plus_known, ("split", "vehicles"))
         check_choice("data.balance", self.balance, BALANCE_MODES)
-        check_choice("data.normalization", self.normalization, ("train", "reference"))
+        check_choice("data.normalization", self.normalization, NORMALIZATIONS)
+        if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
+            raise DifairError(
+                f"data.crop_pct must be in (0, 1], got {self.crop_pct}: 1 keeps the whole image"
+            )
         if not 0 <= self.val_fraction < 1:
             raise DifairError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.split < 0:
@@ -91,6 +101,19 @@ class ModelConfig:
     padding: str = "symmetric"  # symmetric (PyTorch) | tf (authors' asymmetric stride-2 padding)
     bn_momentum: float = 0.1  # PyTorch convention; the authors' Keras default is 0.01
     bn_eps: float = 1e-5  # the authors' Keras default is 1e-3
+    pretrained: bool = False  # ImageNet weights (timm:NAME, resnet18, efficientnet_lite0): docs/transfer.md
+    weights: str | None = None  # a local state dict file for the backbone (instead of the libraries' caches)
+    freeze_backbone: bool = (
+        False  # backbone fixed in eval mode; its feature maps extracted once, the head trained
+    )
+    backbone_lr_scale: float = (
+        1.0  # the backbone's learning rate is optim.lr times this (the head's: optim.lr)
+    )
+
+    @property
+    def uses_pretrained(self) -> bool:
+        """Whether the backbone starts from trained weights (``pretrained`` or ``weights``)."""
+        return self.pretrained or bool(self.weights)
 
     def validate(self) -> None:
         check_choice("model.dropout_kind", self.dropout_kind, DROPOUT_KINDS)
@@ -98,6 +121,13 @@ class ModelConfig:
         check_choice("model.padding", self.padding, PADDINGS)
         if not 0 <= self.dropout < 1 or not self.width > 0:
             raise DifairError("model.dropout must be in [0, 1) and model.width > 0")
+        if not (math.isfinite(self.backbone_lr_scale) and self.backbone_lr_scale >= 0):
+            raise DifairError(f"model.backbone_lr_scale must be a number >= 0, got {self.backbone_lr_scale}")
+        if self.uses_pretrained and self.backbone in SCRATCH_BACKBONES:
+            raise DifairError(
+                f"backbone {self.backbone} has no pretrained weights: choose model.backbone=efficientnet_lite0, "
+                "resnet18 or timm:NAME, or drop model.pretrained/model.weights"
+            )
 
 
 @dataclass
@@ -247,6 +277,7 @@ class TrainConfig:
         cfg.validate()
         cfg.difair.resolve()
         cfg.schedule.resolve(cfg.epochs)
+        _resolve_pretrained_data(cfg)
         cfg.validate()
         return cfg
 
@@ -281,6 +312,18 @@ class TrainConfig:
         for part in option.split("."):
             node = getattr(node, part)
         return node
+
+
+def _resolve_pretrained_data(cfg: TrainConfig) -> None:
+    """Fill ``data.normalization=auto`` and ``data.crop_pct`` from the backbone (its pretrained config when it
+    starts from trained weights), so the run's config.yaml records what was used."""
+    pretrained = cfg.model.uses_pretrained
+    if cfg.data.normalization == "auto":
+        cfg.data.normalization = "pretrained" if pretrained else "train"
+    if cfg.data.crop_pct is None:
+        cfg.data.crop_pct = (
+            float(pretrained_data_config(cfg.model.backbone)["crop_pct"]) if pretrained else 1.0
+        )
 
 
 def _positive(name: str, value: int) -> None:

@@ -7,6 +7,7 @@ unknown test samples carry label -1.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +185,26 @@ def resize_uint8(images: Tensor, size: int) -> Tensor:
         images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
     )
     return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def resize_size(size: int, crop_pct: float | None) -> int:
+    """The side images are resized to before a centre crop of ``size`` (``floor(size / crop_pct)``, as timm)."""
+    return size if crop_pct is None or crop_pct >= 1 else int(math.floor(size / crop_pct))
+
+
+def resize_crop_uint8(images: Tensor, size: int, crop_pct: float | None = None) -> Tensor:
+    """Resize uint8 images to ``resize_size(size, crop_pct)``, then centre-crop ``size x size`` (the evaluation
+    framing of a pretrained backbone's config; ``crop_pct`` None or 1: a plain resize to ``size``)."""
+    return center_crop(resize_uint8(images, resize_size(size, crop_pct)), size)
+
+
+def center_crop(images: Tensor, size: int) -> Tensor:
+    """The central ``size x size`` window of images ``[..., H, W]`` (torchvision's rounding); a no-op at that size."""
+    h, w = images.shape[-2:]
+    if (h, w) == (size, size):
+        return images
+    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    return images[..., top : top + size, left : left + size].contiguous()
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from difair.config import DataConfig
-from difair.data.base import OSRData, Part, assemble, resize_uint8, select_known
+from difair.data.base import OSRData, Part, assemble, resize_crop_uint8, select_known
 from difair.data.normalization import resolve_normalization
 from difair.errors import DifairError
 
@@ -64,6 +64,10 @@ def build_osr(
 ) -> OSRData:
     """Select the known classes for training and test, the unknown ones for test, then balance and assemble.
 
+    Every part is framed alike: resized to ``size`` (by ``floor(size / crop_pct)`` then centre-cropped when
+    ``cfg.crop_pct`` < 1, the evaluation framing of a pretrained backbone), so the training images a frozen
+    backbone's features come from look like the test images.
+
     Each pool is ``(uint8 images [N, C, H, W], source labels [N])``. Known labels are remapped in the order of
     ``known``; unknown test samples get -1 and keep ``source label + unknown_offset`` in
     ``test_source_labels``. ``unknown_subsets`` names groups of ``unknown`` (source labels before the offset)
@@ -73,11 +77,11 @@ def build_osr(
     if overlap:
         raise DifairError(f"classes {sorted(overlap)} are both known and unknown in {name} split {cfg.split}")
     tr_mask, tr_labels = select_known(train[1], known)
-    x_train = resize_uint8(_take(train[0], tr_mask), size)
+    x_train = resize_crop_uint8(_take(train[0], tr_mask), size, cfg.crop_pct)
     k_mask, k_labels = select_known(test_known[1], known)
-    x_known = resize_uint8(_take(test_known[0], k_mask), size)
+    x_known = resize_crop_uint8(_take(test_known[0], k_mask), size, cfg.crop_pct)
     u_mask = np.isin(test_unknown[1], unknown)
-    x_unknown = resize_uint8(_take(test_unknown[0], u_mask), size)
+    x_unknown = resize_crop_uint8(_take(test_unknown[0], u_mask), size, cfg.crop_pct)
     if len(x_train) == 0 or len(x_known) == 0 or len(x_unknown) == 0:
         raise DifairError(
             f"{name} split {cfg.split} has {len(x_train)} training, {len(x_known)} known test and "
@@ -86,6 +90,7 @@ def build_osr(
     mean, std, norm_meta = resolve_normalization(cfg, name, x_train, known)
     full_meta = {
         "split_family": cfg.split_family,
+        "crop_pct": cfg.crop_pct or 1.0,
         "known_source_classes": list(known),
         "unknown_source_classes": list(unknown),
         "tinyimagenet_order": None,

@@ -2,7 +2,8 @@
 
 ``data.known`` lists the known classes, by folder name or by index into the sorted class names; every other
 class is unknown (its training images, if any, are ignored; its test images are the unknown test set). Images
-are converted to RGB, resized to ``data.image_size`` (32 by default) without cropping, and cached.
+are converted to RGB, resized to ``data.image_size`` (32 by default) without cropping (with ``data.crop_pct`` < 1:
+to ``floor(size / crop_pct)``, then centre-cropped to the size), and cached.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from difair.config import DataConfig
-from difair.data.base import OSRData
+from difair.data.base import OSRData, resize_size
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cached_images, list_images
 from difair.data.registry import register_dataset
@@ -105,7 +106,14 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
         )
     pools = {}
     for split, (files, labels) in listed.items():
-        images = cached_images(files, root=path, size=size, label=f"folder-{split}", cache_dir=cache_dir)
+        # decoded at the side a centre crop (data.crop_pct) starts from, so each image is resized once
+        images = cached_images(
+            files,
+            root=path,
+            size=resize_size(size, cfg.crop_pct),
+            label=f"folder-{split}",
+            cache_dir=cache_dir,
+        )
         pools[split] = (images, labels)
     ignored = sorted({classes[c] for c in np.unique(pools["train"][1]) if c not in known})
     return build_osr(

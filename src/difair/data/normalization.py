@@ -1,6 +1,8 @@
 """Per-channel normalisation constants: the split's own training statistics, or the DIFAIR authors' constants.
 
-``data.normalization=train`` (default): mean and std of the split's training images on [0, 1] pixels.
+``data.normalization=auto`` (default): ``pretrained`` for a pretrained backbone, else ``train``.
+``data.normalization=pretrained``: the backbone's pretrained mean and std (set on the model, not here).
+``data.normalization=train``: mean and std of the split's training images on [0, 1] pixels.
 ``data.normalization=reference``: the constants hard-coded in the authors' ``datasets/splits/osr_splits.py``
 (reference-notes section 8.3). They store a mean and a *variance*; Keras' ``Normalization`` layer divides by
 ``sqrt(variance)``, so std = sqrt(value) here too.
@@ -84,12 +86,19 @@ def authors_class_set(cfg: DataConfig, dataset: str, known: list[int]) -> bool:
 def resolve_normalization(
     cfg: DataConfig, dataset: str, train_images: Tensor, known: list[int]
 ) -> tuple[list[float], list[float], dict[str, Any]]:
-    """Mean, std and the meta entries recording the choice, per ``cfg.normalization``."""
-    if cfg.normalization == "train":
+    """Mean, std and the meta entries recording the choice, per ``cfg.normalization``.
+
+    ``pretrained`` (and ``auto``, which a run's config resolves from its backbone) keeps the split's training
+    statistics here: a dataset knows no backbone, and the model normalises with its pretrained mean/std
+    (``difair.engine.build.build_model``).
+    """
+    if cfg.normalization in ("train", "auto", "pretrained"):
         mean, std = channel_stats(train_images)
-        return mean, std, {"normalization": "train"}
+        return mean, std, {"normalization": "train" if cfg.normalization == "auto" else cfg.normalization}
     if cfg.normalization != "reference":
-        raise DifairError(f"unknown data.normalization {cfg.normalization!r}: choose train or reference")
+        raise DifairError(
+            f"unknown data.normalization {cfg.normalization!r}: choose auto, train, reference or pretrained"
+        )
     mean, std = reference_stats(dataset, cfg.split)
     if len(mean) != train_images.shape[1]:
         raise DifairError(

@@ -15,7 +15,7 @@ from difair.config import TrainConfig
 from difair.data import OSRData, get_dataset
 from difair.errors import DifairError
 from difair.methods import Method, build_method
-from difair.nn.backbones import OSRModel, create_backbone
+from difair.nn.backbones import OSRModel, create_backbone, pretrained_data_config
 
 
 def make_fabric(cfg: TrainConfig):
@@ -44,11 +44,25 @@ def load_data(cfg: TrainConfig, data: OSRData | None) -> OSRData:
     return get_dataset(cfg.data)
 
 
+def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict]:
+    """The optimizer's parameter groups: the head (and anything outside the backbone) at ``lr_scale`` 1 first,
+    then the backbone at ``model.backbone_lr_scale``; frozen (``requires_grad=False``) parameters are left out."""
+    backbone = getattr(model, "backbone", None)
+    in_backbone = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trainable if id(p) not in in_backbone], "lr_scale": 1.0},
+        {"params": [p for p in trainable if id(p) in in_backbone], "lr_scale": cfg.model.backbone_lr_scale},
+    ]
+    return [g for g in groups if g["params"]]
+
+
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD as configured (``optim.foreach`` picks the multi-tensor implementation)."""
+    """SGD as configured (``optim.foreach`` picks the multi-tensor implementation), one parameter group per
+    learning-rate scale (``param_groups``; ``schedule.set_lr`` applies the scales)."""
     o = cfg.optim
     return torch.optim.SGD(
-        model.parameters(),
+        param_groups(cfg, model),
         lr=o.lr,
         momentum=o.momentum,
         nesterov=o.nesterov and o.momentum > 0,
@@ -83,6 +97,11 @@ def build_model(
             bn_eps=m.bn_eps,
             width=m.width,
         )
+    if m.uses_pretrained:
+        kwargs.update(pretrained=m.pretrained, weights=m.weights)
     backbone = create_backbone(m.backbone, in_channels=channels, **kwargs)
+    if cfg.data.normalization == "pretrained":  # the statistics the weights were trained with
+        stats = pretrained_data_config(m.backbone)
+        mean, std = list(stats["mean"])[:channels], list(stats["std"])[:channels]
     head = method.build_head(backbone.out_channels)
-    return OSRModel(backbone, head, mean, std), method
+    return OSRModel(backbone, head, mean, std, freeze_backbone=m.freeze_backbone), method

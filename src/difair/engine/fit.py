@@ -68,8 +68,8 @@ def _checkpoint_state(
         "config_digest": cfg.digest(),
         "num_classes": data.num_classes,
         "channels": data.channels,
-        "mean": data.mean,
-        "std": data.std,
+        "mean": loop.model.mean.flatten().tolist(),  # what the model normalises with (data.normalization)
+        "std": loop.model.std.flatten().tolist(),
         "class_names": data.class_names,
         "difair_version": __version__,
     }

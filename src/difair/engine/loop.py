@@ -39,6 +39,9 @@ class TrainLoop:
     rank: int = 0
     world_size: int = 1
     params: list[Tensor] = field(default_factory=list)
+    features: Tensor | None = (
+        None  # model.freeze_backbone: the backbone's maps of ``images``, the head's input
+    )
 
     def __post_init__(self) -> None:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
@@ -68,12 +71,20 @@ def setup_loop(
     images: Tensor,
     labels: Tensor,
 ) -> TrainLoop:
-    """Wrap model and optimizer with Fabric (optionally compiled), move the uint8 data to the device."""
+    """Wrap model and optimizer with Fabric (optionally compiled), move the uint8 data to the device.
+
+    With ``model.freeze_backbone`` what trains is the head alone: the backbone's feature maps of the (unaugmented)
+    training images are extracted once here and the head is the module Fabric wraps.
+    """
+    device = fabric.device
+    features = None
+    if cfg.model.freeze_backbone:
+        features = backbone_features(model, images, cfg.eval_batch_size, device, memory_format(cfg))
+    trained = model.head if features is not None else model
     runnable: nn.Module = (
-        torch.compile(model) if cfg.compile else model
+        torch.compile(trained) if cfg.compile else trained
     )  # Fabric re-applies it after wrapping
     fmodel, optimizer = fabric.setup(runnable, optimizer)
-    device = fabric.device
     return TrainLoop(
         cfg=cfg,
         fabric=fabric,
@@ -86,7 +97,23 @@ def setup_loop(
         labels=labels.to(device),
         rank=fabric.global_rank,
         world_size=fabric.world_size,
+        features=features,
     )
+
+
+@torch.no_grad()
+def backbone_features(
+    model: OSRModel, images: Tensor, batch_size: int, device: torch.device, fmt: torch.memory_format
+) -> Tensor:
+    """The frozen backbone's feature maps ``[N, C', h, w]`` (fp32, on ``device``) of uint8 ``images``, in eval
+    mode, ``batch_size`` images at a time."""
+    model.backbone.eval()
+    model.to(device)
+    chunks = [
+        model.feature_map(images[i : i + batch_size].to(device).contiguous(memory_format=fmt)).float()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(chunks) if chunks else torch.empty(0)
 
 
 def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> TrainLoop:
@@ -117,7 +144,10 @@ def train_step(loop: TrainLoop, idx: Tensor, lr: float, generator: torch.Generat
     """Augment, forward, loss, backward and an SGD step on the samples ``idx``; returns outputs and terms."""
     cfg = loop.cfg
     idx = idx.to(loop.device)
-    x = loop.augment(loop.images[idx], generator).contiguous(memory_format=loop.memory_format)
+    if loop.features is not None:  # frozen backbone: the head on the cached maps (no augmentation)
+        x = loop.features[idx]
+    else:
+        x = loop.augment(loop.images[idx], generator).contiguous(memory_format=loop.memory_format)
     y = loop.labels[idx]
     out = loop.fmodel(x)
     # nominal: sum / (per-process nominal batch), so DDP's gradient mean equals the single-process sum / batch
@@ -127,8 +157,9 @@ def train_step(loop: TrainLoop, idx: Tensor, lr: float, generator: torch.Generat
     loop.optimizer.zero_grad(set_to_none=True)
     loop.fabric.backward(terms["loss"])
     if cfg.optim.decoupled_weight_decay and cfg.optim.weight_decay:
-        with torch.no_grad():
-            torch._foreach_mul_(loop.params, 1.0 - lr * cfg.optim.weight_decay)
+        with torch.no_grad():  # each group at its own learning rate (model.backbone_lr_scale)
+            for group in loop.optimizer.param_groups:
+                torch._foreach_mul_(list(group["params"]), 1.0 - group["lr"] * cfg.optim.weight_decay)
     loop.optimizer.step()
     return {"outputs": out, "labels": y, "terms": terms}
 

@@ -41,9 +41,10 @@ def lr_at_epoch(epoch: int, base_lr: float, epochs: int, cfg: ScheduleConfig) ->
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """Set every parameter group's learning rate: the one place that writes it (the training step reads it)."""
+    """Set every parameter group's learning rate to ``lr`` times its ``lr_scale`` (1 when absent; the backbone's
+    group carries ``model.backbone_lr_scale``): the one place that writes it (the training step reads it)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 class EpochSchedule:

@@ -1,7 +1,9 @@
-"""Backbone registry: ``create_backbone("vgg32" | "resnet18" | "timm:NAME", in_channels=...)``.
+"""Backbone registry: ``create_backbone("vgg32" | "resnet18" | "efficientnet_lite0" | "timm:NAME", in_channels=...)``.
 
 Every backbone maps images ``[B, C, H, W]`` to a feature map ``[B, out_channels, h, w]`` and exposes
-``out_channels``, so any head (DIFAIR, linear, CAC) sits on it.
+``out_channels``, so any head (DIFAIR, linear, CAC) sits on it. ``pretrained=True`` (resnet18, efficientnet_lite0,
+timm) starts from ImageNet weights, ``weights=PATH`` from a local state dict (``difair.nn.pretrained``);
+``pretrained_data_config(name)`` gives the input normalisation and evaluation crop those weights expect.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import torch
 from torch import Tensor, nn
 
 from difair.errors import DifairError
+from difair.nn import pretrained as P
 from difair.nn.dropout import make_dropout
+from difair.nn.efficientnet_lite import DATA_CONFIG as LITE0_DATA_CONFIG
+from difair.nn.efficientnet_lite import EfficientNetLite0Features
 from difair.nn.vgg32 import VGG32
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
@@ -87,13 +92,38 @@ register_backbone("small_cnn8")(_small_cnn((1, 1, 2, 1, 1)))  # 8x8 input (the d
 
 
 class ResNet18Features(nn.Module):
-    """torchvision ResNet-18 without its pooling and fc; ``cifar_stem`` uses a 3x3 stride-1 stem for 32x32 images."""
+    """torchvision ResNet-18 without its pooling and fc; ``cifar_stem`` uses a 3x3 stride-1 stem for 32x32 images.
 
-    def __init__(self, in_channels: int = 3, cifar_stem: bool = True, **_: object):
+    ``pretrained``: torchvision's ImageNet weights (``IMAGENET1K_V1``, from its cache); ``weights``: a local state
+    dict in torchvision's names. Both keep the ImageNet stem (``cifar_stem`` is ignored).
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        cifar_stem: bool = True,
+        pretrained: bool = False,
+        weights: str | None = None,
+        **_: object,
+    ):
         super().__init__()
-        from torchvision.models import resnet18
+        from torchvision.models import ResNet18_Weights, resnet18  # start-up time: torchvision.models is slow
 
         net = resnet18(weights=None)
+        if pretrained or weights:
+            cifar_stem = False
+            if in_channels != 3:
+                raise DifairError("pretrained resnet18 weights take 3-channel images: use an RGB dataset")
+            state = (
+                P.read_state_dict(weights)
+                if weights
+                else P.fetch(
+                    "resnet18",
+                    P.torch_hub_dir(),
+                    lambda: ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False),
+                )
+            )
+            P.load_checked(net, state, f"weights {weights or 'resnet18 IMAGENET1K_V1'}", classifier=("fc",))
         if cifar_stem:
             net.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
             net.maxpool = nn.Identity()
@@ -110,24 +140,42 @@ class ResNet18Features(nn.Module):
 
 @register_backbone("resnet18")
 def _resnet18(in_channels: int = 3, **kwargs) -> nn.Module:
-    return ResNet18Features(in_channels=in_channels, cifar_stem=kwargs.pop("cifar_stem", True))
+    return ResNet18Features(
+        in_channels=in_channels,
+        cifar_stem=kwargs.pop("cifar_stem", True),
+        pretrained=kwargs.get("pretrained", False),
+        weights=kwargs.get("weights"),
+    )
+
+
+@register_backbone("efficientnet_lite0")
+def _efficientnet_lite0(in_channels: int = 3, **kwargs) -> nn.Module:
+    return EfficientNetLite0Features(
+        in_channels=in_channels, pretrained=kwargs.get("pretrained", False), weights=kwargs.get("weights")
+    )
 
 
 class TimmFeatures(nn.Module):
-    """Any timm model as a feature extractor (its last feature map)."""
+    """Any timm model as a feature extractor (its last feature map).
 
-    def __init__(self, name: str, in_channels: int = 3, pretrained: bool = False):
+    ``pretrained``: timm's default weights for ``name`` (from the Hugging Face cache); ``weights``: a local state
+    dict in timm's names (its classifier's tensors are skipped with a warning).
+    """
+
+    def __init__(self, name: str, in_channels: int = 3, pretrained: bool = False, weights: str | None = None):
         super().__init__()
-        try:
-            import timm
-        except ImportError as exc:
-            raise DifairError("backbone 'timm:...' needs timm: pip install 'difair[timm]'") from exc
-        try:
-            self.net = timm.create_model(
-                name, pretrained=pretrained, in_chans=in_channels, num_classes=0, global_pool=""
+        timm = _timm()
+        if not timm.is_model(name.split(".", 1)[0]):
+            raise DifairError(f"timm has no model {name!r}: see timm.list_models() for the names")
+        make = lambda: timm.create_model(  # noqa: E731
+            name, pretrained=pretrained and not weights, in_chans=in_channels, num_classes=0, global_pool=""
+        )
+        self.net = P.fetch(f"timm:{name}", P.hf_hub_dir(), make) if pretrained and not weights else make()
+        if weights:
+            classifier = self.net.pretrained_cfg.get("classifier", "classifier")
+            P.load_checked(
+                self.net, P.read_state_dict(weights), f"weights {weights}", classifier=(classifier,)
             )
-        except RuntimeError as exc:
-            raise DifairError(f"timm has no model {name!r}: see timm.list_models() for the names") from exc
         self.out_channels = int(self.net.num_features)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -137,15 +185,46 @@ class TimmFeatures(nn.Module):
         return out
 
 
+def _timm():
+    try:
+        import timm  # optional dependency
+    except ImportError as exc:
+        raise DifairError("backbone 'timm:...' needs timm: pip install 'difair[timm]'") from exc
+    return timm
+
+
 def available_backbones() -> list[str]:
     return sorted(_REGISTRY) + ["timm:<name>"]
+
+
+def pretrained_data_config(name: str) -> dict:
+    """Mean, std, ``crop_pct`` and interpolation that the backbone ``name``'s pretrained weights expect."""
+    if name == "efficientnet_lite0":
+        return dict(LITE0_DATA_CONFIG)
+    if name == "resnet18":
+        return dict(P.TORCHVISION_DATA_CONFIG)
+    if name.startswith("timm:"):
+        timm = _timm()
+        cfg = timm.get_pretrained_cfg(name.split(":", 1)[1])
+        if cfg is None:
+            raise DifairError(
+                f"timm has no model {name.split(':', 1)[1]!r}: see timm.list_models() for the names"
+            )
+        d = cfg.to_dict()
+        return {k: d.get(k, v) for k, v in P.TORCHVISION_DATA_CONFIG.items()}
+    raise DifairError(
+        f"backbone {name} has no pretrained weights: choose efficientnet_lite0, resnet18 or timm:NAME"
+    )
 
 
 def create_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
     """Build a registered backbone by name; ``timm:NAME`` builds a timm model."""
     if name.startswith("timm:"):
         return TimmFeatures(
-            name.split(":", 1)[1], in_channels=in_channels, pretrained=kwargs.get("pretrained", False)
+            name.split(":", 1)[1],
+            in_channels=in_channels,
+            pretrained=kwargs.get("pretrained", False),
+            weights=kwargs.get("weights"),
         )
     if name not in _REGISTRY:
         raise DifairError(f"unknown backbone {name!r}: choose one of {', '.join(available_backbones())}")
@@ -155,10 +234,21 @@ def create_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
 class OSRModel(nn.Module):
     """Normalisation, backbone and head in one module; input images are floats in [0, 1] (or uint8 0-255)."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, mean: list[float], std: list[float]):
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: nn.Module,
+        mean: list[float],
+        std: list[float],
+        freeze_backbone: bool = False,
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = head
+        self.freeze_backbone = freeze_backbone
+        if freeze_backbone:
+            backbone.requires_grad_(False)
+            backbone.eval()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
@@ -166,6 +256,13 @@ class OSRModel(nn.Module):
         if x.dtype == torch.uint8:
             x = x.float().div_(255)
         return (x - self.mean) / self.std
+
+    def train(self, mode: bool = True) -> OSRModel:
+        """As ``nn.Module.train``; a frozen backbone stays in eval mode (BatchNorm statistics, dropout off)."""
+        super().train(mode)
+        if self.freeze_backbone:
+            self.backbone.eval()
+        return self
 
     def feature_map(self, x: Tensor) -> Tensor:
         return self.backbone(self.normalize(x))
@@ -179,6 +276,8 @@ __all__ = [
     "register_backbone",
     "available_backbones",
     "OSRModel",
+    "EfficientNetLite0Features",
+    "pretrained_data_config",
     "ResNet18Features",
     "SmallCNN",
 ]

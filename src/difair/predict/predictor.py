@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difair.data.base import center_crop, resize_size
 from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
@@ -126,8 +127,11 @@ class Predictor:
         return self.run.class_names
 
     def prepare(self, images: Any) -> tuple[Tensor, list[str], list[tuple[str, str]]]:
-        """Images -> float ``[B, C, S, S]`` at the run's size and channel count, names, skipped inputs."""
-        return load_images(images, self.image_size, self.channels)
+        """Images -> float ``[B, C, S, S]`` at the run's size and channel count, names, skipped inputs; framed as
+        the run's data were (``data.crop_pct``: resized larger, then centre-cropped)."""
+        crop = self.run.config.data.crop_pct
+        x, names, skipped = load_images(images, resize_size(self.image_size, crop), self.channels)
+        return center_crop(x, self.image_size), names, skipped
 
     def outputs(self, batch: Tensor) -> Tensor:
         """Model outputs (on CPU) of a prepared batch."""
