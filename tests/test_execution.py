@@ -164,22 +164,6 @@ def test_the_digest_of_a_request_equals_that_of_the_run_it_made():
     assert again.auto == made.auto and again.digest() == request.digest()
 
 
-def test_old_configs_keep_their_digest():
-    # digest of the default tiny config before the auto record existed (difair 0.1.0, 2026-11-27)
-    d = tiny_config().resolve().to_dict()
-    d.pop("auto")
-    for key in ("accelerator", "devices", "eval_batch_size", "compile"):
-        d.pop(key)
-    d["data"].pop("root")
-    d["data"].pop("download")
-    import hashlib
-
-    assert (
-        tiny_config().resolve().digest()
-        == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-    )
-
-
 def test_bad_channels_last_and_unresolved_memory_format_are_refused():
     with pytest.raises(DifairError, match="channels_last takes true, false or auto"):
         tiny_config(extra=["channels_last=sometimes"]).resolve()

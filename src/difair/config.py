@@ -196,6 +196,18 @@ class AugmentConfig:
             )
 
 
+# Options added after difair 0.1.0, each with the values that do what runs did before the option existed. A
+# config holding one of them is hashed without the option, so the config digest of a run folder written by an
+# older version still matches its checkpoint (tests/test_digest_compat.py checks 0.1.0's digests).
+DIGEST_NEUTRAL: dict[str, tuple[Any, ...]] = {
+    "data.crop_pct": (None, 1.0),  # None: unresolved (resolves to 1.0 without pretrained weights)
+    "model.pretrained": (False,),
+    "model.weights": (None,),
+    "model.freeze_backbone": (False,),
+    "model.backbone_lr_scale": (1.0,),
+    "ce.label_smoothing_form": ("pytorch",),
+}
+
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")  # what Lightning Fabric runs
 AUTO = "auto"  # precision / channels_last chosen per device by difair.engine.execution
 
@@ -268,6 +280,11 @@ class TrainConfig:
                 d[key] = AUTO
         d["data"].pop("root", None)
         d["data"].pop("download", None)
+        for option, neutral in DIGEST_NEUTRAL.items():
+            section, key = option.split(".")
+            value = d[section].get(key)
+            if any(value == v and type(value) is type(v) for v in neutral):
+                d[section].pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     # ------------------------------------------------------------------ derived values
