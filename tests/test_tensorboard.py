@@ -145,3 +145,26 @@ def test_benchmark_out_is_one_tensorboard_logdir(tmp_path: Path) -> None:
     ]
     for name in mux.Runs():
         assert [e.step for e in mux.Scalars(name, "train/loss")] == [1]
+
+
+@pytest.mark.slow
+def test_only_rank_zero_writes_events_under_ddp(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tiny import tiny_overrides
+
+    run = tmp_path / "ddp"
+    sets = [a for o in tiny_overrides("ce", 2, ["accelerator=cpu", *ON]) for a in ("--set", o)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "difair.cli", "train", "--quiet", "--devices", "2", "--out", str(run), *sets]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len(list((run / T.TENSORBOARD).iterdir())) == 1  # one writer: rank 0's
+    ea = _events(run)
+    assert _steps(ea, "train/loss") == [1, 2]
+    assert [e.value for e in ea.Scalars("train/loss")] == pytest.approx(
+        [r["train_loss"] for r in R.read_metrics(run)], rel=1e-6
+    )
+    assert len(ea.Scalars("test/msp/auroc")) == 1
