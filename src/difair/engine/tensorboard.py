@@ -129,7 +129,7 @@ class TensorBoardLog:
         and ROC figures, at the checkpoint's epoch."""
         if not self.enabled:
             return
-        from difair.eval.curves import roc_curves_figure, score_histogram_figure  # matplotlib: only here
+        from difair.eval.curves import roc_curves_figure, score_histogram_figure  # start-up time: matplotlib
 
         writer = self._open()
         step = int((results.get("checkpoint") or {}).get("epoch") or results.get("epochs") or 0)
