@@ -14,6 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer  # noqa: E402
 
 from difair.cli import main  # noqa: E402
+from difair.config import TrainConfig  # noqa: E402
 from difair.engine import rundir as R  # noqa: E402
 from difair.engine import tensorboard as T  # noqa: E402
 from difair.engine.fit import fit  # noqa: E402
@@ -113,6 +114,8 @@ def test_off_writes_no_events_and_auto_follows_the_package(tmp_path: Path, monke
 def test_logging_is_not_part_of_what_is_trained(tmp_path: Path) -> None:
     off, on = tiny_config("ce", 2), tiny_config("ce", 2, ON)
     assert off.digest() == on.digest() and off.to_dict()["logging"] != on.to_dict()["logging"]
+    older = {k: v for k, v in on.to_dict().items() if k != "logging"}  # a config.yaml from before the option
+    assert TrainConfig.from_dict(older).digest() == on.digest()
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         fit(off, run, show_progress=False, on_epoch=_stop_after(1))
