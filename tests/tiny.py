@@ -13,6 +13,7 @@ TINY = [
     "augment.hflip=false",
     "augment.crop_padding=1",
     "schedule.name=cosine_warmup",
+    "logging.tensorboard=false",  # event files and figures cost ~1 s a run: tests/test_tensorboard.py turns it on
 ]
 
 

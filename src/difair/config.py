@@ -225,6 +225,19 @@ class AutoRecord:
 
 
 @dataclass
+class LoggingConfig:
+    """Where a run reports while it trains (an execution choice: not part of the digest, so turning it on or off
+    never changes which run a folder holds)."""
+
+    # auto (on when the tensorboard package is installed) | true | false: event files in RUN/tensorboard/
+    tensorboard: bool | str = AUTO
+
+    def validate(self) -> None:
+        if self.tensorboard not in (True, False, AUTO):
+            raise DifairError(f"logging.tensorboard takes true, false or auto, got {self.tensorboard!r}")
+
+
+@dataclass
 class TrainConfig:
     method: str = "difair"
     data: DataConfig = field(default_factory=DataConfig)
@@ -245,6 +258,7 @@ class TrainConfig:
     channels_last: bool | str = False  # true | false | auto (a timed probe on CPU, true on CUDA)
     compile: bool = False  # torch.compile the model (an execution choice: not part of the digest)
     loss_normalizer: str = "batch"  # batch (mean) | nominal (sum / batch_size, the authors' code)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)  # execution choice: not in the digest
     auto: AutoRecord = field(default_factory=AutoRecord)  # filled by the engine: how "auto" was resolved
 
     # ------------------------------------------------------------------ construction
@@ -266,13 +280,13 @@ class TrainConfig:
         return cls.from_dict(data)
 
     def digest(self) -> str:
-        """Hash of everything that determines what is trained (device choices excluded).
+        """Hash of everything that determines what is trained (device choices and ``logging`` excluded).
 
         Options resolved from ``auto`` enter as ``auto`` (what was asked), so a request and the run it made
         have the same digest on every machine.
         """
         d = self.to_dict()
-        for key in ("accelerator", "devices", "eval_batch_size", "compile"):
+        for key in ("accelerator", "devices", "eval_batch_size", "compile", "logging"):
             d.pop(key, None)
         auto = d.pop("auto")
         for key in ("precision", "channels_last"):
@@ -312,7 +326,7 @@ class TrainConfig:
         for section in (self.difair, self.cac, self.ce, self.optim):
             section.validate()
         self.schedule.validate(self.epochs)
-        for section in (self.model, self.augment, self.data):
+        for section in (self.model, self.augment, self.data, self.logging):
             section.validate()
 
     def method_options(self) -> Any:

@@ -150,10 +150,18 @@ def checkpoint_record(epoch: int, epochs: int) -> dict[str, Any]:
 
 
 def evaluate_run(
-    cfg: TrainConfig, raw_model, method, data: OSRData, device, checkpoint: dict[str, Any] | None = None
+    cfg: TrainConfig,
+    raw_model,
+    method,
+    data: OSRData,
+    device,
+    checkpoint: dict[str, Any] | None = None,
+    *,
+    scores_out: dict[str, Tensor] | None = None,
 ) -> dict[str, Any]:
     """Metrics of every score of the method on the test set, as the ``results.json`` record; ``checkpoint``
-    (``checkpoint_record``) says which epoch the model holds (default: the last, a finished run)."""
+    (``checkpoint_record``) says which epoch the model holds (default: the last, a finished run). ``scores_out``
+    (a dict) receives every score of the test images, by name."""
     ev = evaluate_model(
         raw_model,
         method,
@@ -162,6 +170,8 @@ def evaluate_run(
         device=device,
         channels_last=cfg.channels_last,
     )
+    if scores_out is not None:
+        scores_out.update(ev["scores"])
     primary = ev["per_score"][method.default_score]
     return {
         "method": cfg.method,

@@ -29,6 +29,7 @@ from difair.engine.load import check_state
 from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
+from difair.engine.tensorboard import TensorBoardLog, tensorboard_enabled
 from difair.errors import DifairError, TrainingDiverged
 from difair.version import __version__
 
@@ -47,6 +48,8 @@ def _config_for(cfg: TrainConfig | None, run_dir: Path, resume: bool) -> TrainCo
             raise DifairError(
                 f"the options differ from the run saved in {run_dir}: resume without changing them"
             )
+        if cfg is not None:
+            saved.logging = cfg.logging  # an execution choice (not in the digest): the caller's
         return saved
     if cfg is None:
         raise DifairError("fit needs a config unless it resumes a run")
@@ -191,10 +194,13 @@ def _fit_locked(
         schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
         start_epoch, prior_time = _restore(run_dir, cfg, model, optimizer, schedule, resume, zero)
         loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
-        train_time = _train_epochs(
-            loop, schedule, data, folder, start_epoch, prior_time, show_progress, on_epoch
-        )
-        return _finish(loop, data, folder.path, train_time)
+        with TensorBoardLog(
+            folder, zero and tensorboard_enabled(cfg), start_epoch if resume else None
+        ) as log:  # opened after the staged folder is swapped in: see difair.engine.tensorboard
+            train_time = _train_epochs(
+                loop, schedule, data, folder, start_epoch, prior_time, show_progress, on_epoch, log
+            )
+            return _finish(loop, data, folder.path, train_time, log)
 
 
 def _start(
@@ -209,6 +215,7 @@ def _start(
     if resume:
         staging.check_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
     cfg = _config_for(cfg, run_dir, resume)
+    tensorboard_enabled(cfg)  # logging.tensorboard=true without the package: refused before anything is done
     if devices is not None:
         cfg.devices = devices
         cfg.validate()
@@ -298,6 +305,7 @@ def _train_epochs(
     prior_time: float,
     show_progress: bool,
     on_epoch: EpochCallback | None,
+    log: TensorBoardLog,
 ) -> float:
     """Train the remaining epochs, each checked for divergence, logged and checkpointed (the first checkpoint
     commits a staged new run in place of the old folder); the training time of the whole run (``prior_time``, that
@@ -320,30 +328,39 @@ def _train_epochs(
                     folder.path / R.CHECKPOINT, _checkpoint_state(loop, schedule, epoch, data, elapsed)
                 )
                 folder.commit()
+                log.epoch(row)  # after the commit: into the run folder, never into a staged one
             bar.advance(row)
             if on_epoch is not None and zero:
                 on_epoch(row)
     return elapsed  # up to the last checkpoint, so that resuming a finished run reports the same total
 
 
-def _finish(loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float) -> dict[str, Any]:
-    """Evaluate the trained model and write ``results.json`` (on rank 0 when distributed)."""
+def _finish(
+    loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float, log: TensorBoardLog
+) -> dict[str, Any]:
+    """Evaluate the trained model and write ``results.json`` and its TensorBoard log (on rank 0 when
+    distributed)."""
     if loop.world_size == 1:
-        results = evaluate_run(loop.cfg, loop.model, loop.method, data, loop.fabric.device)
+        scores: dict[str, torch.Tensor] = {}
+        results = evaluate_run(loop.cfg, loop.model, loop.method, data, loop.fabric.device, scores_out=scores)
         results["train_time_s"] = round(train_time, 2)
         R.write_json(run_dir / R.RESULTS, results)
+        log.results(results, scores, data.test_labels, loop.method.name)
         return results
-    return _finish_distributed(loop, data, run_dir, train_time)
+    return _finish_distributed(loop, data, run_dir, train_time, log)
 
 
-def _finish_distributed(loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float) -> dict[str, Any]:
+def _finish_distributed(
+    loop: TrainLoop, data: OSRData, run_dir: Path, train_time: float, log: TensorBoardLog
+) -> dict[str, Any]:
     """Check the ranks are in sync, evaluate on rank 0 alone, write and broadcast the results."""
     fabric, cfg = loop.fabric, loop.cfg
     digests = ddp.gather_digests(loop.model)
     results: dict[str, Any] | None = None
     if fabric.global_rank == 0:
         # the raw model: no collective calls while the other ranks wait
-        results = evaluate_run(cfg, loop.model, loop.method, data, fabric.device)
+        scores: dict[str, torch.Tensor] = {}
+        results = evaluate_run(cfg, loop.model, loop.method, data, fabric.device, scores_out=scores)
         results["train_time_s"] = round(train_time, 2)
         results["distributed"] = {
             "world_size": fabric.world_size,
@@ -352,6 +369,7 @@ def _finish_distributed(loop: TrainLoop, data: OSRData, run_dir: Path, train_tim
             "in_sync": len(set(digests)) == 1,
         }
         R.write_json(run_dir / R.RESULTS, results)
+        log.results(results, scores, data.test_labels, cfg.method)
     results = fabric.broadcast(results, src=0)
     assert results is not None
     return results
