@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
+from difair.data.base import center_crop
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
 
@@ -30,15 +31,15 @@ class DeployModule(nn.Module):
         self.score_name = score_name
         self.image_size = image_size
         self.input_size = input_size
-        # difair.data.base.center_crop's window, fixed: the input size is part of the contract
-        self.top = int(round((input_size - image_size) / 2.0))
+        # center_crop's window, found once on a grid of pixel indices (tracing makes shapes tensors, which its
+        # rounding refuses); H and W of the input are fixed, so the window is a constant slice
+        grid = center_crop(torch.arange(input_size * input_size).view(input_size, input_size), image_size)
+        self.top, self.left = divmod(int(grid[0, 0]), input_size)
         self.eval()
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        x = images.clamp(0, 1)
-        if self.input_size != self.image_size:
-            t, s = self.top, self.image_size
-            x = x[:, :, t : t + s, t : t + s]
+        t, left, s = self.top, self.left, self.image_size
+        x = images.clamp(0, 1)[:, :, t : t + s, left : left + s]
         out = self.model(x)
         head = self.model.head
         score = self.method.scores(out, head)[self.score_name]
