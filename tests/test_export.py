@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def _run_file(fmt: str, path: Path, x: torch.Tensor) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
-def test_export_reproduces_the_predictor(run: Path, fmt: str, tmp_path: Path, capsys) -> None:
+def test_export_reproduces_the_predictor(run: Path, fmt: str, tmp_path: Path, monkeypatch) -> None:
     out = tmp_path / "export"
     assert main(["export", str(run), "--format", fmt, "--out", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == sorted([MODEL_FILES[fmt], META_FILE, "README.md"])
@@ -95,6 +96,13 @@ def test_export_reproduces_the_predictor(run: Path, fmt: str, tmp_path: Path, ca
         fmt == "torchscript"
     )
     assert f"[batch, 1, {size}, {size}]" in readme
+    (snippet,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    monkeypatch.chdir(out)
+    scope: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        exec(compile(snippet, f"{out}/README.md", "exec"), scope)  # the README's own example runs as written
+    assert len(scope["labels"]) == 4 and set(scope["labels"]) <= {*pr.class_names, "unknown"}
 
 
 def test_an_uncalibrated_run_is_calibrated_as_the_predictor_does(run: Path, tmp_path: Path, capsys) -> None:
@@ -153,3 +161,12 @@ def test_bad_inputs_are_one_line_errors(tmp_path: Path, tmp_path_factory, capsys
     with pytest.raises(DifairError, match=r"pip install 'difair\[export\]'"):
         export_run(run, tmp_path / "no-onnx", "onnx")
     assert not (tmp_path / "no-onnx").exists()
+
+
+def test_the_export_command_keeps_the_cli_light() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys; from difair.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # difair --help and the parsers never import torch (docs/design.md)

@@ -1,16 +1,29 @@
 """Export for deployment: a run as an ONNX or TorchScript file holding the Predictor's preprocessing, the model
 and the method's score, with its class names, score name and threshold in ``model.json`` and a README
-(docs/export.md)."""
+(docs/export.md).
 
-from difair.deploy.export import EXPORT_FORMATS, META_FILE, MODEL_FILES, export_run
-from difair.deploy.graph import INPUT_NAME, OUTPUT_NAMES, DeployModule
+Names are imported on first use, so ``import difair.deploy`` (and the CLI) stays light.
+"""
 
-__all__ = [
-    "export_run",
-    "DeployModule",
-    "EXPORT_FORMATS",
-    "MODEL_FILES",
-    "META_FILE",
-    "INPUT_NAME",
-    "OUTPUT_NAMES",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "export_run": "export",
+    "EXPORT_FORMATS": "export",
+    "MODEL_FILES": "export",
+    "META_FILE": "export",
+    "DeployModule": "graph",
+    "INPUT_NAME": "graph",
+    "OUTPUT_NAMES": "graph",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
