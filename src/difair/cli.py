@@ -221,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add subcommands: each has ``register(sub)`` adding parsers with ``set_defaults(func=...)``;
 # a command function takes the parsed namespace and returns the exit code.
-PLUGINS: list[str] = ["difair.bench.commands", "difair.viz.commands"]
+PLUGINS: list[str] = ["difair.bench.commands", "difair.viz.commands", "difair.deploy.commands"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,29 @@
+"""Export for deployment: a run as an ONNX or TorchScript file holding the Predictor's preprocessing, the model
+and the method's score, with its class names, score name and threshold in ``model.json`` and a README
+(docs/export.md).
+
+Names are imported on first use, so ``import difair.deploy`` (and the CLI) stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "export_run": "export",
+    "EXPORT_FORMATS": "export",
+    "MODEL_FILES": "export",
+    "META_FILE": "export",
+    "DeployModule": "graph",
+    "INPUT_NAME": "graph",
+    "OUTPUT_NAMES": "graph",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

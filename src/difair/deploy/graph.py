@@ -1,0 +1,52 @@
+"""The deployable graph: the Predictor's preprocessing, the model and the method's outputs in one module."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import Tensor, nn
+
+from difair.data.base import center_crop
+from difair.methods import Method
+from difair.nn.backbones import OSRModel
+
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("score", "per_class", "nearest")
+
+
+class DeployModule(nn.Module):
+    """``images`` float32 ``[B, C, H, W]`` in [0, 1] at the run's input size -> ``(score, per_class, nearest)``.
+
+    What ``difair.predict.Predictor`` does to an image already at ``input_size``: clamp to [0, 1], centre-crop
+    to the run's ``image_size`` (``data.crop_pct``), normalise (inside ``OSRModel``), then the method's
+    ``scores[score_name]``, ``per_class`` and ``predict`` through the ``Method`` interface.
+    """
+
+    def __init__(self, model: OSRModel, method: Method, score_name: str, image_size: int, input_size: int):
+        super().__init__()
+        method.check_score(score_name)
+        self.model = copy.deepcopy(model).float().eval()  # fp32 as collect_outputs, never the caller's model
+        self.method = method
+        self.score_name = score_name
+        self.image_size = image_size
+        self.input_size = input_size
+        # center_crop's window, found once on a grid of pixel indices (tracing makes shapes tensors, which its
+        # rounding refuses); H and W of the input are fixed, so the window is a constant slice
+        grid = center_crop(torch.arange(input_size * input_size).view(input_size, input_size), image_size)
+        self.top, self.left = divmod(int(grid[0, 0]), input_size)
+        self.eval()
+
+    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        t, left, s = self.top, self.left, self.image_size
+        x = images.clamp(0, 1)[:, :, t : t + s, left : left + s]
+        out = self.model(x)
+        head = self.model.head
+        score = self.method.scores(out, head)[self.score_name]
+        return score, self.method.per_class(out, head), self.method.predict(out, head)
+
+
+def example_input(channels: int, input_size: int, batch: int = 2, seed: int = 0) -> Tensor:
+    """Random images in [0, 1] of the exported input's shape (for tracing and the export's self-check)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(batch, channels, input_size, input_size, generator=g)
