@@ -21,11 +21,11 @@ class _ReadmeLinks(Preprocessor):
 
 
 class ReadmeLinksExtension(Extension):
-    def extendMarkdown(self, md: Markdown) -> None:  # noqa: N802 (the Markdown API's name)
+    def extendMarkdown(self, md: Markdown) -> None:  # the Markdown API names it
         # pymdownx.snippets runs at priority 32; lower runs later, so the included README is already there.
         md.preprocessors.register(_ReadmeLinks(md), "difair_readme_links", 31)
 
 
-def on_config(config):  # noqa: ANN001, ANN201 (MkDocs hook signature)
+def on_config(config):  # the MkDocs hook event
     config.markdown_extensions.append(ReadmeLinksExtension())
     return config
