@@ -194,6 +194,7 @@ def _timm():
 
 
 def available_backbones() -> list[str]:
+    """The registered backbone names, and ``timm:<name>`` for any timm model."""
     return sorted(_REGISTRY) + ["timm:<name>"]
 
 

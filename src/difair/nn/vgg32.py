@@ -53,7 +53,8 @@ class VGG32(nn.Module):
             ``difair.nn.dropout``).
         padding: ``"symmetric"`` (PyTorch padding=1, Vaze) or ``"tf"`` (TF "same": the authors' asymmetric
             stride-2 padding).
-        bn_momentum, bn_eps: BatchNorm settings (PyTorch convention; Keras defaults are 0.01 / 1e-3).
+        bn_momentum: BatchNorm momentum (PyTorch convention; the Keras default 0.99 is 0.01 here).
+        bn_eps: BatchNorm epsilon (the Keras default is 1e-3).
         width: channel multiplier (1.0 is the paper's network).
     """
 

@@ -19,6 +19,7 @@ from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 
 THRESHOLD_FILE = "threshold.json"
+"""Where ``calibrate`` stores the threshold in a run folder: ``RUN_DIR/threshold.json``."""
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:

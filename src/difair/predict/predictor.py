@@ -19,6 +19,7 @@ from difair.predict.calibration import calibrate, pick_device, read_calibration
 from difair.predict.images import load_images, run_image_size
 
 UNKNOWN = "unknown"
+"""The class name a ``Predictor`` gives a rejected image."""
 
 
 @dataclass
