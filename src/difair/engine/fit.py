@@ -26,6 +26,7 @@ from difair.engine.evaluate import evaluate_run, validation_accuracy
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
 from difair.engine.load import check_state
+from difair.data.stream import resolve_cache
 from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
@@ -226,6 +227,8 @@ def _start(
         warn_if_slow_bf16(fabric.device.type, cfg.precision)
     if zero and not resume:
         staging.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing
+    if data is None:
+        cfg = resolve_cache(cfg)  # data.cache=auto: memory or stream, once per run (recorded in cfg.auto)
     data = load_data(cfg, data)
     cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
     if fabric.world_size > 1:
