@@ -43,11 +43,15 @@ def make_folder(root: Path, n: int, side: int) -> Path:
             (images / split / c).mkdir(parents=True, exist_ok=True)
         for i in range(count):
             small = rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)  # smooth blobs plus fine noise: JPEG-like
-            im = np.asarray(Image.fromarray(small).resize((side, side), Image.Resampling.BICUBIC), dtype=np.int16)
+            im = np.asarray(
+                Image.fromarray(small).resize((side, side), Image.Resampling.BICUBIC), dtype=np.int16
+            )
             im = np.clip(im + rng.integers(-12, 13, im.shape), 0, 255).astype(np.uint8)
             Image.fromarray(im).save(images / split / CLASSES[i % len(CLASSES)] / f"{i:06d}.jpg", quality=90)
     done.write_text("")
-    print(f"wrote {n} + {TEST_PER_CLASS * len(CLASSES)} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"wrote {n} + {TEST_PER_CLASS * len(CLASSES)} JPEGs in {time.perf_counter() - t0:.0f} s", flush=True
+    )
     return images
 
 
@@ -92,7 +96,10 @@ def main() -> None:
     a = ap.parse_args()
     images = make_folder(a.root, a.n, a.side)
     if a.child:
-        print("RESULT " + json.dumps(train_once(images, a.root, a.child, a.size, a.workers, a.batch)), flush=True)
+        print(
+            "RESULT " + json.dumps(train_once(images, a.root, a.child, a.size, a.workers, a.batch)),
+            flush=True,
+        )
         return
     n_train = a.n // len(CLASSES) * 5  # the known classes' training images
     decoded_mb = n_train * a.size * a.size * 3 / 2**20

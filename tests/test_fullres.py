@@ -47,7 +47,11 @@ def _cfg(root: Path, **data) -> TrainConfig:
 # ---------------------------------------------------------------------- RandomResizedCrop
 @pytest.mark.parametrize(
     ("h", "w", "scale", "ratio"),
-    [(50, 70, (0.08, 1.0), (3 / 4, 4 / 3)), (10, 100, (0.9, 1.0), (3 / 4, 4 / 3)), (64, 64, (0.5, 0.6), (1, 2))],
+    [
+        (50, 70, (0.08, 1.0), (3 / 4, 4 / 3)),
+        (10, 100, (0.9, 1.0), (3 / 4, 4 / 3)),
+        (64, 64, (0.5, 0.6), (1, 2)),
+    ],
 )
 def test_boxes_are_torchvisions_for_the_same_seed(h, w, scale, ratio):
     """Known answer: torchvision's get_params on the global RNG seeded alike, sample after sample (the second
@@ -72,7 +76,10 @@ def test_batched_resampling_is_torchvisions_resized_crop(size):
     from torchvision.transforms.v2 import functional as F
 
     ref_float = torch.stack(
-        [F.resized_crop(img.float(), *b, [size, size], antialias=True) for img, b in zip(x, boxes.tolist())]
+        [
+            F.resized_crop(img.float(), *b, [size, size], antialias=True)
+            for img, b in zip(x, boxes.tolist(), strict=True)
+        ]
     )
     ref_float = ref_float.round().clamp(0, 255).to(torch.uint8)
     assert got.shape == (12, 3, size, size) and got.dtype == torch.uint8
@@ -82,7 +89,9 @@ def test_batched_resampling_is_torchvisions_resized_crop(size):
 
 
 def test_each_sample_gets_its_own_box_and_the_crop_changes_pixels():
-    x = torch.arange(64, dtype=torch.uint8).repeat(64, 1).expand(8, 3, 64, 64).contiguous()  # a horizontal ramp
+    x = (
+        torch.arange(64, dtype=torch.uint8).repeat(64, 1).expand(8, 3, 64, 64).contiguous()
+    )  # a horizontal ramp
     out = random_resized_crop(x, generator=torch.Generator().manual_seed(0))
     assert out.shape == x.shape
     assert len({tuple(o[0, 0, :4].tolist()) for o in out}) > 1  # per-sample boxes, not one for the batch
@@ -151,9 +160,11 @@ def test_prefetched_batches_come_in_the_loops_order_from_workers(tmp_path):
     batches = [perm[0:3], perm[3:6], perm[6:8]]
     seen = []
     for idx in stream.prefetch(batches):
-        assert stream._ready is not None and torch.equal(stream._ready[0], idx)  # decoded ahead, not on demand
+        assert stream._ready is not None and torch.equal(
+            stream._ready[0], idx
+        )  # decoded ahead, not on demand
         seen.append(stream[idx])
-    assert [torch.equal(s, mem[b]) for s, b in zip(seen, batches)] == [True] * 3
+    assert [torch.equal(s, mem[b]) for s, b in zip(seen, batches, strict=True)] == [True] * 3
 
 
 def _train(root: Path, cache: str) -> tuple[TrainConfig, list[float]]:
@@ -188,7 +199,10 @@ def test_auto_resolves_against_the_budget_and_records_why(tmp_path):
     cfg = _cfg(root, memory_budget_gb=decoded / 1e9 * 0.99)
     resolved = resolve_cache(cfg.resolve())
     assert resolved.data.cache == "stream"
-    assert resolved.auto.cache.startswith("auto -> stream: decoded training images") and "exceed" in resolved.auto.cache
+    assert (
+        resolved.auto.cache.startswith("auto -> stream: decoded training images")
+        and "exceed" in resolved.auto.cache
+    )
     cfg = resolve_cache(_cfg(root, memory_budget_gb=decoded / 1e9).resolve())
     assert cfg.data.cache == "memory" and "fit the budget" in cfg.auto.cache
     other = resolve_cache(TrainConfig().resolve())

@@ -32,7 +32,10 @@ SCRATCH_BACKBONES = ("vgg32", "small_cnn", "small_cnn8")  # trained from scratch
 NORMALIZATIONS = ("auto", "train", "reference", "pretrained")  # data.normalization
 MIN_IMAGE_SIZE = 4  # the smallest input the backbones' strided convolutions take
 MAX_IMAGE_SIZE = 448  # the largest data.image_size accepted (full-resolution transfer: docs/transfer.md)
-CROPS = ("pad", "resized")  # augment.crop: zero-pad + random crop | RandomResizedCrop (difair.data.resized_crop)
+CROPS = (
+    "pad",
+    "resized",
+)  # augment.crop: zero-pad + random crop | RandomResizedCrop (difair.data.resized_crop)
 CACHES = ("auto", "memory", "stream")  # data.cache: difair.data.stream.resolve_cache
 MEMORY_BUDGET_FRACTION = 0.5  # data.memory_budget_gb=null: this fraction of the RAM available at the start
 
@@ -198,7 +201,9 @@ class AugmentConfig:
     randaugment_m: int = 6
     randaugment_ops: str = "all"  # all | no_geometric (SVHN in the authors' code)
     crop_padding: int = 4
-    crop: str = "pad"  # pad (zero-pad by crop_padding, random crop) | resized (RandomResizedCrop to the input size)
+    crop: str = (
+        "pad"  # pad (zero-pad by crop_padding, random crop) | resized (RandomResizedCrop to the input size)
+    )
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # resized: area fraction range
     crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])  # resized: aspect ratio range
     hflip: bool = True
@@ -259,7 +264,9 @@ class AutoRecord:
 
     precision: str = ""
     channels_last: str = ""
-    cache: str = ""  # data.cache: the memory/stream choice, the decoded size and the budget it was held against
+    cache: str = (
+        ""  # data.cache: the memory/stream choice, the decoded size and the budget it was held against
+    )
 
 
 @dataclass

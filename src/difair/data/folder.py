@@ -98,7 +98,9 @@ def folder_decoded_bytes(cfg: DataConfig) -> int:
     classes = folder_classes(path)
     known = resolve_known(cfg.known, classes)
     side = resize_size(image_size(cfg, FOLDER_IMAGE_SIZE), cfg.crop_pct)
-    n = sum(len(list_images(path / "train" / classes[k])) for k in known if (path / "train" / classes[k]).is_dir())
+    n = sum(
+        len(list_images(path / "train" / classes[k])) for k in known if (path / "train" / classes[k]).is_dir()
+    )
     return n * 3 * side * side
 
 
@@ -122,9 +124,13 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
             f"known class {empty[0]!r} has no training images in {path / 'train' / empty[0]}: add images there "
             "or leave it out of data.known"
         )
-    decode = resize_size(size, cfg.crop_pct)  # the side a centre crop (data.crop_pct) starts from: resized once
+    decode = resize_size(
+        size, cfg.crop_pct
+    )  # the side a centre crop (data.crop_pct) starts from: resized once
     cache, why = cfg.cache, "data.cache=" + cfg.cache
-    if cache == "auto":  # a run resolves it first (difair.data.stream.resolve_cache); a bare load does it here
+    if (
+        cache == "auto"
+    ):  # a run resolves it first (difair.data.stream.resolve_cache); a bare load does it here
         n_known = int(np.isin(listed["train"][1], known).sum())
         cache, why = choose_cache(cfg, n_known * 3 * decode * decode)
     pools = {}
@@ -146,5 +152,10 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
         source_names=classes,
         unknown_class_names=classes,
         size=size,
-        meta={"source_paths": [str(path)], "ignored_train_classes": ignored, "cache": cache, "cache_why": why},
+        meta={
+            "source_paths": [str(path)],
+            "ignored_train_classes": ignored,
+            "cache": cache,
+            "cache_why": why,
+        },
     )

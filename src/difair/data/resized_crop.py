@@ -100,9 +100,9 @@ def resized_crop_reference(images: Tensor, boxes: Tensor, size: int) -> Tensor:
 
     out = [
         F.resized_crop(
-            img, int(t), int(l), int(hh), int(ww), [size, size], InterpolationMode.BILINEAR, antialias=True
+            img, int(t), int(left), int(hh), int(ww), [size, size], InterpolationMode.BILINEAR, antialias=True
         )
-        for img, (t, l, hh, ww) in zip(images, boxes.tolist(), strict=True)
+        for img, (t, left, hh, ww) in zip(images, boxes.tolist(), strict=True)
     ]
     return torch.stack(out) if out else images[:, :, :size, :size]
 

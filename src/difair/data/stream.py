@@ -181,7 +181,9 @@ def memory_budget(cfg: DataConfig) -> tuple[int, str]:
     if cfg.memory_budget_gb is not None:
         return int(cfg.memory_budget_gb * 1e9), f"data.memory_budget_gb={cfg.memory_budget_gb:g}"
     avail = available_memory()
-    return int(avail * MEMORY_BUDGET_FRACTION), f"{MEMORY_BUDGET_FRACTION:g} of {avail / 1e9:.1f} GB available"
+    return int(
+        avail * MEMORY_BUDGET_FRACTION
+    ), f"{MEMORY_BUDGET_FRACTION:g} of {avail / 1e9:.1f} GB available"
 
 
 def choose_cache(cfg: DataConfig, decoded_bytes: int) -> tuple[str, str]:

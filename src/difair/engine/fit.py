@@ -19,6 +19,7 @@ import torch
 
 from difair.config import TrainConfig
 from difair.data.base import OSRData
+from difair.data.stream import resolve_cache
 from difair.engine import ddp, staging
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
@@ -26,7 +27,6 @@ from difair.engine.evaluate import evaluate_run, validation_accuracy
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
 from difair.engine.load import check_state
-from difair.data.stream import resolve_cache
 from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
