@@ -31,6 +31,13 @@ BALANCE_MODES = ("without_replacement", "with_replacement", "none")  # data.bala
 SCRATCH_BACKBONES = ("vgg32", "small_cnn", "small_cnn8")  # trained from scratch only: no pretrained weights
 NORMALIZATIONS = ("auto", "train", "reference", "pretrained")  # data.normalization
 MIN_IMAGE_SIZE = 4  # the smallest input the backbones' strided convolutions take
+MAX_IMAGE_SIZE = 448  # the largest data.image_size accepted (full-resolution transfer: docs/transfer.md)
+CROPS = (
+    "pad",
+    "resized",
+)  # augment.crop: zero-pad + random crop | RandomResizedCrop (difair.data.resized_crop)
+CACHES = ("auto", "memory", "stream")  # data.cache: difair.data.stream.resolve_cache
+MEMORY_BUDGET_FRACTION = 0.5  # data.memory_budget_gb=null: this fraction of the RAM available at the start
 
 
 @dataclass
@@ -60,6 +67,11 @@ class DataConfig:
     )
     known: list[str] | None = None  # folder:PATH datasets: known class names (or indices as strings)
     download: bool = False
+    # folder:PATH training images: auto (memory when the decoded pixels fit data.memory_budget_gb, else stream) |
+    # memory (the decode-once cache, resident) | stream (decoded per batch in data.workers processes)
+    cache: str = "auto"
+    memory_budget_gb: float | None = None  # None: MEMORY_BUDGET_FRACTION of the available RAM
+    workers: int | None = None  # stream mode's decoding processes; None: min(8, CPUs - 1), 0: in the loop
 
     def validate(self) -> None:
         check_choice("data.split_family", self.split_family, SPLIT_FAMILIES)
@@ -89,6 +101,21 @@ class DataConfig:
             raise DifairError(
                 f"data.image_size must be >= {MIN_IMAGE_SIZE}, got {self.image_size}: leave it unset for the dataset's own size"
             )
+        if self.image_size is not None and self.image_size > MAX_IMAGE_SIZE:
+            raise DifairError(
+                f"data.image_size must be <= {MAX_IMAGE_SIZE}, got {self.image_size}: choose a size up to {MAX_IMAGE_SIZE}"
+            )
+        check_choice("data.cache", self.cache, CACHES)
+        if self.cache == "stream" and not folder:
+            raise DifairError(
+                f"data.cache=stream applies to folder:PATH datasets; {self.name} is loaded whole: drop data.cache"
+            )
+        if self.memory_budget_gb is not None and not (
+            math.isfinite(self.memory_budget_gb) and self.memory_budget_gb > 0
+        ):
+            raise DifairError(f"data.memory_budget_gb must be a number > 0, got {self.memory_budget_gb}")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 0):
+            raise DifairError(f"data.workers must be a whole number >= 0, got {self.workers!r}")
 
 
 @dataclass
@@ -174,6 +201,11 @@ class AugmentConfig:
     randaugment_m: int = 6
     randaugment_ops: str = "all"  # all | no_geometric (SVHN in the authors' code)
     crop_padding: int = 4
+    crop: str = (
+        "pad"  # pad (zero-pad by crop_padding, random crop) | resized (RandomResizedCrop to the input size)
+    )
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # resized: area fraction range
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])  # resized: aspect ratio range
     hflip: bool = True
     backend: str = "torchvision"  # torchvision (per-image reference ops) | batched (difair.data.randaugment)
     contrast: float = (
@@ -190,6 +222,13 @@ class AugmentConfig:
         check_choice("augment.randaugment_ops", self.randaugment_ops, ("all", "no_geometric"))
         check_choice("augment.backend", self.backend, ("torchvision", "batched"))
         check_choice("augment.contrast_per", self.contrast_per, ("sample", "batch"))
+        check_choice("augment.crop", self.crop, CROPS)
+        lo, hi = _range("augment.crop_scale", self.crop_scale)
+        if not 0 < lo <= hi <= 1:
+            raise DifairError(f"augment.crop_scale must satisfy 0 < low <= high <= 1, got {self.crop_scale}")
+        lo, hi = _range("augment.crop_ratio", self.crop_ratio)
+        if not 0 < lo <= hi:
+            raise DifairError(f"augment.crop_ratio must satisfy 0 < low <= high, got {self.crop_ratio}")
         if not (0 <= self.contrast <= 1 and 0 <= self.brightness <= 1):
             raise DifairError(
                 f"augment.contrast and augment.brightness must be in [0, 1], got {self.contrast} and {self.brightness}"
@@ -206,6 +245,9 @@ DIGEST_NEUTRAL: dict[str, tuple[Any, ...]] = {
     "model.freeze_backbone": (False,),
     "model.backbone_lr_scale": (1.0,),
     "ce.label_smoothing_form": ("pytorch",),
+    "augment.crop": ("pad",),
+    "augment.crop_scale": ([0.08, 1.0],),
+    "augment.crop_ratio": ([3 / 4, 4 / 3],),
 }
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")  # what Lightning Fabric runs
@@ -222,6 +264,9 @@ class AutoRecord:
 
     precision: str = ""
     channels_last: str = ""
+    cache: str = (
+        ""  # data.cache: the memory/stream choice, the decoded size and the budget it was held against
+    )
 
 
 @dataclass
@@ -292,8 +337,8 @@ class TrainConfig:
         for key in ("precision", "channels_last"):
             if auto[key]:
                 d[key] = AUTO
-        d["data"].pop("root", None)
-        d["data"].pop("download", None)
+        for key in ("root", "download", "cache", "memory_budget_gb", "workers"):  # same pixels either way
+            d["data"].pop(key, None)
         for option, neutral in DIGEST_NEUTRAL.items():
             section, key = option.split(".")
             value = d[section].get(key)
@@ -355,6 +400,17 @@ def _resolve_pretrained_data(cfg: TrainConfig) -> None:
         cfg.data.crop_pct = (
             float(pretrained_data_config(cfg.model.backbone)["crop_pct"]) if pretrained else 1.0
         )
+
+
+def _range(name: str, value: list[float]) -> tuple[float, float]:
+    """``value`` as a (low, high) pair of finite numbers; one ``DifairError`` otherwise."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise DifairError(f"{name} takes two numbers LOW,HIGH, got {value!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise DifairError(f"{name} takes two finite numbers, got {value!r}")
+    return lo, hi
 
 
 def _positive(name: str, value: int) -> None:

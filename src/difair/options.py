@@ -61,7 +61,10 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             raise DifairError(
                 f"option {path} takes a list (comma-separated on the command line), got {value!r}"
             )
-        return [str(v) for v in value]
+        (item,) = typing.get_args(base) or (str,)
+        if item is str:
+            return [str(v) for v in value]
+        return [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
     return value
 
 

@@ -1,5 +1,5 @@
 """Training augmentation on uint8 image batches: contrast/brightness jitter, RandAugment(N, M), per-sample
-pad+crop and horizontal flip.
+pad+crop (or RandomResizedCrop, ``augment.crop=resized``: difair.data.resized_crop) and horizontal flip.
 
 Each sample draws its own crop offset, flip and RandAugment ops. The jitter follows Keras' ``RandomContrast``
 and ``RandomBrightness`` (the authors' MNIST augmentation), computed in float32 and rounded back to uint8.
@@ -98,7 +98,9 @@ class TorchvisionRandAugment:
 
 
 class Augmenter:
-    """The configured train-time augmentation: jitter, RandAugment, pad+crop, flip (the authors' order)."""
+    """The configured train-time augmentation: jitter, RandAugment, pad+crop or resized crop, flip (the authors'
+    order). The resized crop keeps the input's size; its resampling is batched with ``backend=batched`` and
+    torchvision's per-image ``resized_crop`` otherwise, on the same boxes."""
 
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
@@ -120,7 +122,13 @@ class Augmenter:
         images = random_jitter(images, c.contrast, c.brightness, c.contrast_per, generator)
         if self.randaugment is not None:
             images = self.randaugment(images, generator)
-        images = random_crop(images, self.cfg.crop_padding, generator)
+        if c.crop == "resized":
+            from difair.data.resized_crop import random_resized_crop
+
+            batched = c.backend == "batched"
+            images = random_resized_crop(images, c.crop_scale, c.crop_ratio, generator, batched=batched)
+        else:
+            images = random_crop(images, self.cfg.crop_padding, generator)
         if self.cfg.hflip:
             images = random_hflip(images, generator)
         return images

@@ -141,8 +141,13 @@ def channel_stats(images: Tensor, chunk: int = 256) -> tuple[list[float], list[f
     c = images.shape[1]
     total = torch.zeros(c, dtype=torch.float64)
     squares = torch.zeros(c, dtype=torch.float64)
-    for i in range(0, len(images), chunk):
-        x = images[i : i + chunk].to(torch.float64).div_(255)
+    chunks = (
+        images.chunks(chunk)  # StreamImages (difair.data.stream): decoded in its worker processes
+        if hasattr(images, "chunks")
+        else (images[i : i + chunk] for i in range(0, len(images), chunk))
+    )
+    for part in chunks:
+        x = part.to(torch.float64).div_(255)
         total += x.sum(dim=(0, 2, 3))
         squares += x.square().sum(dim=(0, 2, 3))
     n = max(1, images.numel() // max(1, c))

@@ -13,6 +13,7 @@ from torch import Tensor
 from difair.config import DataConfig
 from difair.data.base import OSRData, Part, assemble, resize_crop_uint8, select_known
 from difair.data.normalization import resolve_normalization
+from difair.data.stream import StreamImages, take
 from difair.errors import DifairError
 
 PREPARE_HINT = "on the project machines: ../shared/tools/prepare-data DEST, then --set data.root=DEST"
@@ -43,7 +44,7 @@ def one_line(err: BaseException) -> str:
 
 
 def _take(images: Tensor, mask: np.ndarray) -> Tensor:
-    return images[torch.from_numpy(np.flatnonzero(mask))]
+    return take(images, torch.from_numpy(np.flatnonzero(mask)))  # StreamImages: the subset, undecoded
 
 
 def build_osr(
@@ -77,7 +78,9 @@ def build_osr(
     if overlap:
         raise DifairError(f"classes {sorted(overlap)} are both known and unknown in {name} split {cfg.split}")
     tr_mask, tr_labels = select_known(train[1], known)
-    x_train = resize_crop_uint8(_take(train[0], tr_mask), size, cfg.crop_pct)
+    x_train = _take(train[0], tr_mask)
+    if not isinstance(x_train, StreamImages):  # a stream decodes with this framing itself
+        x_train = resize_crop_uint8(x_train, size, cfg.crop_pct)
     k_mask, k_labels = select_known(test_known[1], known)
     x_known = resize_crop_uint8(_take(test_known[0], k_mask), size, cfg.crop_pct)
     u_mask = np.isin(test_unknown[1], unknown)

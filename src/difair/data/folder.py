@@ -3,7 +3,9 @@
 ``data.known`` lists the known classes, by folder name or by index into the sorted class names; every other
 class is unknown (its training images, if any, are ignored; its test images are the unknown test set). Images
 are converted to RGB, resized to ``data.image_size`` (32 by default) without cropping (with ``data.crop_pct`` < 1:
-to ``floor(size / crop_pct)``, then centre-cropped to the size), and cached.
+to ``floor(size / crop_pct)``, then centre-cropped to the size), and cached; with ``data.cache=stream`` (or
+``auto`` when they exceed the memory budget) the training images are decoded batch by batch instead
+(difair.data.stream), the test images still go through the cache.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from difair.data.base import OSRData, resize_size
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cached_images, list_images
 from difair.data.registry import register_dataset
+from difair.data.stream import StreamImages, choose_cache
 from difair.errors import DifairError
 
 FOLDER_IMAGE_SIZE = 32
@@ -84,6 +87,23 @@ def _files(path: Path, split: str, classes: list[str]) -> tuple[list[str], np.nd
     return files, np.asarray(labels, dtype=np.int64)
 
 
+def folder_decoded_bytes(cfg: DataConfig) -> int:
+    """Bytes of the decoded known-class training images of the folder dataset ``cfg`` (as the cache holds them:
+    RGB at ``resize_size``); lists the files, decodes nothing."""
+    path = folder_path(cfg.name)
+    if not path.is_dir():
+        raise DifairError(
+            f"folder dataset {path} not found: --set data.name=folder:PATH with PATH/train and PATH/test"
+        )
+    classes = folder_classes(path)
+    known = resolve_known(cfg.known, classes)
+    side = resize_size(image_size(cfg, FOLDER_IMAGE_SIZE), cfg.crop_pct)
+    n = sum(
+        len(list_images(path / "train" / classes[k])) for k in known if (path / "train" / classes[k]).is_dir()
+    )
+    return n * 3 * side * side
+
+
 @register_dataset("folder")
 def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
     """The open-set split of the image folder ``cfg.name`` (``folder:PATH``) with known ``cfg.known``."""
@@ -104,16 +124,21 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
             f"known class {empty[0]!r} has no training images in {path / 'train' / empty[0]}: add images there "
             "or leave it out of data.known"
         )
+    decode = resize_size(
+        size, cfg.crop_pct
+    )  # the side a centre crop (data.crop_pct) starts from: resized once
+    cache, why = cfg.cache, "data.cache=" + cfg.cache
+    if (
+        cache == "auto"
+    ):  # a run resolves it first (difair.data.stream.resolve_cache); a bare load does it here
+        n_known = int(np.isin(listed["train"][1], known).sum())
+        cache, why = choose_cache(cfg, n_known * 3 * decode * decode)
     pools = {}
     for split, (files, labels) in listed.items():
-        # decoded at the side a centre crop (data.crop_pct) starts from, so each image is resized once
-        images = cached_images(
-            files,
-            root=path,
-            size=resize_size(size, cfg.crop_pct),
-            label=f"folder-{split}",
-            cache_dir=cache_dir,
-        )
+        if split == "train" and cache == "stream":  # decoded batch by batch while training
+            pools[split] = (StreamImages(files, decode, size, workers=cfg.workers), labels)
+            continue
+        images = cached_images(files, root=path, size=decode, label=f"folder-{split}", cache_dir=cache_dir)
         pools[split] = (images, labels)
     ignored = sorted({classes[c] for c in np.unique(pools["train"][1]) if c not in known})
     return build_osr(
@@ -127,5 +152,10 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
         source_names=classes,
         unknown_class_names=classes,
         size=size,
-        meta={"source_paths": [str(path)], "ignored_train_classes": ignored},
+        meta={
+            "source_paths": [str(path)],
+            "ignored_train_classes": ignored,
+            "cache": cache,
+            "cache_why": why,
+        },
     )

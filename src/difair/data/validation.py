@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from difair.data.base import OSRData
+from difair.data.stream import take
 from difair.errors import DifairError
 
 
@@ -51,7 +52,7 @@ def hold_out_validation(data: OSRData, fraction: float, seed: int = 0) -> OSRDat
     meta = {**data.meta, "validation": {"fraction": fraction, "seed": seed, "n_val": len(val)}}
     return dataclasses.replace(
         data,
-        train_images=data.train_images[keep_t],
+        train_images=take(data.train_images, keep_t),  # data.cache=stream: still undecoded
         train_labels=data.train_labels[keep_t],
         val_images=data.train_images[val_t],
         val_labels=data.train_labels[val_t],

@@ -19,6 +19,7 @@ import torch
 
 from difair.config import TrainConfig
 from difair.data.base import OSRData
+from difair.data.stream import resolve_cache
 from difair.engine import ddp, staging
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
@@ -226,6 +227,8 @@ def _start(
         warn_if_slow_bf16(fabric.device.type, cfg.precision)
     if zero and not resume:
         staging.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing
+    if data is None:
+        cfg = resolve_cache(cfg)  # data.cache=auto: memory or stream, once per run (recorded in cfg.auto)
     data = load_data(cfg, data)
     cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
     if fabric.world_size > 1:

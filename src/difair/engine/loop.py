@@ -34,7 +34,7 @@ class TrainLoop:
     method: Method
     optimizer: torch.optim.Optimizer
     augment: Augmenter
-    images: Tensor  # uint8 [N, C, H, W], resident on the device
+    images: Tensor  # uint8 [N, C, H, W], resident on the device (data.cache=stream: a StreamImages)
     labels: Tensor
     rank: int = 0
     world_size: int = 1
@@ -172,7 +172,8 @@ def train_one_epoch(
     lr = float(loop.optimizer.param_groups[0]["lr"])
     loop.fmodel.train()
     stats = EpochStats(correct=torch.zeros((), device=loop.device))
-    for idx in batches:
+    prefetch = getattr(loop.images, "prefetch", None)  # data.cache=stream: decode these batches ahead
+    for idx in prefetch(batches) if prefetch is not None else batches:
         step = train_step(loop, idx, lr, generator)
         n = len(idx)
         with torch.no_grad():
