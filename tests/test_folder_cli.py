@@ -12,20 +12,9 @@ import pytest
 from PIL import Image
 
 from difair.cli import main
-from tiny import tiny_overrides
+from tiny import image_tree, tiny_overrides
 
 pytestmark = pytest.mark.slow
-
-
-def _tree(root: Path, train: dict[str, int], test: dict[str, int]) -> Path:
-    rng = np.random.default_rng(0)
-    for split, counts in (("train", train), ("test", test)):
-        for name, n in counts.items():
-            d = root / split / name
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    return root
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
@@ -39,7 +28,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 )
 def test_a_known_class_without_training_images_is_one_line(tmp_path, monkeypatch, capsys, train):
     monkeypatch.setenv("DIFAIR_CACHE", str(tmp_path / "cache"))
-    root = _tree(tmp_path / "ds", train, {"cat": 2, "dog": 2, "fox": 2})
+    root = image_tree(tmp_path / "ds", train, {"cat": 2, "dog": 2, "fox": 2})
     before = _snapshot(root)
     out = tmp_path / "run"
     argv = [

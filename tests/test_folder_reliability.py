@@ -16,17 +16,7 @@ from difair.data.cache import list_images, to_8bit
 from difair.data.folder import load_folder
 from difair.errors import DifairError
 from difair.predict.images import load_images
-
-
-def _tree(root: Path, train: dict[str, int], test: dict[str, int]) -> Path:
-    rng = np.random.default_rng(0)
-    for split, counts in (("train", train), ("test", test)):
-        for name, n in counts.items():
-            d = root / split / name
-            d.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(d / f"{i}.png")
-    return root
+from tiny import image_tree
 
 
 def _cfg(root: Path, known: list[str]) -> DataConfig:
@@ -41,14 +31,14 @@ def _cfg(root: Path, known: list[str]) -> DataConfig:
     ],
 )
 def test_a_known_class_without_training_images_is_an_error(tmp_path, train, fragment):
-    root = _tree(tmp_path / "ds", train, {"cat": 2, "dog": 2, "fox": 2})
+    root = image_tree(tmp_path / "ds", train, {"cat": 2, "dog": 2, "fox": 2})
     with pytest.raises(DifairError, match=fragment) as err:
         load_folder(_cfg(root, ["cat", "dog"]), cache_dir=tmp_path / "cache")
     assert "\n" not in str(err.value)
 
 
 def test_symlink_loops_and_dangling_links_are_reported_and_skipped(tmp_path):
-    root = _tree(tmp_path / "ds", {"cat": 3, "dog": 3}, {"cat": 2, "dog": 2, "fox": 2})
+    root = image_tree(tmp_path / "ds", {"cat": 3, "dog": 3}, {"cat": 2, "dog": 2, "fox": 2})
     d = root / "train" / "cat"
     os.symlink(d / "loop.png", d / "loop.png")  # a link to itself: ELOOP
     os.symlink(d / "gone.png", d / "dangling.png")

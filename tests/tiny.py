@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
 from difair.config import TrainConfig, apply_overrides
 
 TINY = [
@@ -25,3 +30,15 @@ def tiny_config(method: str = "difair", epochs: int = 3, extra: list[str] | None
     return TrainConfig.from_dict(
         apply_overrides(TrainConfig().to_dict(), tiny_overrides(method, epochs, extra))
     )
+
+
+def image_tree(root: Path, train: dict[str, int], test: dict[str, int]) -> Path:
+    """An image-folder dataset of random 8x8 PNGs: ``train`` / ``test`` images per class name in train/ and test/."""
+    rng = np.random.default_rng(0)
+    for split, counts in (("train", train), ("test", test)):
+        for name, n in counts.items():
+            d = root / split / name
+            d.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    return root

@@ -87,16 +87,21 @@ def _files(path: Path, split: str, classes: list[str]) -> tuple[list[str], np.nd
     return files, np.asarray(labels, dtype=np.int64)
 
 
-def folder_decoded_bytes(cfg: DataConfig) -> int:
-    """Bytes of the decoded known-class training images of the folder dataset ``cfg`` (as the cache holds them:
-    RGB at ``resize_size``); lists the files, decodes nothing."""
+def _open(cfg: DataConfig) -> tuple[Path, list[str], list[int]]:
+    """The folder of ``cfg.name``, its class names and the indices of the known ones; one line if it is absent."""
     path = folder_path(cfg.name)
     if not path.is_dir():
         raise DifairError(
             f"folder dataset {path} not found: --set data.name=folder:PATH with PATH/train and PATH/test"
         )
     classes = folder_classes(path)
-    known = resolve_known(cfg.known, classes)
+    return path, classes, resolve_known(cfg.known, classes)
+
+
+def folder_decoded_bytes(cfg: DataConfig) -> int:
+    """Bytes of the decoded known-class training images of the folder dataset ``cfg`` (as the cache holds them:
+    RGB at ``resize_size``); lists the files, decodes nothing."""
+    path, classes, known = _open(cfg)
     side = resize_size(image_size(cfg, FOLDER_IMAGE_SIZE), cfg.crop_pct)
     n = sum(
         len(list_images(path / "train" / classes[k])) for k in known if (path / "train" / classes[k]).is_dir()
@@ -107,13 +112,7 @@ def folder_decoded_bytes(cfg: DataConfig) -> int:
 @register_dataset("folder")
 def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
     """The open-set split of the image folder ``cfg.name`` (``folder:PATH``) with known ``cfg.known``."""
-    path = folder_path(cfg.name)
-    if not path.is_dir():
-        raise DifairError(
-            f"folder dataset {path} not found: --set data.name=folder:PATH with PATH/train and PATH/test"
-        )
-    classes = folder_classes(path)
-    known = resolve_known(cfg.known, classes)
+    path, classes, known = _open(cfg)
     unknown = [c for c in range(len(classes)) if c not in known]
     size = image_size(cfg, FOLDER_IMAGE_SIZE)
     listed = {split: _files(path, split, classes) for split in ("train", "test")}  # all classes: one cache
