@@ -13,9 +13,10 @@ from PIL import Image
 
 from difair.config import TrainConfig
 from difair.data.augment import Augmenter
+from difair.data.folder import resolve_cache
 from difair.data.registry import get_dataset
 from difair.data.resized_crop import random_resized_crop, resized_crop, resized_crop_reference, sample_boxes
-from difair.data.stream import StreamImages, choose_cache, resolve_cache
+from difair.data.stream import StreamImages, choose_cache
 from difair.errors import DifairError
 
 

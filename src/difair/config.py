@@ -36,7 +36,7 @@ CROPS = (
     "pad",
     "resized",
 )  # augment.crop: zero-pad + random crop | RandomResizedCrop (difair.data.resized_crop)
-CACHES = ("auto", "memory", "stream")  # data.cache: difair.data.stream.resolve_cache
+CACHES = ("auto", "memory", "stream")  # data.cache: difair.data.folder.resolve_cache
 MEMORY_BUDGET_FRACTION = 0.5  # data.memory_budget_gb=null: this fraction of the RAM available at the start
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from difair.config import AugmentConfig
+from difair.data.resized_crop import random_resized_crop
 
 if TYPE_CHECKING:
     from difair.data.randaugment import BatchRandAugment
@@ -123,8 +124,6 @@ class Augmenter:
         if self.randaugment is not None:
             images = self.randaugment(images, generator)
         if c.crop == "resized":
-            from difair.data.resized_crop import random_resized_crop
-
             batched = c.backend == "batched"
             images = random_resized_crop(images, c.crop_scale, c.crop_ratio, generator, batched=batched)
         else:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from difair.config import DataConfig
+from difair.config import DataConfig, TrainConfig
 from difair.data.base import OSRData, resize_size
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cached_images, list_images
@@ -127,9 +127,7 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
         size, cfg.crop_pct
     )  # the side a centre crop (data.crop_pct) starts from: resized once
     cache, why = cfg.cache, "data.cache=" + cfg.cache
-    if (
-        cache == "auto"
-    ):  # a run resolves it first (difair.data.stream.resolve_cache); a bare load does it here
+    if cache == "auto":  # a run resolves it first (resolve_cache); a bare load does it here
         n_known = int(np.isin(listed["train"][1], known).sum())
         cache, why = choose_cache(cfg, n_known * 3 * decode * decode)
     pools = {}
@@ -158,3 +156,18 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
             "cache_why": why,
         },
     )
+
+
+def resolve_cache(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``data.cache=auto`` replaced by ``memory`` or ``stream``, the reason in ``cfg.auto.cache``.
+
+    Datasets other than ``folder:PATH`` are always loaded whole (``memory``). Needs a resolved ``crop_pct``.
+    """
+    if cfg.data.cache != "auto":
+        return cfg
+    if not cfg.data.name.startswith("folder:"):
+        cfg.data.cache, why = "memory", f"{cfg.data.name} is loaded whole"
+    else:
+        cfg.data.cache, why = choose_cache(cfg.data, folder_decoded_bytes(cfg.data))
+    cfg.auto.cache = f"auto -> {cfg.data.cache}: {why}"
+    return cfg

@@ -9,7 +9,7 @@ processes in exactly that order, a few batches ahead, and indexing with the batc
 the decoded one. The order comes from the loop's seeded permutation and the workers draw no random numbers, so
 a seed gives the same batches in either mode.
 
-``resolve_cache`` chooses ``memory`` or ``stream`` for ``data.cache=auto`` once per run (the decoded training
+``difair.data.folder.resolve_cache`` chooses ``memory`` or ``stream`` for ``data.cache=auto`` once per run (the decoded training
 pixels against ``data.memory_budget_gb``, by default ``MEMORY_BUDGET_FRACTION`` of the RAM available when the run
 starts) and records why in ``cfg.auto.cache``, as ``precision=auto`` is recorded.
 """
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.config import MEMORY_BUDGET_FRACTION, DataConfig, TrainConfig
+from difair.config import MEMORY_BUDGET_FRACTION, DataConfig
 from difair.data.cache import _decode_one
 
 
@@ -193,20 +193,3 @@ def choose_cache(cfg: DataConfig, decoded_bytes: int) -> tuple[str, str]:
     verb = "fit" if fits else "exceed"
     why = f"decoded training images {decoded_bytes / 1e9:.2f} GB {verb} the budget {budget / 1e9:.2f} GB ({how})"
     return ("memory" if fits else "stream"), why
-
-
-def resolve_cache(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with ``data.cache=auto`` replaced by ``memory`` or ``stream``, the reason in ``cfg.auto.cache``.
-
-    Datasets other than ``folder:PATH`` are always loaded whole (``memory``). Needs a resolved ``crop_pct``.
-    """
-    if cfg.data.cache != "auto":
-        return cfg
-    if not cfg.data.name.startswith("folder:"):
-        cfg.data.cache, why = "memory", f"{cfg.data.name} is loaded whole"
-    else:
-        from difair.data.folder import folder_decoded_bytes
-
-        cfg.data.cache, why = choose_cache(cfg.data, folder_decoded_bytes(cfg.data))
-    cfg.auto.cache = f"auto -> {cfg.data.cache}: {why}"
-    return cfg

@@ -19,7 +19,7 @@ import torch
 
 from difair.config import TrainConfig
 from difair.data.base import OSRData
-from difair.data.stream import resolve_cache
+from difair.data.folder import resolve_cache
 from difair.engine import ddp, staging
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
