@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from difair.config import DataConfig
-from difair.data.base import OSRData
+from difair.data.base import OSRData, resize_size
 from difair.data.build import build_osr, image_size, one_line
 from difair.data.cache import cache_dir_for, cached_images
 from difair.data.registry import register_dataset
@@ -186,7 +186,9 @@ def build_ssb(
     train_files = [f for f, w in zip(train[0], wanted, strict=True) if w]
     pools: dict[str, Any] = {}
     for part, files, labels in (("train", train_files, train[1][wanted]), ("test", test[0], test[1])):
-        images = cached_images(files, root=folder, size=size, label=f"{name}-{part}", cache_dir=cache_dir)
+        # decoded at the side a centre crop (data.crop_pct) starts from, so each image is resized once
+        side = resize_size(size, cfg.crop_pct)
+        images = cached_images(files, root=folder, size=side, label=f"{name}-{part}", cache_dir=cache_dir)
         pools[part] = (images, labels)
     return build_osr(
         cfg,

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from difair.config import DataConfig
-from difair.data.base import OSRData
+from difair.data.base import OSRData, resize_size
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cache_dir_for, cached_images, list_images
 from difair.data.registry import register_dataset
@@ -90,7 +90,11 @@ def load_imagenet_ssb(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRD
     ):
         files, y = _pool(folder, wnids, ys)
         images = cached_images(
-            files, root=folder, size=size, label=f"imagenet-ssb-{part}", cache_dir=cache_dir
+            files,
+            root=folder,
+            size=resize_size(size, cfg.crop_pct),  # the side a centre crop (data.crop_pct) starts from
+            label=f"imagenet-ssb-{part}",
+            cache_dir=cache_dir,
         )
         pools[part] = (images, y)
     subsets = {d: [u_index[w] for w in ws] for d, ws in subsets_wnids.items()}
