@@ -7,8 +7,7 @@ Names are imported on first use, so ``import difair.deploy`` (and the CLI) stays
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from difair.lazy import lazy_getattr
 
 _EXPORTS = {
     "export_run": "export",
@@ -23,7 +22,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -5,8 +5,7 @@ Names are imported on first use, so ``import difair.viz`` (and the CLI) stays li
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from difair.lazy import lazy_getattr
 
 _EXPORTS = {
     "RunAnalysis": "analysis",
@@ -40,7 +39,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"difair.viz.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'difair.viz' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
