@@ -32,6 +32,9 @@ SCRATCH_BACKBONES = ("vgg32", "small_cnn", "small_cnn8")  # trained from scratch
 NORMALIZATIONS = ("auto", "train", "reference", "pretrained")  # data.normalization
 MIN_IMAGE_SIZE = 4  # the smallest input the backbones' strided convolutions take
 MAX_IMAGE_SIZE = 448  # the largest data.image_size accepted (full-resolution transfer: docs/transfer.md)
+# An evaluation batch holds at most this many pixels (per channel): eval_batch_size images up to 64x64 px, fewer
+# above (41 at 224 px, 10 at 448 px), so that evaluating at full resolution does not allocate gigabytes per layer.
+EVAL_BATCH_PIXELS = 512 * 64 * 64
 CROPS = (
     "pad",
     "resized",
@@ -295,7 +298,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     epochs: int = 600
     batch_size: int = 128
-    eval_batch_size: int = 512
+    eval_batch_size: int = 512  # the most images per evaluation batch; fewer at large sizes (eval_batch)
     seed: int = 0
     precision: str = "32-true"  # auto | 32-true | bf16-mixed | 16-mixed | bf16-true
     accelerator: str = "auto"  # auto | cpu | cuda | mps
@@ -464,3 +467,10 @@ FIDELITY: tuple[FidelityChoice, ...] = (
 
 # ``--authors-code``: every choice of FIDELITY set to the authors' TensorFlow code.
 AUTHORS_CODE: tuple[str, ...] = tuple(f"{c.option}={c.authors}" for c in FIDELITY if c.authors is not None)
+
+
+def eval_batch(batch_size: int, images: Any) -> int:
+    """The evaluation batch for ``images`` (``[N, C, H, W]``): ``batch_size``, or fewer so that one batch holds at
+    most ``EVAL_BATCH_PIXELS`` pixels."""
+    h, w = images.shape[-2:]
+    return max(1, min(batch_size, EVAL_BATCH_PIXELS // max(1, h * w)))

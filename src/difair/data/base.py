@@ -182,14 +182,12 @@ def select_known(labels: np.ndarray, known: list[int]) -> tuple[np.ndarray, np.n
     return mask, remapped
 
 
+RESIZE_CHUNK_VALUES = 1 << 25  # float values per resize chunk (128 MB): a whole dataset is never float at once
+
+
 def resize_uint8(images: Tensor, size: int) -> Tensor:
-    """Bilinear resize of uint8 images ``[N, C, H, W]`` to ``size x size`` (no-op at that size)."""
-    if images.shape[-1] == size and images.shape[-2] == size:
-        return images
-    out = torch.nn.functional.interpolate(
-        images.float(), size=(size, size), mode="bilinear", align_corners=False, antialias=True
-    )
-    return out.round_().clamp_(0, 255).to(torch.uint8)
+    """Bilinear (antialiased) resize of uint8 images ``[N, C, H, W]`` to ``size x size`` (no-op at that size)."""
+    return resize_crop_uint8(images, size)
 
 
 def resize_size(size: int, crop_pct: float | None) -> int:
@@ -199,8 +197,22 @@ def resize_size(size: int, crop_pct: float | None) -> int:
 
 def resize_crop_uint8(images: Tensor, size: int, crop_pct: float | None = None) -> Tensor:
     """Resize uint8 images to ``resize_size(size, crop_pct)``, then centre-crop ``size x size`` (the evaluation
-    framing of a pretrained backbone's config; ``crop_pct`` None or 1: a plain resize to ``size``)."""
-    return center_crop(resize_uint8(images, resize_size(size, crop_pct)), size)
+    framing of a pretrained backbone's config; ``crop_pct`` None or 1: a plain resize to ``size``).
+
+    Done in chunks of images, so neither a float copy nor the uncropped resize of the whole set is ever held.
+    """
+    side = resize_size(size, crop_pct)
+    n, c, h, w = images.shape
+    if (h, w) == (side, side):
+        return center_crop(images, size)
+    out = torch.empty((n, c, size, size), dtype=torch.uint8)
+    step = max(1, RESIZE_CHUNK_VALUES // (c * max(h * w, side * side)))
+    for i in range(0, n, step):
+        part = torch.nn.functional.interpolate(
+            images[i : i + step].float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True
+        )
+        out[i : i + step] = center_crop(part.round_().clamp_(0, 255), size)
+    return out
 
 
 def center_crop(images: Tensor, size: int) -> Tensor:

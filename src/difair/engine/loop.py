@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from difair.config import TrainConfig
+from difair.config import TrainConfig, eval_batch
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
 from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
@@ -109,6 +109,7 @@ def backbone_features(
     mode, ``batch_size`` images at a time."""
     model.backbone.eval()
     model.to(device)
+    batch_size = eval_batch(batch_size, images)
     chunks = [
         model.feature_map(images[i : i + batch_size].to(device).contiguous(memory_format=fmt)).float()
         for i in range(0, len(images), batch_size)

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difair.config import eval_batch
 from difair.data import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data
@@ -48,6 +49,7 @@ def extract_split(
     """Backbone maps and outputs of ``images`` (uint8) in fp32 batches, and ODIN's perturbed logits if asked."""
     model = run.model.to(device).eval()
     maps, outs, odin_out = [], [], []
+    batch_size = eval_batch(batch_size, images)
     for i in range(0, len(images), batch_size):
         x = images[i : i + batch_size].to(device)
         with torch.no_grad(), torch.autocast(device.type, enabled=False):
