@@ -65,9 +65,10 @@ def train_once(
     os.environ["DIFAIR_CACHE_DIR"] = str(root / "cache")
     import itertools
 
-    import difair.engine.fit as fit_module
     from difair.config import TrainConfig
     from difair.engine.fit import fit
+
+    fit_module = sys.modules["difair.engine.fit"]  # the module: difair.engine's `fit` attribute is the function
 
     if steps is not None:
         whole_epoch = fit_module.epoch_batches
