@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import difair.data.base as base
-from difair.config import EVAL_BATCH_PIXELS, eval_batch
+from difair.config import EVAL_BATCH_PIXELS, eval_batch, eval_chunks
 from difair.engine.evaluate import collect_outputs
 
 
@@ -41,6 +41,9 @@ def test_eval_batch_known_answers():
     assert eval_batch(512, torch.empty(0, 3, 448, 448)) == 10
     assert eval_batch(8, torch.empty(0, 3, 224, 224)) == 8  # a smaller request wins
     assert eval_batch(512, torch.empty(0, 3, 2048, 2048)) == 1  # never 0
+    chunks = list(eval_chunks(torch.arange(100).view(100, 1, 1, 1).expand(100, 3, 224, 224), 512))
+    assert [len(c) for c in chunks] == [41, 41, 18]
+    assert torch.equal(torch.cat(chunks)[:, 0, 0, 0], torch.arange(100))  # in order, none lost
 
 
 class _Recorder(nn.Module):

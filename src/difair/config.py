@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -474,3 +475,9 @@ def eval_batch(batch_size: int, images: Any) -> int:
     most ``EVAL_BATCH_PIXELS`` pixels."""
     h, w = images.shape[-2:]
     return max(1, min(batch_size, EVAL_BATCH_PIXELS // max(1, h * w)))
+
+
+def eval_chunks(images: Any, batch_size: int) -> Iterator[Any]:
+    """``images`` in consecutive evaluation batches of ``eval_batch(batch_size, images)``."""
+    step = eval_batch(batch_size, images)
+    return (images[i : i + step] for i in range(0, len(images), step))

@@ -182,7 +182,9 @@ def select_known(labels: np.ndarray, known: list[int]) -> tuple[np.ndarray, np.n
     return mask, remapped
 
 
-RESIZE_CHUNK_VALUES = 1 << 25  # float values per resize chunk (128 MB): a whole dataset is never float at once
+RESIZE_CHUNK_VALUES = (
+    1 << 25
+)  # float values per resize chunk (128 MB): a whole dataset is never float at once
 
 
 def resize_uint8(images: Tensor, size: int) -> Tensor:
@@ -209,7 +211,11 @@ def resize_crop_uint8(images: Tensor, size: int, crop_pct: float | None = None) 
     step = max(1, RESIZE_CHUNK_VALUES // (c * max(h * w, side * side)))
     for i in range(0, n, step):
         part = torch.nn.functional.interpolate(
-            images[i : i + step].float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True
+            images[i : i + step].float(),
+            size=(side, side),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
         )
         out[i : i + step] = center_crop(part.round_().clamp_(0, 255), size)
     return out

@@ -106,6 +106,11 @@ def folder_decoded_bytes(cfg: DataConfig) -> int:
     n = sum(
         len(list_images(path / "train" / classes[k])) for k in known if (path / "train" / classes[k]).is_dir()
     )
+    return decoded_bytes(n, side)
+
+
+def decoded_bytes(n: int, side: int) -> int:
+    """Bytes of ``n`` RGB uint8 images of ``side x side`` pixels."""
     return n * 3 * side * side
 
 
@@ -129,7 +134,7 @@ def load_folder(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRData:
     cache, why = cfg.cache, "data.cache=" + cfg.cache
     if cache == "auto":  # a run resolves it first (resolve_cache); a bare load does it here
         n_known = int(np.isin(listed["train"][1], known).sum())
-        cache, why = choose_cache(cfg, n_known * 3 * decode * decode)
+        cache, why = choose_cache(cfg, decoded_bytes(n_known, decode))
     pools = {}
     for split, (files, labels) in listed.items():
         if split == "train" and cache == "stream":  # decoded batch by batch while training

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from difair.config import TrainConfig, eval_batch
+from difair.config import TrainConfig, eval_chunks
 from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
@@ -37,10 +37,9 @@ def collect_outputs(
     if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
         model = copy.deepcopy(model).float()
     outs = []
-    batch_size = eval_batch(batch_size, images)
     with torch.autocast(device.type, enabled=False):
-        for i in range(0, len(images), batch_size):
-            x = images[i : i + batch_size].to(device, non_blocking=True)
+        for chunk in eval_chunks(images, batch_size):
+            x = chunk.to(device, non_blocking=True)
             if x.is_floating_point():
                 x = x.float()
             if channels_last:

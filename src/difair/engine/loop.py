@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from difair.config import TrainConfig, eval_batch
+from difair.config import TrainConfig, eval_chunks
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
 from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
@@ -109,10 +109,9 @@ def backbone_features(
     mode, ``batch_size`` images at a time."""
     model.backbone.eval()
     model.to(device)
-    batch_size = eval_batch(batch_size, images)
     chunks = [
-        model.feature_map(images[i : i + batch_size].to(device).contiguous(memory_format=fmt)).float()
-        for i in range(0, len(images), batch_size)
+        model.feature_map(chunk.to(device).contiguous(memory_format=fmt)).float()
+        for chunk in eval_chunks(images, batch_size)
     ]
     return torch.cat(chunks) if chunks else torch.empty(0)
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from difair.config import eval_batch
+from difair.config import eval_chunks
 from difair.data import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data
@@ -49,9 +49,8 @@ def extract_split(
     """Backbone maps and outputs of ``images`` (uint8) in fp32 batches, and ODIN's perturbed logits if asked."""
     model = run.model.to(device).eval()
     maps, outs, odin_out = [], [], []
-    batch_size = eval_batch(batch_size, images)
-    for i in range(0, len(images), batch_size):
-        x = images[i : i + batch_size].to(device)
+    for chunk in eval_chunks(images, batch_size):
+        x = chunk.to(device)
         with torch.no_grad(), torch.autocast(device.type, enabled=False):
             m = model.feature_map(x).float()
             maps.append(m.cpu())
