@@ -189,6 +189,18 @@ def test_cpu_peak_from_flags_cores_and_clock():
     assert H.cpu_peak_gflops("32-true", frozenset({"neon"}), cores=2, ghz=2.0) is None
 
 
+def test_cpu_peak_counts_amx_tiles_for_bf16_unless_onednn_is_kept_below_them(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    peak, how = H.cpu_peak_gflops("bf16-mixed", SPR, cores=2, ghz=2.0)
+    assert peak == pytest.approx(2 * 1024 * 2.0) and "AMX" in how  # 8x the AVX512-BF16 dot-product peak
+    assert H.cpu_peak_gflops("32-true", SPR, cores=2, ghz=2.0)[0] == pytest.approx(2 * 2 * 16 * 2 * 2.0)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")  # bf16 dot products, no tiles
+    peak, how = H.cpu_peak_gflops("bf16-mixed", SPR, cores=2, ghz=2.0)
+    assert peak == pytest.approx(2 * 2 * 32 * 2 * 2.0) and "AMX" not in how
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")  # bf16 emulated: the fp32 AVX2 peak
+    assert H.cpu_peak_gflops("bf16-mixed", SPR, cores=2, ghz=2.0)[0] == pytest.approx(2 * 2 * 8 * 2 * 2.0)
+
+
 def test_nominal_clock_from_cpuinfo(tmp_path: Path):
     f = tmp_path / "cpuinfo"
     f.write_text("model name\t: Intel(R) Xeon(R) Platinum 8480C @ 2.00GHz\ncpu MHz\t\t: 3800.0\n")

@@ -25,6 +25,9 @@ ONEDNN_CAPS_WITHOUT_BF16 = {
 }
 # fp32 FMA lanes per instruction by vector ISA (x86), for the peak estimate of ``cpu_peak_gflops``.
 FP32_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
+# bf16 flop per cycle per core of an AMX tile unit (TMUL: 512 bf16 multiply-adds a cycle, Intel's figure for
+# Sapphire Rapids on), used for the bf16 peak when the CPU has amx_bf16 and oneDNN may use it
+AMX_BF16_FLOP_PER_CYCLE = 1024
 
 
 def cpuinfo_fields(cpuinfo: str = "/proc/cpuinfo") -> dict[str, str] | None:
@@ -154,7 +157,8 @@ def cpu_peak_gflops(
     """Theoretical fp32 (or native bf16) FMA peak of the CPU in GFLOP/s and how it was counted, or None.
 
     ``cores x 2 FMA units x lanes x 2 flop x clock``: lanes by the widest vector ISA in ``flags`` (x2 for
-    bf16 dot products where the CPU has them). The clock is the nominal one from ``/proc/cpuinfo`` (or
+    bf16 dot products where the CPU has them); bf16 on a CPU with AMX (unless ``ONEDNN_MAX_CPU_ISA`` keeps
+    oneDNN below it) counts the tile unit instead, ``cores x 1024 flop x clock``. The clock is the nominal one from ``/proc/cpuinfo`` (or
     ``ghz``), so turbo or throttling moves the achieved fraction.
     """
     flags = cpu_flags() if flags is None else flags
@@ -170,7 +174,10 @@ def cpu_peak_gflops(
     cap = onednn_isa_cap()
     if ONEDNN_CAPS_WITHOUT_BF16.get(cap, lanes) < lanes:  # oneDNN kept to a narrower ISA
         lanes, isa = ONEDNN_CAPS_WITHOUT_BF16[cap], f"ONEDNN_MAX_CPU_ISA={cap}"
-    if precision.startswith("bf16") and native_bf16_cpu(flags):
+    if precision.startswith("bf16") and native_bf16_cpu(flags, cap):
+        if "amx_bf16" in flags and (cap is None or "AMX" in cap):
+            peak = cores * AMX_BF16_FLOP_PER_CYCLE * ghz
+            return peak, f"{cores} cores x {AMX_BF16_FLOP_PER_CYCLE} flop (AMX-BF16 tiles) x {ghz:.2f} GHz"
         lanes, isa = lanes * 2, isa + "+bf16"
     peak = cores * 2 * lanes * 2 * ghz
     return peak, f"{cores} cores x 2 FMA x {lanes} lanes ({isa}) x 2 flop x {ghz:.2f} GHz"
