@@ -68,7 +68,8 @@ def train_once(
     from difair.config import TrainConfig
     from difair.engine.fit import fit
 
-    fit_module = sys.modules["difair.engine.fit"]  # the module: difair.engine's `fit` attribute is the function
+    # the module itself: difair.engine's `fit` attribute is the function
+    fit_module = sys.modules["difair.engine.fit"]
 
     if steps is not None:
         whole_epoch = fit_module.epoch_batches
