@@ -8,7 +8,8 @@ and seed-to-seed standard deviation of AUROC and closed-set accuracy, and whethe
 smaller than the spread. Modes differ only in execution settings:
 
 - reference: fp32, NCHW, per-image torchvision RandAugment, single-tensor SGD;
-- fast: `FAST_PATH` (precision and channels_last `auto`, batched RandAugment, foreach SGD, the fast dropout mask).
+- fast: `FAST_PATH` (precision and channels_last `auto`, batched RandAugment, foreach SGD, the fast dropout mask,
+  glibc keeping freed blocks).
 """
 
 from __future__ import annotations

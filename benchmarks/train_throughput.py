@@ -12,6 +12,7 @@ $DIFAIR_DATA/cifar10-jpeg or ~/.cache/difair-data/cifar10-jpeg) with batch size 
     (``FAST_PATH``): the decode-once uint8 cache resident on the device, batched crop/flip/RandAugment,
     ``precision=auto`` (bf16 autocast where the device computes bf16 natively, else fp32),
     ``channels_last=auto`` (a timed probe on CPU), foreach SGD, the fast dropout mask, optionally ``torch.compile``.
+    ``cpu_allocator=retain`` keeps freed blocks in glibc's heap; it is process-wide, so (a) runs with it too.
 
 The two alternate in timed windows of ``--steps`` steps (a, b, a, b, ...), so machine noise hits both alike;
 each window starts with untimed steps that drain what (a)'s workers prefetched meanwhile. Prints images/s

@@ -16,7 +16,7 @@ from difair.errors import DifairError
 
 FAST_HELP = (
     "the fast path: precision and channels_last chosen for this device (auto: bf16 only where it is native), "
-    "batched augmentation, foreach SGD, fast dropout mask (--set options win over it, e.g. --set precision=32-true)"
+    "batched augmentation, foreach SGD, fast dropout mask, freed CPU memory kept for reuse (--set options win over it, e.g. --set precision=32-true)"
 )
 
 

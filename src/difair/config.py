@@ -256,6 +256,8 @@ DIGEST_NEUTRAL: dict[str, tuple[Any, ...]] = {
 
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")  # what Lightning Fabric runs
 AUTO = "auto"  # precision / channels_last chosen per device by difair.engine.execution
+# cpu_allocator: system (the C allocator as it is) | retain (freed blocks kept for reuse: difair.engine.allocator)
+CPU_ALLOCATORS = ("system", "retain")
 
 
 @dataclass
@@ -306,6 +308,9 @@ class TrainConfig:
     devices: int = 1
     channels_last: bool | str = False  # true | false | auto (a timed probe on CPU, true on CUDA)
     compile: bool = False  # torch.compile the model (an execution choice: not part of the digest)
+    cpu_allocator: str = (
+        "system"  # system | retain: CPU runs keep freed blocks (process-wide; not in the digest)
+    )
     loss_normalizer: str = "batch"  # batch (mean) | nominal (sum / batch_size, the authors' code)
     logging: LoggingConfig = field(default_factory=LoggingConfig)  # execution choice: not in the digest
     auto: AutoRecord = field(default_factory=AutoRecord)  # filled by the engine: how "auto" was resolved
@@ -335,7 +340,7 @@ class TrainConfig:
         have the same digest on every machine.
         """
         d = self.to_dict()
-        for key in ("accelerator", "devices", "eval_batch_size", "compile", "logging"):
+        for key in ("accelerator", "devices", "eval_batch_size", "compile", "cpu_allocator", "logging"):
             d.pop(key, None)
         auto = d.pop("auto")
         for key in ("precision", "channels_last"):
@@ -368,6 +373,7 @@ class TrainConfig:
         if self.channels_last not in (True, False, AUTO):
             raise DifairError(f"channels_last takes true, false or auto, got {self.channels_last!r}")
         check_choice("loss_normalizer", self.loss_normalizer, ("batch", "nominal"))
+        check_choice("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS)
         _positive("epochs", self.epochs)
         _positive("batch_size", self.batch_size)
         _positive("eval_batch_size", self.eval_batch_size)
@@ -430,6 +436,7 @@ FAST_PATH: tuple[str, ...] = (
     "augment.backend=batched",
     "optim.foreach=true",
     "model.dropout_backend=fast",
+    "cpu_allocator=retain",  # CPU: freed activation blocks kept for the next step instead of re-faulted
 )
 
 

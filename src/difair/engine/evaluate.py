@@ -199,6 +199,7 @@ def evaluate_run(
             "device": str(device),
             "precision": cfg.precision,
             "channels_last": cfg.channels_last,
+            "cpu_allocator": cfg.cpu_allocator,
             "auto": auto_record(cfg),  # what was asked (auto or a value) and what ran
             "python": platform.python_version(),
         },

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from difair.config import TrainConfig, eval_chunks
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
+from difair.engine.allocator import apply_cpu_allocator
 from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.methods import Method
@@ -77,6 +78,7 @@ def setup_loop(
     training images are extracted once here and the head is the module Fabric wraps.
     """
     device = fabric.device
+    apply_cpu_allocator(cfg.cpu_allocator, device.type)  # process-wide; before the first step allocates
     features = None
     if cfg.model.freeze_backbone:
         features = backbone_features(model, images, cfg.eval_batch_size, device, memory_format(cfg))
