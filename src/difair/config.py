@@ -308,9 +308,8 @@ class TrainConfig:
     devices: int = 1
     channels_last: bool | str = False  # true | false | auto (a timed probe on CPU, true on CUDA)
     compile: bool = False  # torch.compile the model (an execution choice: not part of the digest)
-    cpu_allocator: str = (
-        "system"  # system | retain: CPU runs keep freed blocks (process-wide; not in the digest)
-    )
+    # system | retain: CPU runs keep freed blocks (process-wide; not in the digest)
+    cpu_allocator: str = "system"
     loss_normalizer: str = "batch"  # batch (mean) | nominal (sum / batch_size, the authors' code)
     logging: LoggingConfig = field(default_factory=LoggingConfig)  # execution choice: not in the digest
     auto: AutoRecord = field(default_factory=AutoRecord)  # filled by the engine: how "auto" was resolved

@@ -182,9 +182,8 @@ def select_known(labels: np.ndarray, known: list[int]) -> tuple[np.ndarray, np.n
     return mask, remapped
 
 
-RESIZE_CHUNK_VALUES = (
-    1 << 25
-)  # float values per resize chunk (128 MB): a whole dataset is never float at once
+# float values per resize chunk (128 MB): a whole dataset is never float at once
+RESIZE_CHUNK_VALUES = 1 << 25
 
 
 def resize_uint8(images: Tensor, size: int) -> Tensor:

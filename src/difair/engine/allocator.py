@@ -12,7 +12,6 @@ PyTorch's CUDA caching allocator keeps GPU memory. It is process-wide and stays 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import platform
 import warnings
 from typing import Any
@@ -28,16 +27,13 @@ def glibc() -> Any | None:
     """The process's glibc through ctypes, or None where the C library is another one."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    except OSError:
-        return None
+    return ctypes.CDLL(None)  # the process's own symbols, glibc's among them (no library search)
 
 
 def apply_cpu_allocator(choice: str, device_type: str, libc: Any | None = None) -> bool:
     """Apply ``cpu_allocator=choice`` for a run whose tensors live on ``device_type``; True when ``retain`` was set.
 
-    ``system``, or a run off the CPU, changes nothing. ``retain`` where it cannot be set warns once and goes on
+    ``system``, or a run off the CPU, changes nothing. ``retain`` where it cannot be set warns and goes on
     with the allocator as it is (speed is all it changes). ``libc``: the C library to call (tests).
     """
     if choice != "retain" or device_type != "cpu":
