@@ -39,7 +39,14 @@ from difair.data import default_root, get_dataset
 from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
 from difair.data.splits import get_known_classes
 from difair.engine.build import build_model
-from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_peak_gflops, cpuinfo_fields
+from difair.engine.hardware import (
+    NATIVE_BF16_FLAGS,
+    cgroup_cpu_limit,
+    cpu_flags,
+    cpu_peak_gflops,
+    cpuinfo_fields,
+    usable_cores,
+)
 from difair.engine.loop import TrainLoop, build_loop, train_one_epoch
 from difair.engine.schedule import set_lr
 
@@ -57,7 +64,8 @@ def machine_info() -> dict[str, Any]:
         "cpu": cpu,
         "cpu_family_model": family_model,
         "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores_usable": usable_cores(),  # affinity mask capped by a cgroup CPU quota
+        "cgroup_cpu_limit": cgroup_cpu_limit(),
         "bf16_isa": sorted(f for f in flags if f in (*NATIVE_BF16_FLAGS, "amx_tile")),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

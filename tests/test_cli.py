@@ -120,6 +120,11 @@ def test_fast_sets_the_fast_path_and_later_sets_win(tmp_path: Path) -> None:
     results = json.loads((out / "results.json").read_text())
     assert results["environment"]["auto"]["precision"]["requested"] == "auto"
     assert results["environment"]["auto"]["channels_last"] == {"requested": False, "resolved": False}
+    threads = results["environment"]["auto"]["cpu_threads"]
+    assert threads["requested"] == "auto" and threads["resolved"] >= 1
+    assert threads["why"] == saved["auto"]["cpu_threads"] and threads["why"].startswith(
+        f"auto -> {threads['resolved']}"
+    )
 
 
 def test_benchmark_fast_puts_the_fast_path_before_the_sets(tmp_path: Path, monkeypatch) -> None:

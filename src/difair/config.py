@@ -254,6 +254,18 @@ DIGEST_NEUTRAL: dict[str, tuple[Any, ...]] = {
     "augment.crop_ratio": ([3 / 4, 4 / 3],),
 }
 
+# How a run computes, not what it learns: left out of the config digest, so a run folder is found again and
+# resumes under other execution choices.
+EXECUTION_OPTIONS = (
+    "accelerator",
+    "devices",
+    "eval_batch_size",
+    "compile",
+    "cpu_allocator",
+    "cpu_threads",
+    "logging",
+)
+
 PRECISIONS = ("32-true", "bf16-mixed", "16-mixed", "bf16-true")  # what Lightning Fabric runs
 AUTO = "auto"  # precision / channels_last chosen per device by difair.engine.execution
 # cpu_allocator: system (the C allocator as it is) | retain (freed blocks kept for reuse: difair.engine.allocator)
@@ -270,9 +282,9 @@ class AutoRecord:
 
     precision: str = ""
     channels_last: str = ""
-    cache: str = (
-        ""  # data.cache: the memory/stream choice, the decoded size and the budget it was held against
-    )
+    # data.cache: the memory/stream choice, the decoded size and the budget it was held against
+    cache: str = ""
+    cpu_threads: str = ""  # cpu_threads=auto: the count each process computes with, and why
 
 
 @dataclass
@@ -310,6 +322,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (an execution choice: not part of the digest)
     # system | retain: CPU runs keep freed blocks (process-wide; not in the digest)
     cpu_allocator: str = "system"
+    # auto (PyTorch's count, lowered to the CPUs a cgroup quota leaves: difair.engine.threads) | N; not in the digest
+    cpu_threads: int | str = AUTO
     loss_normalizer: str = "batch"  # batch (mean) | nominal (sum / batch_size, the authors' code)
     logging: LoggingConfig = field(default_factory=LoggingConfig)  # execution choice: not in the digest
     auto: AutoRecord = field(default_factory=AutoRecord)  # filled by the engine: how "auto" was resolved
@@ -339,7 +353,7 @@ class TrainConfig:
         have the same digest on every machine.
         """
         d = self.to_dict()
-        for key in ("accelerator", "devices", "eval_batch_size", "compile", "cpu_allocator", "logging"):
+        for key in EXECUTION_OPTIONS:
             d.pop(key, None)
         auto = d.pop("auto")
         for key in ("precision", "channels_last"):
@@ -373,6 +387,8 @@ class TrainConfig:
             raise DifairError(f"channels_last takes true, false or auto, got {self.channels_last!r}")
         check_choice("loss_normalizer", self.loss_normalizer, ("batch", "nominal"))
         check_choice("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS)
+        if self.cpu_threads != AUTO:
+            _positive("cpu_threads", self.cpu_threads, "or auto")
         _positive("epochs", self.epochs)
         _positive("batch_size", self.batch_size)
         _positive("eval_batch_size", self.eval_batch_size)
@@ -422,9 +438,10 @@ def _range(name: str, value: list[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _positive(name: str, value: int) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise DifairError(f"{name} must be a whole number >= 1, got {value!r}")
+def _positive(name: str, value: int, alternative: str = "") -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        alt = f" {alternative}" if alternative else ""
+        raise DifairError(f"{name} must be a whole number >= 1{alt}, got {value!r}")
 
 
 # The engine's fast path (docs/performance.md), ``--fast`` on the command line: execution settings that change

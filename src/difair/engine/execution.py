@@ -183,6 +183,10 @@ def auto_record(cfg: TrainConfig) -> dict[str, Any]:
         out[key] = {"requested": AUTO if why else getattr(cfg, key), "resolved": getattr(cfg, key)}
         if why:
             out[key]["why"] = why
+    # the count this process computed with (set by difair.engine.threads when the run started)
+    out["cpu_threads"] = {"requested": cfg.cpu_threads, "resolved": torch.get_num_threads()}
+    if cfg.auto.cpu_threads:
+        out["cpu_threads"]["why"] = cfg.auto.cpu_threads
     return out
 
 

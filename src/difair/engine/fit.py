@@ -31,6 +31,7 @@ from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_e
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
 from difair.engine.tensorboard import TensorBoardLog, tensorboard_enabled
+from difair.engine.threads import apply_cpu_threads
 from difair.errors import DifairError, TrainingDiverged
 from difair.version import __version__
 
@@ -230,6 +231,7 @@ def _start(
     if data is None:
         cfg = resolve_cache(cfg)  # data.cache=auto: memory or stream, once per run (recorded in cfg.auto)
     data = load_data(cfg, data)
+    apply_cpu_threads(cfg, processes=cfg.devices)  # before the probe times steps with them
     cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
     if fabric.world_size > 1:
         fabric.launch()

@@ -1,9 +1,11 @@
-"""What the hardware offers: CPU feature flags, native bf16, and the precision rule of ``precision=auto``."""
+"""What the hardware offers: CPU feature flags, native bf16, the CPUs a process may use, and the precision rule of
+``precision=auto``."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import platform
 import warnings
@@ -163,7 +165,7 @@ def cpu_peak_gflops(
     """
     flags = cpu_flags() if flags is None else flags
     if cores is None:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        cores = usable_cores()
     ghz = ghz or _nominal_ghz()
     if not flags or not ghz or not cores:
         return None
@@ -181,6 +183,79 @@ def cpu_peak_gflops(
         lanes, isa = lanes * 2, isa + "+bf16"
     peak = cores * 2 * lanes * 2 * ghz
     return peak, f"{cores} cores x 2 FMA x {lanes} lanes ({isa}) x 2 flop x {ghz:.2f} GHz"
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def cgroup_cpu_limit(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> float | None:
+    """The CPU time this process's cgroup may use, in CPUs (quota / period), or None without a quota.
+
+    cgroup v2 (``cpu.max``, under ``root`` or ``root/unified``) and v1 (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``
+    under ``root/cpu`` or ``root/cpu,cpuacct``): the smallest limit on the process's cgroup and its ancestors, the
+    way Docker's ``--cpus`` and a Kubernetes CPU limit set it. A path that is not mounted is skipped.
+    """
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # v2: 0::/path
+            mounts = [m for m in (root, root / "unified") if (m / "cgroup.controllers").is_file()]
+            read = _cpu_max
+        elif "cpu" in controllers.split(","):
+            mounts = [root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu"]
+            read = _cfs_quota
+        else:
+            continue
+        parts = [p for p in path.strip().split("/") if p]
+        for mount in mounts:
+            for depth in range(len(parts), -1, -1):  # the cgroup itself, then each ancestor up to the mount
+                limit = read(mount.joinpath(*parts[:depth]))
+                if limit is not None:
+                    limits.append(limit)
+    return min(limits) if limits else None
+
+
+def _cpu_max(folder: Path) -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        quota, period = ((folder / "cpu.max").read_text().split() + ["", ""])[:2]
+        if quota != "max" and float(period) > 0:
+            return float(quota) / float(period)
+    return None
+
+
+def _cfs_quota(folder: Path) -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        quota = int((folder / "cpu.cfs_quota_us").read_text())
+        period = int((folder / "cpu.cfs_period_us").read_text())
+        if quota > 0 and period > 0:
+            return quota / period
+    return None
+
+
+# A quota's fraction of a CPU at or above this counts as one more thread: on the 2-core Zen 4 a VGG32 step with
+# 2 threads beat 1 thread from a quota of ~1.15 CPUs on (1.25: 625 vs 677 ms; 1.0: 798 vs 705; docs/performance.md).
+QUOTA_FRACTION = 0.25
+
+
+def usable_cores(limit: float | None = None, affinity: int | None = None) -> int:
+    """The CPUs this process can keep busy: its affinity mask, capped by the cgroup quota (a fraction of at least
+    ``QUOTA_FRACTION`` counts as a CPU; at least 1).
+
+    ``limit`` and ``affinity`` override what ``cgroup_cpu_limit()`` and the mask say (tests).
+    """
+    if affinity is None:
+        affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if limit is None:
+        limit = cgroup_cpu_limit()
+    if limit is None:
+        return max(1, affinity)
+    whole = math.floor(limit)
+    return max(1, min(affinity, whole + (limit - whole >= QUOTA_FRACTION)))
 
 
 def _nominal_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:

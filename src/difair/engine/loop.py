@@ -20,6 +20,7 @@ from difair.data.base import OSRData
 from difair.engine.allocator import apply_cpu_allocator
 from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
 from difair.engine.execution import resolve_channels_last, resolve_precision
+from difair.engine.threads import apply_cpu_threads
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
 
@@ -123,6 +124,7 @@ def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> Tr
     cfg = resolve_precision(cfg.resolve())
     fabric = fabric or make_fabric(cfg)
     shape = tuple(data.train_images.shape[1:])
+    apply_cpu_threads(cfg, processes=cfg.devices)
     cfg = resolve_channels_last(cfg, shape, data.num_classes, fabric.device.type)
     torch.manual_seed(cfg.seed)
     model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)

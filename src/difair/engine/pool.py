@@ -7,7 +7,6 @@ Each run stays independent and seeded, so a job's result does not depend on whic
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import queue as queue_mod
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from rich.console import Console
 
 from difair.config import TrainConfig
 from difair.data import get_dataset
+from difair.engine.hardware import usable_cores
 from difair.engine.progress import make_progress
 from difair.engine.runner import run_or_resume
 
@@ -33,8 +33,8 @@ class Job:
 
 
 def default_workers() -> int:
-    """One worker per core, at most 4 (CPU-bound runs)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """One worker per usable CPU (affinity and cgroup quota: ``hardware.usable_cores``), at most 4 (CPU-bound runs)."""
+    return max(1, min(4, usable_cores()))
 
 
 def _run_job(
@@ -61,7 +61,7 @@ def run_jobs(
 ) -> list[tuple[dict[str, Any], str]]:
     """Results and what was done (``reused``/``resumed``/``trained``) for each job, in the jobs' order."""
     workers = max(1, min(workers or default_workers(), len(jobs) or 1))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, usable_cores() // workers)
     total = sum(j.config.epochs for j in jobs)
     progress = make_progress(console or Console(stderr=True)) if show_progress else None
     ctx = mp.get_context("spawn")  # no fork after torch has started its thread pools
