@@ -189,6 +189,29 @@ def test_cpu_peak_from_flags_cores_and_clock():
     assert H.cpu_peak_gflops("32-true", frozenset({"neon"}), cores=2, ghz=2.0) is None
 
 
+def test_zen4_counts_avx512_at_256_bits_and_zen5_at_512(tmp_path: Path):
+    zen4 = ("AuthenticAMD", 25)
+    assert H.cpu_peak_gflops("32-true", ZEN5, cores=2, ghz=2.0, vendor_family=zen4)[0] == pytest.approx(
+        2 * 2 * 8 * 2 * 2.0
+    )
+    peak, how = H.cpu_peak_gflops("bf16-mixed", ZEN5, cores=2, ghz=2.0, vendor_family=zen4)
+    assert peak == pytest.approx(2 * 2 * 16 * 2 * 2.0) and "256-bit units" in how
+    zen5 = ("AuthenticAMD", 26)
+    assert H.cpu_peak_gflops("bf16-mixed", ZEN5, cores=2, ghz=2.0, vendor_family=zen5)[0] == pytest.approx(
+        2 * 2 * 32 * 2 * 2.0
+    )
+    # Zen 3 is family 25 too, without AVX-512: its AVX2 peak is unchanged
+    assert H.cpu_peak_gflops("32-true", AVX2, cores=2, ghz=2.0, vendor_family=zen4)[0] == pytest.approx(
+        2 * 2 * 8 * 2 * 2.0
+    )
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n")
+    assert H.cpu_vendor_family(str(info)) == zen4
+    arm = tmp_path / "cpuinfo-arm"  # a new path: the function caches per file, as cpu_flags does
+    arm.write_text("processor\t: 0\nmodel name\t: ARM\n")
+    assert H.cpu_vendor_family(str(arm)) is None
+
+
 def test_cpu_peak_counts_amx_tiles_for_bf16_unless_onednn_is_kept_below_them(monkeypatch):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     peak, how = H.cpu_peak_gflops("bf16-mixed", SPR, cores=2, ghz=2.0)

@@ -30,6 +30,10 @@ FP32_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
 # bf16 flop per cycle per core of an AMX tile unit (TMUL: 512 bf16 multiply-adds a cycle, Intel's figure for
 # Sapphire Rapids on), used for the bf16 peak when the CPU has amx_bf16 and oneDNN may use it
 AMX_BF16_FLOP_PER_CYCLE = 1024
+# (vendor, family) of CPUs that run 512-bit instructions on 256-bit FMA units, two halves each: AMD family 25
+# with avx512f is Zen 4 (Genoa, Raphael, Phoenix; Zen 3, the same family, has no AVX-512). Their AVX-512 peak
+# is that of AVX2 (on the 2-core Zen 4, bf16 GEMM 415 and fp32 190 GFLOP/s: docs/performance.md).
+HALF_WIDTH_AVX512 = {("AuthenticAMD", 25)}
 
 
 def cpuinfo_fields(cpuinfo: str = "/proc/cpuinfo") -> dict[str, str] | None:
@@ -61,6 +65,16 @@ def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
     if "cpu family" in fields:
         name += f" (family {fields['cpu family']} model {fields.get('model', '?')})"
     return name
+
+
+@functools.cache
+def cpu_vendor_family(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, int] | None:
+    """``(vendor_id, cpu family)`` from ``cpuinfo`` (Linux x86), e.g. ``("AuthenticAMD", 25)``, or None."""
+    fields = cpuinfo_fields(cpuinfo) or {}
+    try:
+        return fields["vendor_id"], int(fields["cpu family"])
+    except (KeyError, ValueError):
+        return None
 
 
 def onednn_isa_cap(environ: Mapping[str, str] | None = None) -> str | None:
@@ -155,15 +169,19 @@ def cpu_peak_gflops(
     flags: frozenset[str] | None = None,
     cores: int | None = None,
     ghz: float | None = None,
+    vendor_family: tuple[str, int] | None = None,
 ) -> tuple[float, str] | None:
     """Theoretical fp32 (or native bf16) FMA peak of the CPU in GFLOP/s and how it was counted, or None.
 
     ``cores x 2 FMA units x lanes x 2 flop x clock``: lanes by the widest vector ISA in ``flags`` (x2 for
-    bf16 dot products where the CPU has them); bf16 on a CPU with AMX (unless ``ONEDNN_MAX_CPU_ISA`` keeps
-    oneDNN below it) counts the tile unit instead, ``cores x 1024 flop x clock``. The clock is the nominal one from ``/proc/cpuinfo`` (or
-    ``ghz``), so turbo or throttling moves the achieved fraction.
+    bf16 dot products where the CPU has them), AVX-512 counted at 256 bits on CPUs with half-width units
+    (``HALF_WIDTH_AVX512``, by ``vendor_family``, read from ``/proc/cpuinfo`` with the flags); bf16 on a CPU with AMX
+    (unless ``ONEDNN_MAX_CPU_ISA`` keeps oneDNN below it) counts the tile unit instead, ``cores x 1024 flop x
+    clock``. The clock is the nominal one from ``/proc/cpuinfo`` (or ``ghz``), so turbo or throttling moves the
+    achieved fraction.
     """
-    flags = cpu_flags() if flags is None else flags
+    if flags is None:  # this CPU; flags given describe another one, whose vendor_family is given or unknown
+        flags, vendor_family = cpu_flags(), vendor_family or cpu_vendor_family()
     if cores is None:
         cores = usable_cores()
     ghz = ghz or _nominal_ghz()
@@ -173,6 +191,8 @@ def cpu_peak_gflops(
     if lanes is None:
         return None
     isa = next(f for f, n in FP32_LANES if n == lanes and f in flags)
+    if lanes > 8 and vendor_family in HALF_WIDTH_AVX512:
+        lanes, isa = 8, f"{isa} on 256-bit units"
     cap = onednn_isa_cap()
     if ONEDNN_CAPS_WITHOUT_BF16.get(cap, lanes) < lanes:  # oneDNN kept to a narrower ISA
         lanes, isa = ONEDNN_CAPS_WITHOUT_BF16[cap], f"ONEDNN_MAX_CPU_ISA={cap}"
