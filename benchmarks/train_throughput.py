@@ -360,7 +360,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cpu_peak = cpu_peak_gflops(resolved.precision) if device.type == "cpu" else None
     ref_peak = cpu_peak_gflops("32-true") if device.type == "cpu" else None  # the reference runs fp32
     if cpu_peak and ref_peak:
-        (gf, how), (rgf, rhow) = cpu_peak, ref_peak
+        (gf, how), (rgf, _) = cpu_peak, ref_peak
         print(
             f"CPU peak for difair's {resolved.precision}: {gf:.0f} GFLOP/s ({how}), achieved "
             f"{100 * tflops['difair'] * 1e3 / gf:.0f} %; for the reference's 32-true: {rgf:.0f} GFLOP/s, achieved "
