@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import time
 
@@ -22,7 +21,7 @@ import torch
 from difair.config import FAST_PATH, TrainConfig, apply_overrides
 from difair.engine.build import build_model
 from difair.engine.execution import resolve_precision
-from difair.engine.hardware import cgroup_cpu_limit, cpu_model, usable_cores
+from difair.engine.hardware import affinity_cores, cgroup_cpu_limit, cpu_model, usable_cores
 from difair.engine.threads import auto_threads
 
 CLASSES = 6
@@ -58,7 +57,7 @@ def main() -> None:
     p.add_argument("--width", type=float, default=1.0, help="model.width")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = p.parse_args()
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    affinity = affinity_cores()
     counts = [int(t) for t in a.threads.split(",")] if a.threads else list(range(1, affinity + 1))
     overrides = [*FAST_PATH, f"model.width={a.width}", "epochs=1", *a.set]
     cfg = resolve_precision(

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from difair.cliutil import (
     add_config_flags,
+    base_config,
     check_dataset_name,
     check_method_name,
     dataset_help,
@@ -84,13 +85,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if is_rank_zero():
             _print_results(results, args.resume)
         return 0
-    from difair.presets import merge, preset_dict, read_config_file  # start-up time
-
-    base = TrainConfig().to_dict()  # layering: defaults < --preset < --config < --set and flags
-    if args.preset is not None:
-        base = merge(base, preset_dict(args.preset))
-    if args.config is not None:
-        base = merge(base, read_config_file(args.config))
+    base = base_config(args.preset, args.config)  # layering: defaults < --preset < --config < --set and flags
     overrides = flag_overrides(args.fast, args.authors_code, args.overrides)
     if args.method is not None:
         check_method_name(args.method)
@@ -221,7 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Modules that add subcommands: each has ``register(sub)`` adding parsers with ``set_defaults(func=...)``;
 # a command function takes the parsed namespace and returns the exit code.
-PLUGINS: list[str] = ["difair.bench.commands", "difair.viz.commands", "difair.deploy.commands"]
+PLUGINS: list[str] = [
+    "difair.bench.commands",
+    "difair.bench.hardware",
+    "difair.viz.commands",
+    "difair.deploy.commands",
+]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from difair.errors import DifairError
@@ -179,3 +180,16 @@ def flag_overrides(fast: bool, authors_code: bool, overrides: list[str]) -> list
     from difair.config import AUTHORS_CODE, FAST_PATH  # start-up time: imports torch
 
     return [*(FAST_PATH if fast else ()), *(AUTHORS_CODE if authors_code else ()), *overrides]
+
+
+def base_config(preset: str | None, config: Path | None) -> dict[str, Any]:
+    """The defaults, under ``--preset`` NAME, under ``--config`` FILE: the layers below ``--fast`` and ``--set``."""
+    from difair.config import TrainConfig  # start-up time: imports torch
+    from difair.presets import merge, preset_dict, read_config_file
+
+    base = TrainConfig().to_dict()
+    if preset is not None:
+        base = merge(base, preset_dict(preset))
+    if config is not None:
+        base = merge(base, read_config_file(config))
+    return base

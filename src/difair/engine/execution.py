@@ -103,6 +103,14 @@ def probe_key(cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: 
     return json.dumps(parts, sort_keys=True)
 
 
+def cached_memory_format(
+    cfg: TrainConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> tuple[bool, str] | None:
+    """The probe's cached verdict for ``cfg``'s workload on this machine and its evidence, or None."""
+    cached = _read_cache(cache_dir() / PROBE_FILE).get(probe_key(cfg, input_shape, num_classes))
+    return None if cached is None else (bool(cached["channels_last"]), cached["why"] + " (cached)")
+
+
 def probe_memory_format(
     cfg: TrainConfig,
     input_shape: tuple[int, int, int],
@@ -226,6 +234,7 @@ __all__ = [
     "resolve_precision",
     "resolve_channels_last",
     "probe_memory_format",
+    "cached_memory_format",
     "time_training_steps",
     "auto_record",
 ]

@@ -262,14 +262,18 @@ def _cfs_quota(folder: Path) -> float | None:
 QUOTA_FRACTION = 0.25
 
 
+def affinity_cores() -> int:
+    """The CPUs in this process's affinity mask (``os.cpu_count()`` where the OS has no masks)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def usable_cores(limit: float | None = None, affinity: int | None = None) -> int:
     """The CPUs this process can keep busy: its affinity mask, capped by the cgroup quota (a fraction of at least
     ``QUOTA_FRACTION`` counts as a CPU; at least 1).
 
     ``limit`` and ``affinity`` override what ``cgroup_cpu_limit()`` and the mask say (tests).
     """
-    if affinity is None:
-        affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    affinity = affinity_cores() if affinity is None else affinity
     if limit is None:
         limit = cgroup_cpu_limit()
     if limit is None:
