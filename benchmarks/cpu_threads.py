@@ -4,9 +4,9 @@
 
 Run it inside the limit you want to measure, e.g. ``docker run --cpus 1 ...``, ``systemd-run --scope -p
 CPUQuota=100% python ...``, or a cgroup of your own (docs/performance.md shows one made by hand). It prints the
-affinity mask, the cgroup CPU quota (``difair.engine.hardware.cgroup_cpu_limit``), what ``cpu_threads=auto``
-resolves to, and the median time of a VGG32 + DIFAIR training step (batch 128, 32x32, the ``--fast`` settings
-resolved for this CPU) at each thread count. The counts alternate round by round so that noise hits all alike.
+affinity mask, the cgroup CPU quota (``difair.cpus.cgroup_cpu_limit``), what ``cpu_threads=auto``
+resolves to, and the median time of a VGG32 + DIFAIR training step (batch 128, 32x32, channels_last, the
+``--fast`` precision resolved for this CPU) at each thread count. The counts alternate round by round so that noise hits all alike.
 """
 
 from __future__ import annotations
@@ -15,19 +15,21 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
 
 from difair.config import FAST_PATH, TrainConfig, apply_overrides
+from difair.cpus import affinity_cores, cgroup_cpu_limit, cores_within_quota
 from difair.engine.build import build_model
 from difair.engine.execution import resolve_precision
-from difair.engine.hardware import affinity_cores, cgroup_cpu_limit, cpu_model, usable_cores
-from difair.engine.threads import auto_threads
+from difair.engine.hardware import cpu_model
+from difair.engine.threads import PYTORCH_THREADS, auto_threads
 
 CLASSES = 6
 
 
-def step_timer(cfg: TrainConfig):
+def step_timer(cfg: TrainConfig) -> Callable[[], float]:
     """A function that runs one training step of ``cfg``'s model on fixed random data and returns its seconds."""
     torch.manual_seed(0)
     x = torch.randn(cfg.batch_size, 3, 32, 32).contiguous(memory_format=torch.channels_last)
@@ -64,8 +66,7 @@ def main() -> None:
         TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), overrides)).resolve()
     )
     limit = cgroup_cpu_limit()
-    pytorch_default = torch.get_num_threads()
-    picked, why = auto_threads(pytorch_default, usable_cores(limit=limit))
+    picked, why = auto_threads(PYTORCH_THREADS, cores_within_quota(affinity, limit))
     step = step_timer(cfg)
     times: dict[int, list[float]] = {t: [] for t in counts}
     for r in range(a.rounds):
@@ -77,7 +78,7 @@ def main() -> None:
         "cpu": cpu_model(),
         "affinity": affinity,
         "cgroup_cpu_limit": limit,
-        "pytorch_threads": pytorch_default,
+        "pytorch_threads": PYTORCH_THREADS,
         "auto": f"{picked} ({why})",
         "precision": cfg.precision,
         "width": a.width,

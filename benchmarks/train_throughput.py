@@ -35,18 +35,12 @@ from typing import Any
 import torch
 
 from difair.config import FAST_PATH, TrainConfig, apply_overrides
+from difair.cpus import cgroup_cpu_limit, usable_cores
 from difair.data import default_root, get_dataset
 from difair.data.cifar import CIFAR10_CLASSES, CIFAR10_JPEG_DIR
 from difair.data.splits import get_known_classes
 from difair.engine.build import build_model
-from difair.engine.hardware import (
-    NATIVE_BF16_FLAGS,
-    cgroup_cpu_limit,
-    cpu_flags,
-    cpu_peak_gflops,
-    cpuinfo_fields,
-    usable_cores,
-)
+from difair.engine.hardware import NATIVE_BF16_FLAGS, cpu_flags, cpu_peak_gflops, cpuinfo_fields
 from difair.engine.loop import TrainLoop, build_loop, train_one_epoch
 from difair.engine.schedule import set_lr
 
@@ -273,7 +267,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--workers", type=int, default=min(2, os.cpu_count() or 1), help="DataLoader workers of (a)"
     )
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: leave)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads of both loops (default: cpu_threads=auto)"
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile the fast path's model")
     p.add_argument(
         "--root", type=Path, default=None, help="data root (default: $DIFAIR_DATA or ~/.cache/difair-data)"
@@ -290,8 +286,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="no CIFAR-10 at hand: time on a generated JPEG tree of K noise images per class (in a temp dir)",
     )
     args = p.parse_args(argv)
+    # --threads: both loops, the reference's now and difair's through cpu_threads (auto would lower it)
     if args.threads:
         torch.set_num_threads(args.threads)
+        args.overrides = [f"cpu_threads={args.threads}", *args.overrides]
     device = torch.device(args.device)
     root = args.root or default_root()
     if args.synthetic_per_class:
@@ -322,8 +320,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     loops["difair"] = FastLoop(build_loop(cfg, data))
     resolved = loops["difair"].loop.cfg  # precision and channels_last as resolved from auto on this machine
     print(
-        f"difair runs precision={resolved.precision} channels_last={resolved.channels_last}"
-        + "".join(f"\n  {why}" for why in (resolved.auto.precision, resolved.auto.channels_last) if why)
+        f"difair runs precision={resolved.precision} channels_last={resolved.channels_last} "
+        f"threads={torch.get_num_threads()}"
+        + "".join(
+            f"\n  {why}"
+            for why in (resolved.auto.precision, resolved.auto.channels_last, resolved.auto.cpu_threads)
+            if why
+        )
     )
     flops = train_flops_per_image(loops["difair"].loop)
     print(f"training FLOPs per image (VGG32 + DIFAIR head, forward + backward): {flops / 1e9:.3f} GFLOP")

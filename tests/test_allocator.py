@@ -108,3 +108,17 @@ def test_with_retain_glibc_keeps_a_freed_64mb_block_for_reuse():
         pytest.skip("not glibc >= 2.33 (no mallinfo2)")
     assert system == "True False"  # as it is: a fresh mapping, handed back on free
     assert retain == "False True"  # retain: from the heap, and kept there after free
+
+
+@pytest.mark.parametrize(
+    ("choice", "device", "glibc", "resolved", "fragment"),
+    [
+        ("retain", "cpu", True, "retain", "glibc keeps freed blocks"),
+        ("retain", "cpu", False, "system", "needs glibc"),
+        ("retain", "cuda", True, "system", "cuda"),
+        ("system", "cpu", True, "system", "as it is"),
+    ],
+)
+def test_allocator_choice_on_every_branch(choice, device, glibc, resolved, fragment):
+    got, why = A.allocator_choice(choice, device, glibc)
+    assert got == resolved and fragment in why

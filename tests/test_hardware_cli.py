@@ -9,12 +9,14 @@ import pytest
 import torch
 
 from difair.cli import main
+from difair.cpus import usable_cores
 from difair.engine import execution as X
-from difair.engine.hardware import auto_precision, device_info, usable_cores
+from difair.engine.hardware import auto_precision, device_info
 
 
 def _report(capsys, *argv: str) -> dict:
-    assert main(["hardware", "--json", *argv]) == 0
+    # on the CPU, also where a GPU is present: the probe, threads and peaks are CPU rules
+    assert main(["hardware", "--json", "--set", "accelerator=cpu", *argv]) == 0
     return json.loads(capsys.readouterr().out)
 
 
@@ -28,7 +30,7 @@ def test_the_report_gives_the_runs_own_choices_and_leaves_the_process_alone(caps
     r = _report(capsys)
     assert torch.get_num_threads() == before
     assert r["precision"]["requested"] == "auto"  # --fast's request ...
-    assert r["precision"]["resolved"] == auto_precision(device_info("auto"))[0]  # ... and the device's rule
+    assert r["precision"]["resolved"] == auto_precision(device_info("cpu"))[0]  # ... and the device's rule
     assert r["cpus"]["usable"] == usable_cores()
     assert 1 <= r["cpu_threads"]["resolved"] <= r["cpus"]["usable"]
     assert r["workload"] == {
@@ -37,7 +39,9 @@ def test_the_report_gives_the_runs_own_choices_and_leaves_the_process_alone(caps
     }  # fmt: skip
     # nothing cached yet and no --probe: the verdict is left to the run
     assert r["channels_last"]["resolved"] is None and "--probe" in r["channels_last"]["why"]
-    assert r["peak_gflops"]["32-true"]["gflops"] > 0 or r["vector_isa"].startswith("unknown")
+    assert r["vector_isa"].startswith("unknown") or r["peak_gflops"]["32-true"]["gflops"] > 0
+    assert r["cpu_allocator"]["requested"] == "retain"  # --fast's; resolved by the allocator's own rule
+    assert r["cpu_allocator"]["resolved"] in ("retain", "system")
 
 
 def test_probe_times_once_then_the_cached_verdict_is_reported(capsys, monkeypatch):
@@ -49,7 +53,8 @@ def test_probe_times_once_then_the_cached_verdict_is_reported(capsys, monkeypatc
 
     monkeypatch.setattr(X, "time_training_steps", fake_timer)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("difair.engine.machine.H.usable_cores", lambda limit=None: 1)  # e.g. a 1-CPU quota
+    monkeypatch.setattr("difair.engine.threads.PYTORCH_THREADS", 2)  # PyTorch started with 2 threads ...
+    monkeypatch.setattr("difair.engine.machine.cgroup_cpu_limit", lambda: 1.0)  # ... under a 1-CPU quota
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -71,13 +76,23 @@ def test_probe_times_once_then_the_cached_verdict_is_reported(capsys, monkeypatc
 
 def test_explicit_values_and_a_cgroup_quota(capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("difair.engine.machine.H.cgroup_cpu_limit", lambda: 1.0)
+    monkeypatch.setattr("difair.engine.machine.cgroup_cpu_limit", lambda: 1.0)
     r = _report(capsys, "--set", "channels_last=false")
-    assert r["cpus"]["cgroup_quota"] == 1.0 and r["cpus"]["usable"] == 1
+    assert r["cpus"]["cgroup_cpu_limit"] == 1.0 and r["cpus"]["usable"] == 1
     assert r["cpu_threads"]["resolved"] == 1 and "cgroup CPU quota 1" in r["cpu_threads"]["why"]
     assert r["channels_last"] == {"requested": False, "resolved": False, "why": "set explicitly"}
-    r = _report(capsys, "--set", "cpu_threads=3", "--set", "precision=bf16-true")
+    r = _report(
+        capsys, "--set", "cpu_threads=3", "--set", "precision=bf16-true", "--set", "cpu_allocator=system"
+    )
     assert r["cpu_threads"]["resolved"] == 3 and r["precision"]["resolved"] == "bf16-true"
+    assert r["cpu_allocator"]["resolved"] == "system"
+
+
+def test_a_device_that_is_not_there_is_refused_in_one_line(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["hardware", "--set", "accelerator=cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no CUDA device" in err
 
 
 def test_a_missing_dataset_still_reports_the_machine(capsys, tmp_path, monkeypatch):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from difair.config import TrainConfig
+from difair.cpus import cgroup_cpu_limit, cores_within_quota
 from difair.engine import threads as T
-from difair.engine.hardware import cgroup_cpu_limit, usable_cores
 from difair.errors import DifairError
+from tiny import tiny_config
 
 
 def _write(path: Path, text: str) -> None:
@@ -45,6 +48,16 @@ def test_cgroup_v1_quota_from_cfs_files_and_unlimited_minus_one(tmp_path: Path):
     assert cgroup_cpu_limit(proc, root) is None
 
 
+def test_cgroup_v1_hierarchy_named_by_its_controllers_and_paths_outside_the_namespace(tmp_path: Path):
+    root, proc = tmp_path / "cg", tmp_path / "proc-cgroup"
+    _write(proc, "3:cpuset,cpu,cpuacct:/job\n")  # a hierarchy mounted under its full controller list
+    _write(root / "cpuset,cpu,cpuacct/job/cpu.cfs_quota_us", "50000\n")
+    _write(root / "cpuset,cpu,cpuacct/job/cpu.cfs_period_us", "100000\n")
+    assert cgroup_cpu_limit(proc, root) == pytest.approx(0.5)
+    _write(proc, "3:cpuset,cpu,cpuacct:/../../job\n")  # outside this cgroup namespace: not joined under root
+    assert cgroup_cpu_limit(proc, root) is None
+
+
 def test_no_proc_file_means_no_limit(tmp_path: Path):
     assert cgroup_cpu_limit(tmp_path / "absent", tmp_path) is None
 
@@ -65,43 +78,64 @@ def test_no_proc_file_means_no_limit(tmp_path: Path):
     ],
 )
 def test_usable_cores_is_the_mask_capped_by_the_quota(limit, affinity, expected):
-    assert usable_cores(limit=limit, affinity=affinity) == expected
+    assert cores_within_quota(affinity, limit) == expected
 
 
 @pytest.mark.parametrize(
-    ("current", "usable", "processes", "env", "expected"),
+    ("baseline", "usable", "processes", "env", "expected"),
     [
         (2, 2, 1, {}, 2),  # PyTorch's count fits: kept
         (64, 2, 1, {}, 2),  # a 2-CPU quota on a 64-core host: lowered
-        (2, 2, 2, {}, 1),  # two DDP processes on 2 CPUs: one thread each
+        (2, 2, 2, {}, 1),  # two DDP processes (or pool workers) on 2 CPUs: one thread each
         (4, 3, 2, {}, 1),  # shares round down, never below 1
         (1, 1, 4, {}, 1),
-        (8, 2, 1, {"OMP_NUM_THREADS": "8"}, 8),  # the user's environment wins
+        (8, 2, 1, {"OMP_NUM_THREADS": "8"}, 5),  # the environment wins: the process's current count is kept
         (8, 2, 1, {"OMP_NUM_THREADS": " "}, 2),  # an empty setting is no setting
     ],
 )
-def test_auto_thread_rule(current, usable, processes, env, expected):
-    n, why = T.auto_threads(current, usable, processes, env)
+def test_auto_thread_rule(baseline, usable, processes, env, expected):
+    n, why = T.auto_threads(baseline, usable, processes, env, current=5)
     assert n == expected
     assert why.startswith(f"{expected}: ")
 
 
-def test_apply_sets_an_explicit_count_and_records_auto_with_the_quota(monkeypatch):
+@pytest.fixture
+def two_cpus_one_quota(monkeypatch):
+    """PyTorch started with 2 threads on 2 CPUs under a 1-CPU quota; the process's count is restored after."""
     before = torch.get_num_threads()
-    try:
-        cfg = TrainConfig(cpu_threads=1)
-        cfg.validate()
-        assert T.apply_cpu_threads(cfg) == 1 and torch.get_num_threads() == 1
-        assert cfg.auto.cpu_threads == ""
-        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: 1.0)
-        monkeypatch.setattr(T, "usable_cores", lambda limit: int(limit))
-        torch.set_num_threads(2)
-        cfg = TrainConfig()
-        assert T.apply_cpu_threads(cfg, processes=1) == 1 and torch.get_num_threads() == 1
-        assert cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 1 usable CPUs (cgroup CPU quota 1)"
-    finally:
-        torch.set_num_threads(before)
+    monkeypatch.setenv(
+        "OMP_NUM_THREADS", ""
+    )  # recorded, so what apply_cpu_threads puts there is undone after
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(T, "PYTORCH_THREADS", 2)
+    monkeypatch.setattr(T, "affinity_cores", lambda: 2)
+    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: 1.0)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_apply_sets_an_explicit_count_and_auto_starts_from_pytorchs_count(two_cpus_one_quota):
+    cfg = TrainConfig(cpu_threads=3)
+    assert T.apply_cpu_threads(cfg) == 3 and torch.get_num_threads() == 3
+    assert cfg.auto.cpu_threads == ""
+    cfg = TrainConfig()  # after an explicit run in the same process: auto is not stuck at that run's 3
+    assert T.apply_cpu_threads(cfg) == 1 and torch.get_num_threads() == 1
+    assert cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 1 usable CPUs (cgroup CPU quota 1)"
+
+
+def test_several_processes_put_the_count_in_the_environment_for_lightnings_launcher(
+    two_cpus_one_quota, monkeypatch
+):
+    from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
+
+    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: None)
+    cfg = TrainConfig(devices=2)
+    assert T.apply_cpu_threads(cfg, processes=2) == 1
+    assert os.environ["OMP_NUM_THREADS"] == "1"  # the ranks it starts inherit it
+    _set_num_threads_if_needed(num_processes=1)  # Fabric's launcher (which would set 2 here) leaves it alone
+    assert torch.get_num_threads() == 1
+    cfg = TrainConfig()
+    assert T.apply_cpu_threads(cfg) == 1 and "OMP_NUM_THREADS=1 in the environment" in cfg.auto.cpu_threads
 
 
 @pytest.mark.parametrize("bad", [0, -2, "two", True, 1.5])
@@ -115,3 +149,24 @@ def test_threads_are_not_part_of_the_digest():
     cfg = TrainConfig()
     cfg.auto.cpu_threads = "auto -> 1: whatever"
     assert cfg.digest() == TrainConfig().digest()
+
+
+def test_train_and_eval_record_the_count_they_computed_with(tmp_path: Path):
+    from difair.engine.evaluate import evaluate_run_dir
+    from difair.engine.fit import fit
+
+    before = torch.get_num_threads()
+    try:
+        results = fit(tiny_config(epochs=1, extra=["cpu_threads=2"]), tmp_path / "run", show_progress=False)
+        assert results["environment"]["auto"]["cpu_threads"] == {"requested": 2, "resolved": 2}
+        torch.set_num_threads(1)  # eval in a process that computes with another count sets the run's again
+        results = evaluate_run_dir(tmp_path / "run")
+        assert results["environment"]["auto"]["cpu_threads"] == {"requested": 2, "resolved": 2}
+        assert (
+            json.loads((tmp_path / "run" / "results.json").read_text())["environment"]["auto"]["cpu_threads"][
+                "resolved"
+            ]
+            == 2
+        )
+    finally:
+        torch.set_num_threads(before)

@@ -438,7 +438,7 @@ def _range(name: str, value: list[float]) -> tuple[float, float]:
     return lo, hi
 
 
-def _positive(name: str, value: int, alternative: str = "") -> None:
+def _positive(name: str, value: object, alternative: str = "") -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         alt = f" {alternative}" if alternative else ""
         raise DifairError(f"{name} must be a whole number >= 1{alt}, got {value!r}")

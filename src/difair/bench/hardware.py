@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from difair.cliutil import (
     base_config,
@@ -17,6 +17,9 @@ from difair.cliutil import (
 )
 from difair.errors import DifairError
 
+if TYPE_CHECKING:
+    from difair.config import TrainConfig
+
 ROWS = (  # report key, label
     ("precision", "precision"),
     ("cpu_threads", "threads"),
@@ -25,7 +28,7 @@ ROWS = (  # report key, label
 )
 
 
-def hardware_config(args: argparse.Namespace) -> Any:
+def hardware_config(args: argparse.Namespace) -> TrainConfig:
     """The run config the report is about, layered as ``difair train --fast`` layers it: defaults < --preset <
     --config < ``FAST_PATH`` < --set < --method, --dataset."""
     from difair.config import TrainConfig, apply_overrides  # start-up time: imports torch
@@ -47,6 +50,7 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
     from difair.engine.machine import machine_report
 
     cfg = hardware_config(args)
+    cfg.data.download = False  # a report fetches nothing: the shape of data at hand, or none
     try:
         data = get_dataset(cfg.data)
         workload, missing = (tuple(data.train_images.shape[1:]), data.num_classes), ""
@@ -72,7 +76,8 @@ def _cmd_hardware(args: argparse.Namespace) -> int:
 def format_report(r: dict[str, Any]) -> str:
     """The report as aligned ``label  value`` lines."""
     cpus = r["cpus"]
-    quota = f", cgroup CPU quota {cpus['cgroup_quota']:g}" if cpus["cgroup_quota"] is not None else ""
+    limit = cpus["cgroup_cpu_limit"]
+    quota = f", cgroup CPU quota {limit:g}" if limit is not None else ""
     w = r["workload"]
     lines = [
         ("machine", f"{r['cpu']}; torch {r['torch']}; device {r['device']}"),

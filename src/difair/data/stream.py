@@ -25,12 +25,14 @@ import torch
 from torch import Tensor
 
 from difair.config import MEMORY_BUDGET_FRACTION, DataConfig
+from difair.cpus import usable_cores
 from difair.data.cache import _decode_one
 
 
 def default_workers() -> int:
-    """``data.workers=null``: one decoding process per CPU but one (at most 8; 0, in the loop, on one CPU)."""
-    return max(0, min(8, (os.cpu_count() or 1) - 1))
+    """``data.workers=null``: one decoding process per usable CPU but one (affinity mask under the cgroup quota: ``difair.cpus``;
+    at most 8; 0, in the loop, on one CPU)."""
+    return max(0, min(8, usable_cores() - 1))
 
 
 class _Decoder(torch.utils.data.Dataset):

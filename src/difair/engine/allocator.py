@@ -30,6 +30,17 @@ def glibc() -> Any | None:
     return ctypes.CDLL(None)  # the process's own symbols, glibc's among them (no library search)
 
 
+def allocator_choice(choice: str, device_type: str, has_glibc: bool) -> tuple[str, str]:
+    """What ``cpu_allocator=choice`` does for a run on ``device_type`` (``retain`` or ``system``), and why."""
+    if choice != "retain":
+        return "system", "the C allocator as it is"
+    if device_type != "cpu":
+        return "system", f"{device_type}: the run's tensors are not in the C allocator's heap"
+    if not has_glibc:
+        return "system", "retain needs glibc (Linux); this C library is left as it is"
+    return "retain", "glibc keeps freed blocks for the next step (mallopt)"
+
+
 def apply_cpu_allocator(choice: str, device_type: str, libc: Any | None = None) -> bool:
     """Apply ``cpu_allocator=choice`` for a run whose tensors live on ``device_type``; True when ``retain`` was set.
 
@@ -39,10 +50,9 @@ def apply_cpu_allocator(choice: str, device_type: str, libc: Any | None = None) 
     if choice != "retain" or device_type != "cpu":
         return False
     libc = libc if libc is not None else glibc()
-    if libc is None:
-        warnings.warn(
-            "cpu_allocator=retain needs glibc (Linux); this C library is left as it is", stacklevel=2
-        )
+    resolved, why = allocator_choice(choice, device_type, libc is not None)
+    if resolved != "retain":
+        warnings.warn(f"cpu_allocator={why}", stacklevel=2)
         return False
     refused = [param for param, value in RETAIN_SETTINGS if libc.mallopt(param, value) != 1]
     if refused:

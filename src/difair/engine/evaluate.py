@@ -17,6 +17,7 @@ from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
 from difair.engine.execution import auto_record
 from difair.engine.load import load_run
+from difair.engine.threads import apply_cpu_threads
 from difair.errors import DifairError
 from difair.eval.metrics import osr_metrics
 from difair.methods import Method
@@ -211,6 +212,7 @@ def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[s
     unfinished run gives results marked partial (``"checkpoint": {..., "complete": false}``)."""
     run = load_run(run_dir)
     cfg = run.config
+    apply_cpu_threads(cfg)  # this process's count, recorded in results.json as the training run's was
     data = load_data(cfg, data)
     fabric = make_fabric(cfg)
     model = run.model.to(memory_format=memory_format(cfg))

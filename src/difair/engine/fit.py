@@ -126,12 +126,15 @@ def fit(
     show_progress: bool = True,
     on_epoch: EpochCallback | None = None,
     devices: int | None = None,
+    cpu_processes: int = 1,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``run_dir`` (or continue the run there with ``resume``) and return its results.
 
     With ``devices > 1`` Fabric starts the other processes by re-running the current command line (a script or
     the ``difair`` CLI, not an interactive session); only rank 0 writes ``run_dir``. ``devices`` overrides the
     config's (also when resuming: it is not part of what is trained, see ``TrainConfig.digest``).
+    ``cpu_processes``: how many such trainings share the CPUs (a pool's workers): ``cpu_threads=auto`` gives each
+    its share.
     """
     run_dir = Path(run_dir)
     created = _first_missing(run_dir)  # the folder this call creates (run_dir or an ancestor), if any
@@ -144,7 +147,9 @@ def fit(
                 staging.remove_stale_stages(run_dir)
                 if resume:
                     R.remove_stale_temps(run_dir)
-            return _fit_locked(cfg, run_dir, resume, overwrite, data, show_progress, on_epoch, devices)
+            return _fit_locked(
+                cfg, run_dir, resume, overwrite, data, show_progress, on_epoch, devices, cpu_processes
+            )
     except BaseException:
         if (
             created is not None and created.is_dir() and not _any_file(created)
@@ -177,9 +182,10 @@ def _fit_locked(
     show_progress: bool,
     on_epoch: EpochCallback | None,
     devices: int | None,
+    cpu_processes: int,
 ) -> dict[str, Any]:
     """``fit`` while holding the run folder's lock."""
-    cfg, fabric, data = _start(cfg, run_dir, resume, overwrite, data, devices)
+    cfg, fabric, data = _start(cfg, run_dir, resume, overwrite, data, devices, cpu_processes)
     zero = fabric.global_rank == 0
     # a new run is written beside run_dir and swapped in at its first checkpoint (difair.engine.staging)
     with (
@@ -212,6 +218,7 @@ def _start(
     overwrite: bool,
     data: OSRData | None,
     devices: int | None,
+    cpu_processes: int = 1,
 ) -> tuple[TrainConfig, Any, OSRData]:
     """The run's resolved config, Fabric and data, and the run folder checked; nothing is written yet."""
     if resume:
@@ -231,7 +238,7 @@ def _start(
     if data is None:
         cfg = resolve_cache(cfg)  # data.cache=auto: memory or stream, once per run (recorded in cfg.auto)
     data = load_data(cfg, data)
-    apply_cpu_threads(cfg, processes=cfg.devices)  # before the probe times steps with them
+    apply_cpu_threads(cfg, processes=cfg.devices * cpu_processes)  # before the probe times steps with them
     cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
     if fabric.world_size > 1:
         fabric.launch()

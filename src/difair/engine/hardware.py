@@ -1,17 +1,18 @@
-"""What the hardware offers: CPU feature flags, native bf16, the CPUs a process may use, and the precision rule of
+"""What the hardware offers: CPU feature flags, vector width, native bf16, the peak, and the precision rule of
 ``precision=auto``."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import platform
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from difair.cpus import cpu_capacity
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86: AVX512-BF16 dot products, or AMX tiles
 # oneDNN ISA caps (values of ONEDNN_MAX_CPU_ISA) below the first with bf16 dot products (AVX512_CORE_BF16), with
@@ -32,7 +33,8 @@ FP32_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("sse2", 4))
 AMX_BF16_FLOP_PER_CYCLE = 1024
 # (vendor, family) of CPUs that run 512-bit instructions on 256-bit FMA units, two halves each: AMD family 25
 # with avx512f is Zen 4 (Genoa, Raphael, Phoenix; Zen 3, the same family, has no AVX-512). Their AVX-512 peak
-# is that of AVX2 (on the 2-core Zen 4, bf16 GEMM 415 and fp32 190 GFLOP/s: docs/performance.md).
+# is that of AVX2 (on the 2-core Zen 4, bf16 GEMM 415 and fp32 190 GFLOP/s: docs/performance.md). Zen 5 laptop
+# parts (family 26) are said to split 512-bit work too; not listed, since no such CPU was measured.
 HALF_WIDTH_AVX512 = {("AuthenticAMD", 25)}
 
 
@@ -164,10 +166,24 @@ def auto_precision(dev: DeviceInfo) -> tuple[str, str]:
     return "32-true", f"{dev.type}: fp32 (autocast there is not covered by difair's tests)"
 
 
+def vector_isa(
+    flags: frozenset[str] | None, vendor_family: tuple[str, int] | None = None
+) -> tuple[str, int] | None:
+    """The widest vector ISA in ``flags`` and its fp32 FMA lanes as the CPU executes them (AVX-512 on 256-bit
+    units counts 8: ``HALF_WIDTH_AVX512``), e.g. ``("avx512f on 256-bit units", 8)``; None when not x86."""
+    lanes = next((n for f, n in FP32_LANES if f in (flags or ())), None)
+    if lanes is None:
+        return None
+    isa = next(f for f, n in FP32_LANES if n == lanes and f in (flags or ()))
+    if lanes > 8 and vendor_family in HALF_WIDTH_AVX512:
+        return f"{isa} on 256-bit units", 8
+    return isa, lanes
+
+
 def cpu_peak_gflops(
     precision: str,
     flags: frozenset[str] | None = None,
-    cores: int | None = None,
+    cores: float | None = None,
     ghz: float | None = None,
     vendor_family: tuple[str, int] | None = None,
 ) -> tuple[float, str] | None:
@@ -177,109 +193,28 @@ def cpu_peak_gflops(
     bf16 dot products where the CPU has them), AVX-512 counted at 256 bits on CPUs with half-width units
     (``HALF_WIDTH_AVX512``, by ``vendor_family``, read from ``/proc/cpuinfo`` with the flags); bf16 on a CPU with AMX
     (unless ``ONEDNN_MAX_CPU_ISA`` keeps oneDNN below it) counts the tile unit instead, ``cores x 1024 flop x
-    clock``. The clock is the nominal one from ``/proc/cpuinfo`` (or ``ghz``), so turbo or throttling moves the
+    clock``. ``cores``: the CPU time the process may use (``cpus.cpu_capacity``: a 1.5-CPU quota counts 1.5). The clock is the nominal one from ``/proc/cpuinfo`` (or ``ghz``), so turbo or throttling moves the
     achieved fraction.
     """
     if flags is None:  # this CPU; flags given describe another one, whose vendor_family is given or unknown
         flags, vendor_family = cpu_flags(), vendor_family or cpu_vendor_family()
     if cores is None:
-        cores = usable_cores()
+        cores = cpu_capacity()
     ghz = ghz or _nominal_ghz()
-    if not flags or not ghz or not cores:
+    vector = vector_isa(flags, vendor_family)
+    if vector is None or not ghz or not cores:
         return None
-    lanes = next((n for f, n in FP32_LANES if f in flags), None)
-    if lanes is None:
-        return None
-    isa = next(f for f, n in FP32_LANES if n == lanes and f in flags)
-    if lanes > 8 and vendor_family in HALF_WIDTH_AVX512:
-        lanes, isa = 8, f"{isa} on 256-bit units"
+    isa, lanes = vector
     cap = onednn_isa_cap()
     if ONEDNN_CAPS_WITHOUT_BF16.get(cap, lanes) < lanes:  # oneDNN kept to a narrower ISA
         lanes, isa = ONEDNN_CAPS_WITHOUT_BF16[cap], f"ONEDNN_MAX_CPU_ISA={cap}"
     if precision.startswith("bf16") and native_bf16_cpu(flags, cap):
         if "amx_bf16" in flags and (cap is None or "AMX" in cap):
             peak = cores * AMX_BF16_FLOP_PER_CYCLE * ghz
-            return peak, f"{cores} cores x {AMX_BF16_FLOP_PER_CYCLE} flop (AMX-BF16 tiles) x {ghz:.2f} GHz"
+            return peak, f"{cores:g} cores x {AMX_BF16_FLOP_PER_CYCLE} flop (AMX-BF16 tiles) x {ghz:.2f} GHz"
         lanes, isa = lanes * 2, isa + "+bf16"
     peak = cores * 2 * lanes * 2 * ghz
-    return peak, f"{cores} cores x 2 FMA x {lanes} lanes ({isa}) x 2 flop x {ghz:.2f} GHz"
-
-
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-PROC_CGROUP = Path("/proc/self/cgroup")
-
-
-def cgroup_cpu_limit(proc_cgroup: Path = PROC_CGROUP, root: Path = CGROUP_ROOT) -> float | None:
-    """The CPU time this process's cgroup may use, in CPUs (quota / period), or None without a quota.
-
-    cgroup v2 (``cpu.max``, under ``root`` or ``root/unified``) and v1 (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``
-    under ``root/cpu`` or ``root/cpu,cpuacct``): the smallest limit on the process's cgroup and its ancestors, the
-    way Docker's ``--cpus`` and a Kubernetes CPU limit set it. A path that is not mounted is skipped.
-    """
-    try:
-        lines = proc_cgroup.read_text().splitlines()
-    except OSError:
-        return None
-    limits = []
-    for line in lines:
-        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
-        if controllers == "":  # v2: 0::/path
-            mounts = [m for m in (root, root / "unified") if (m / "cgroup.controllers").is_file()]
-            read = _cpu_max
-        elif "cpu" in controllers.split(","):
-            mounts = [root / "cpu", root / "cpu,cpuacct", root / "cpuacct,cpu"]
-            read = _cfs_quota
-        else:
-            continue
-        parts = [p for p in path.strip().split("/") if p]
-        for mount in mounts:
-            for depth in range(len(parts), -1, -1):  # the cgroup itself, then each ancestor up to the mount
-                limit = read(mount.joinpath(*parts[:depth]))
-                if limit is not None:
-                    limits.append(limit)
-    return min(limits) if limits else None
-
-
-def _cpu_max(folder: Path) -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        quota, period = ((folder / "cpu.max").read_text().split() + ["", ""])[:2]
-        if quota != "max" and float(period) > 0:
-            return float(quota) / float(period)
-    return None
-
-
-def _cfs_quota(folder: Path) -> float | None:
-    with contextlib.suppress(OSError, ValueError):
-        quota = int((folder / "cpu.cfs_quota_us").read_text())
-        period = int((folder / "cpu.cfs_period_us").read_text())
-        if quota > 0 and period > 0:
-            return quota / period
-    return None
-
-
-# A quota's fraction of a CPU at or above this counts as one more thread: on the 2-core Zen 4 a VGG32 step with
-# 2 threads beat 1 thread from a quota of ~1.15 CPUs on (1.25: 625 vs 677 ms; 1.0: 798 vs 705; docs/performance.md).
-QUOTA_FRACTION = 0.25
-
-
-def affinity_cores() -> int:
-    """The CPUs in this process's affinity mask (``os.cpu_count()`` where the OS has no masks)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def usable_cores(limit: float | None = None, affinity: int | None = None) -> int:
-    """The CPUs this process can keep busy: its affinity mask, capped by the cgroup quota (a fraction of at least
-    ``QUOTA_FRACTION`` counts as a CPU; at least 1).
-
-    ``limit`` and ``affinity`` override what ``cgroup_cpu_limit()`` and the mask say (tests).
-    """
-    affinity = affinity_cores() if affinity is None else affinity
-    if limit is None:
-        limit = cgroup_cpu_limit()
-    if limit is None:
-        return max(1, affinity)
-    whole = math.floor(limit)
-    return max(1, min(affinity, whole + (limit - whole >= QUOTA_FRACTION)))
+    return peak, f"{cores:g} cores x 2 FMA x {lanes} lanes ({isa}) x 2 flop x {ghz:.2f} GHz"
 
 
 def _nominal_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:

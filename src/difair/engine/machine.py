@@ -1,6 +1,6 @@
 """What a run would compute with on this machine, and why: the facts ``difair hardware`` prints.
 
-Every value comes from the rule a run applies when it starts (``hardware``, ``execution``, ``threads``,
+Every value comes from the rule a run applies when it starts (``hardware``, ``cpus``, ``execution``, ``threads``,
 ``allocator``), so the report cannot disagree with what ``difair train`` then does. Nothing process-wide is left
 changed: the thread rule is evaluated, and set only while the memory-format probe times steps with it.
 """
@@ -14,15 +14,17 @@ from typing import Any
 import torch
 
 from difair.config import AUTO, TrainConfig
+from difair.cpus import affinity_cores, cgroup_cpu_limit, cores_within_quota
 from difair.engine import hardware as H
-from difair.engine.allocator import glibc
+from difair.engine.allocator import allocator_choice, glibc
 from difair.engine.execution import (
     cached_memory_format,
     probe_memory_format,
     resolve_channels_last,
     resolve_precision,
 )
-from difair.engine.threads import auto_threads
+from difair.engine.threads import resolve_cpu_threads
+from difair.errors import DifairError
 
 Workload = tuple[tuple[int, int, int], int]  # one training image's (C, H, W), the number of known classes
 
@@ -37,29 +39,35 @@ def machine_report(
     """
     cfg = TrainConfig.from_dict(cfg.to_dict())  # resolved on a copy
     dev = H.device_info(cfg.accelerator)
-    limit = H.cgroup_cpu_limit()
-    usable = H.usable_cores(limit=limit)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise DifairError(
+            "accelerator=cuda, but PyTorch sees no CUDA device here: set accelerator=auto or cpu"
+        )
+    limit, affinity = cgroup_cpu_limit(), affinity_cores()
+    flags = H.cpu_flags()
+    vector = H.vector_isa(flags, H.cpu_vendor_family())
     report: dict[str, Any] = {
         "cpu": H.cpu_model(),
-        "vector_isa": _vector_isa(),
-        "native_bf16": sorted(f for f in H.NATIVE_BF16_FLAGS if f in (H.cpu_flags() or ())),
+        "vector_isa": vector[0] if vector else "unknown (not Linux x86)",
+        "native_bf16": sorted(f for f in H.NATIVE_BF16_FLAGS if f in (flags or ())),
         "onednn_max_cpu_isa": H.onednn_isa_cap(),
-        "cpus": {"affinity": H.affinity_cores(), "cgroup_quota": limit, "usable": usable},
+        "cpus": {
+            "affinity": affinity,
+            "cgroup_cpu_limit": limit,
+            "usable": cores_within_quota(affinity, limit),
+        },
         "device": dev.name if dev.type == "cuda" else dev.type,
         "torch": torch.__version__,
     }
     requested = cfg.precision
     cfg = resolve_precision(cfg, dev)
     report["precision"] = _choice(requested, cfg.precision, cfg.auto.precision)
-    report["cpu_threads"] = threads = _threads(cfg, usable, limit)
-    with _num_threads(threads["resolved"]):  # the probe's key and timing use the run's count
+    threads, why = resolve_cpu_threads(cfg, cfg.devices, limit=limit, affinity=affinity)
+    report["cpu_threads"] = _choice(cfg.cpu_threads, threads, why)
+    with _num_threads(threads):  # the probe's key and timing use the run's count
         report["channels_last"] = _memory_format(cfg, dev.type, workload, probe)
-    report["cpu_allocator"] = {
-        "requested": cfg.cpu_allocator,
-        "why": "glibc: mallopt available"
-        if glibc() is not None
-        else "not glibc: retain is not possible here",
-    }
+    allocator, why = allocator_choice(cfg.cpu_allocator, dev.type, glibc() is not None)
+    report["cpu_allocator"] = {"requested": cfg.cpu_allocator, "resolved": allocator, "why": why}
     if dev.type == "cpu":
         report["peak_gflops"] = {
             p: {"gflops": round(v[0], 1), "how": v[1]}
@@ -69,27 +77,8 @@ def machine_report(
     return report
 
 
-def _vector_isa() -> str:
-    flags = H.cpu_flags() or frozenset()
-    isa = next((f for f, _ in H.FP32_LANES if f in flags), None)
-    if isa is None:
-        return "unknown (not Linux x86)"
-    if isa == "avx512f" and H.cpu_vendor_family() in H.HALF_WIDTH_AVX512:
-        return "avx512f on 256-bit units"
-    return isa
-
-
 def _choice(requested: Any, resolved: Any, why: str) -> dict[str, Any]:
     return {"requested": requested, "resolved": resolved, "why": why or "set explicitly"}
-
-
-def _threads(cfg: TrainConfig, usable: int, limit: float | None) -> dict[str, Any]:
-    if cfg.cpu_threads != AUTO:
-        return _choice(cfg.cpu_threads, int(cfg.cpu_threads), "")
-    n, why = auto_threads(torch.get_num_threads(), usable, cfg.devices)
-    if limit is not None:
-        why += f" (cgroup CPU quota {limit:g})"
-    return _choice(AUTO, n, f"auto -> {why}")
 
 
 @contextlib.contextmanager

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
 
 from difair.config import TrainConfig
+from difair.cpus import usable_cores
 from difair.data import get_dataset
-from difair.engine.hardware import usable_cores
 from difair.engine.progress import make_progress
 from difair.engine.runner import run_or_resume
+from difair.engine.threads import apply_cpu_threads
 
 
 @dataclass
@@ -33,22 +33,23 @@ class Job:
 
 
 def default_workers() -> int:
-    """One worker per usable CPU (affinity and cgroup quota: ``hardware.usable_cores``), at most 4 (CPU-bound runs)."""
+    """One worker per usable CPU (affinity and cgroup quota: ``cpus.usable_cores``), at most 4 (CPU-bound runs)."""
     return max(1, min(4, usable_cores()))
 
 
 def _run_job(
-    config_dict: dict[str, Any], run_dir: str, threads: int, ticks: Any
+    config_dict: dict[str, Any], run_dir: str, workers: int, ticks: Any
 ) -> tuple[dict[str, Any], str]:
-    torch.set_num_threads(threads)
     cfg = TrainConfig.from_dict(config_dict)
+    apply_cpu_threads(cfg.resolve(), processes=workers)  # the worker's share, already while its data loads
     data = get_dataset(cfg.resolve().data)
 
     def tick(row: dict[str, Any]) -> None:
         if ticks is not None:
             ticks.put((run_dir, row.get("train_loss", float("nan"))))
 
-    return run_or_resume(cfg, run_dir, data=data, show_progress=False, on_epoch=tick)
+    # cpu_threads=auto gives each worker its share of the usable CPUs (engine.threads)
+    return run_or_resume(cfg, run_dir, data=data, show_progress=False, on_epoch=tick, cpu_processes=workers)
 
 
 def run_jobs(
@@ -61,7 +62,6 @@ def run_jobs(
 ) -> list[tuple[dict[str, Any], str]]:
     """Results and what was done (``reused``/``resumed``/``trained``) for each job, in the jobs' order."""
     workers = max(1, min(workers or default_workers(), len(jobs) or 1))
-    threads = max(1, usable_cores() // workers)
     total = sum(j.config.epochs for j in jobs)
     progress = make_progress(console or Console(stderr=True)) if show_progress else None
     ctx = mp.get_context("spawn")  # no fork after torch has started its thread pools
@@ -74,7 +74,7 @@ def run_jobs(
             task = progress.add_task(description, total=total, info="")
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures: dict[Future, int] = {
-                pool.submit(_run_job, j.config.to_dict(), str(j.run_dir), threads, ticks): i
+                pool.submit(_run_job, j.config.to_dict(), str(j.run_dir), workers, ticks): i
                 for i, j in enumerate(jobs)
             }
             pending = set(futures)

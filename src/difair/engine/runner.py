@@ -86,8 +86,10 @@ def run_or_resume(
     data: OSRData | None = None,
     show_progress: bool = True,
     on_epoch: EpochCallback | None = None,
+    cpu_processes: int = 1,
 ) -> tuple[dict[str, Any], str]:
-    """The results of ``cfg`` in ``run_dir`` and what was done: ``"reused"``, ``"resumed"`` or ``"trained"``."""
+    """The results of ``cfg`` in ``run_dir`` and what was done: ``"reused"``, ``"resumed"`` or ``"trained"``
+    (``cpu_processes``: as in ``fit``)."""
     run_dir = Path(run_dir)
     status = run_status(cfg, run_dir)
     if status == "done":
@@ -102,5 +104,6 @@ def run_or_resume(
         data=data,
         show_progress=show_progress,
         on_epoch=on_epoch,
+        cpu_processes=cpu_processes,
     )
     return results, "resumed" if resume else "trained"
