@@ -138,6 +138,14 @@ def test_several_processes_put_the_count_in_the_environment_for_lightnings_launc
     assert T.apply_cpu_threads(cfg) == 1 and "OMP_NUM_THREADS=1 in the environment" in cfg.auto.cpu_threads
 
 
+def test_pool_workers_share_the_cpus_without_touching_the_environment(two_cpus_one_quota, monkeypatch):
+    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: None)
+    cfg = TrainConfig()
+    assert T.apply_cpu_threads(cfg, processes=2) == 1  # two workers of one pool, one run each
+    assert "OMP_NUM_THREADS" not in os.environ  # the reason of the run's own start stays the pool's share
+    assert cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 2 usable CPUs / 2 processes"
+
+
 @pytest.mark.parametrize("bad", [0, -2, "two", True, 1.5])
 def test_bad_thread_counts_are_refused_in_one_line(bad):
     with pytest.raises(DifairError, match="cpu_threads must be a whole number >= 1 or auto"):

@@ -67,13 +67,13 @@ def apply_cpu_threads(cfg: TrainConfig, processes: int = 1) -> int:
     """Set this process's intra-op threads for ``cfg.cpu_threads`` and return the count; ``auto``'s reason goes
     to ``cfg.auto.cpu_threads``.
 
-    With several processes and no ``OMP_NUM_THREADS``, the count is also put in the environment, for the
-    processes this one starts: Lightning's launcher would otherwise give each ``cores // processes`` threads.
+    For a run on several devices (``cfg.devices > 1``) without ``OMP_NUM_THREADS``, the count is also put in the
+    environment, for the ranks Lightning's launcher starts: it would otherwise give each ``cores // devices``.
     """
     n, cfg.auto.cpu_threads = resolve_cpu_threads(cfg, processes)
     if n != torch.get_num_threads():
         torch.set_num_threads(n)
-    if processes > 1 and "OMP_NUM_THREADS" not in os.environ:
+    if cfg.devices > 1 and "OMP_NUM_THREADS" not in os.environ:
         os.environ["OMP_NUM_THREADS"] = str(n)
     return n
 
