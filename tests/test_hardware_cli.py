@@ -76,10 +76,13 @@ def test_probe_times_once_then_the_cached_verdict_is_reported(capsys, monkeypatc
 
 def test_explicit_values_and_a_cgroup_quota(capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr("difair.engine.machine.cgroup_cpu_limit", lambda: 1.0)
+    monkeypatch.setattr("difair.engine.threads.PYTORCH_THREADS", 2)  # PyTorch started with 2 threads ...
+    monkeypatch.setattr("difair.engine.machine.affinity_cores", lambda: 2)  # ... on 2 CPUs ...
+    monkeypatch.setattr("difair.engine.machine.cgroup_cpu_limit", lambda: 1.0)  # ... under a 1-CPU quota
     r = _report(capsys, "--set", "channels_last=false")
-    assert r["cpus"]["cgroup_cpu_limit"] == 1.0 and r["cpus"]["usable"] == 1
-    assert r["cpu_threads"]["resolved"] == 1 and "cgroup CPU quota 1" in r["cpu_threads"]["why"]
+    assert r["cpus"] == {"affinity": 2, "cgroup_cpu_limit": 1.0, "usable": 1}
+    assert r["cpu_threads"]["resolved"] == 1
+    assert r["cpu_threads"]["why"] == "auto -> 1: PyTorch's 2 lowered to 1 usable CPUs (cgroup CPU quota 1)"
     assert r["channels_last"] == {"requested": False, "resolved": False, "why": "set explicitly"}
     r = _report(
         capsys, "--set", "cpu_threads=3", "--set", "precision=bf16-true", "--set", "cpu_allocator=system"

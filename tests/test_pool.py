@@ -15,6 +15,8 @@ def test_parallel_runs_match_sequential_and_are_reused(tmp_path: Path) -> None:
     parallel = run_jobs(jobs, workers=2, show_progress=True)
     assert [how for _, how in parallel] == ["trained"] * 3
     assert [r["method"] for r, _ in parallel] == ["difair", "ce", "cac"]
+    for r, _ in parallel:  # each worker computed with its share of the CPUs (or the environment's, divided)
+        assert "/ 2 workers" in r["environment"]["auto"]["cpu_threads"]["why"]
     for i, cfg in enumerate(cfgs):
         seq, _ = run_or_resume(cfg, tmp_path / "seq" / f"r{i}", show_progress=False)
         assert seq["scores"] == parallel[i][0]["scores"]

@@ -82,35 +82,43 @@ def test_usable_cores_is_the_mask_capped_by_the_quota(limit, affinity, expected)
 
 
 @pytest.mark.parametrize(
-    ("baseline", "usable", "processes", "env", "expected"),
+    ("baseline", "usable", "devices", "workers", "env", "expected"),
     [
-        (2, 2, 1, {}, 2),  # PyTorch's count fits: kept
-        (64, 2, 1, {}, 2),  # a 2-CPU quota on a 64-core host: lowered
-        (2, 2, 2, {}, 1),  # two DDP processes (or pool workers) on 2 CPUs: one thread each
-        (4, 3, 2, {}, 1),  # shares round down, never below 1
-        (1, 1, 4, {}, 1),
-        (8, 2, 1, {"OMP_NUM_THREADS": "8"}, 5),  # the environment wins: the process's current count is kept
-        (8, 2, 1, {"OMP_NUM_THREADS": " "}, 2),  # an empty setting is no setting
+        (2, 2, 1, 1, {}, 2),  # PyTorch's count fits: kept
+        (64, 2, 1, 1, {}, 2),  # a 2-CPU quota on a 64-core host: lowered
+        (2, 2, 2, 1, {}, 1),  # two DDP processes on 2 CPUs: one thread each
+        (2, 2, 1, 2, {}, 1),  # two pool workers alike
+        (8, 8, 2, 2, {}, 2),  # two workers running a 2-device run each: 4 processes
+        (4, 3, 2, 1, {}, 1),  # shares round down, never below 1
+        (1, 1, 4, 1, {}, 1),
+        (
+            8,
+            2,
+            1,
+            1,
+            {"OMP_NUM_THREADS": "8"},
+            6,
+        ),  # the environment wins: the process's current count is kept
+        (8, 2, 1, 4, {"OMP_NUM_THREADS": "8"}, 1),  # ... divided among a pool's workers (6 // 4)
+        (8, 2, 1, 1, {"OMP_NUM_THREADS": " "}, 2),  # an empty setting is no setting
     ],
 )
-def test_auto_thread_rule(baseline, usable, processes, env, expected):
-    n, why = T.auto_threads(baseline, usable, processes, env, current=5)
+def test_auto_thread_rule(baseline, usable, devices, workers, env, expected):
+    n, why = T.auto_threads(baseline, usable, devices, workers, env, current=6)
     assert n == expected
     assert why.startswith(f"{expected}: ")
+    assert (f"/ {workers} workers" in why) == (workers > 1)
 
 
 @pytest.fixture
 def two_cpus_one_quota(monkeypatch):
     """PyTorch started with 2 threads on 2 CPUs under a 1-CPU quota; the process's count is restored after."""
     before = torch.get_num_threads()
-    monkeypatch.setenv(
-        "OMP_NUM_THREADS", ""
-    )  # recorded, so what apply_cpu_threads puts there is undone after
-    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr(T, "PYTORCH_THREADS", 2)
     monkeypatch.setattr(T, "affinity_cores", lambda: 2)
     monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: 1.0)
-    yield
+    yield monkeypatch
     torch.set_num_threads(before)
 
 
@@ -121,29 +129,38 @@ def test_apply_sets_an_explicit_count_and_auto_starts_from_pytorchs_count(two_cp
     cfg = TrainConfig()  # after an explicit run in the same process: auto is not stuck at that run's 3
     assert T.apply_cpu_threads(cfg) == 1 and torch.get_num_threads() == 1
     assert cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 1 usable CPUs (cgroup CPU quota 1)"
+    two_cpus_one_quota.setattr(
+        T, "cgroup_cpu_limit", lambda: None
+    )  # no quota: PyTorch's 2 again, not the 1 left
+    cfg = TrainConfig()
+    assert T.apply_cpu_threads(cfg) == 2 and torch.get_num_threads() == 2
+    assert cfg.auto.cpu_threads == "auto -> 2: PyTorch's count, within 2 usable CPUs"
+    assert "OMP_NUM_THREADS" not in os.environ  # a run in one process leaves the environment alone
 
 
-def test_several_processes_put_the_count_in_the_environment_for_lightnings_launcher(
-    two_cpus_one_quota, monkeypatch
-):
+def test_ddp_ranks_inherit_the_count_through_the_launch_only(two_cpus_one_quota):
     from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
 
-    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: None)
+    two_cpus_one_quota.setattr(T, "cgroup_cpu_limit", lambda: None)
     cfg = TrainConfig(devices=2)
-    assert T.apply_cpu_threads(cfg, processes=2) == 1
-    assert os.environ["OMP_NUM_THREADS"] == "1"  # the ranks it starts inherit it
-    _set_num_threads_if_needed(num_processes=1)  # Fabric's launcher (which would set 2 here) leaves it alone
-    assert torch.get_num_threads() == 1
-    cfg = TrainConfig()
-    assert T.apply_cpu_threads(cfg) == 1 and "OMP_NUM_THREADS=1 in the environment" in cfg.auto.cpu_threads
+    n = T.apply_cpu_threads(cfg)
+    assert n == 1 and cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 2 usable CPUs / 2 processes"
+    with T.ranks_inherit(n):
+        assert os.environ["OMP_NUM_THREADS"] == "1"  # what the launched ranks inherit
+        _set_num_threads_if_needed(num_processes=1)  # Fabric's launcher, which alone would set 2 here
+        assert torch.get_num_threads() == 1
+    assert "OMP_NUM_THREADS" not in os.environ  # gone after the launch: a later run is not stuck at 1
+    two_cpus_one_quota.setenv("OMP_NUM_THREADS", "3")
+    with T.ranks_inherit(1):
+        assert os.environ["OMP_NUM_THREADS"] == "3"  # the user's setting is theirs
+    assert os.environ["OMP_NUM_THREADS"] == "3"
 
 
-def test_pool_workers_share_the_cpus_without_touching_the_environment(two_cpus_one_quota, monkeypatch):
-    monkeypatch.setattr(T, "cgroup_cpu_limit", lambda: None)
+def test_pool_workers_share_the_cpus(two_cpus_one_quota):
+    two_cpus_one_quota.setattr(T, "cgroup_cpu_limit", lambda: None)
     cfg = TrainConfig()
-    assert T.apply_cpu_threads(cfg, processes=2) == 1  # two workers of one pool, one run each
-    assert "OMP_NUM_THREADS" not in os.environ  # the reason of the run's own start stays the pool's share
-    assert cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 2 usable CPUs / 2 processes"
+    assert T.apply_cpu_threads(cfg, workers=2) == 1
+    assert cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 2 usable CPUs / 2 workers"
 
 
 @pytest.mark.parametrize("bad", [0, -2, "two", True, 1.5])
@@ -167,9 +184,10 @@ def test_train_and_eval_record_the_count_they_computed_with(tmp_path: Path):
     try:
         results = fit(tiny_config(epochs=1, extra=["cpu_threads=2"]), tmp_path / "run", show_progress=False)
         assert results["environment"]["auto"]["cpu_threads"] == {"requested": 2, "resolved": 2}
-        torch.set_num_threads(1)  # eval in a process that computes with another count sets the run's again
+        torch.set_num_threads(1)  # eval in a process that computes with another count uses the run's ...
         results = evaluate_run_dir(tmp_path / "run")
         assert results["environment"]["auto"]["cpu_threads"] == {"requested": 2, "resolved": 2}
+        assert torch.get_num_threads() == 1  # ... and gives the caller's back
         assert (
             json.loads((tmp_path / "run" / "results.json").read_text())["environment"]["auto"]["cpu_threads"][
                 "resolved"

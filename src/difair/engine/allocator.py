@@ -30,6 +30,9 @@ def glibc() -> Any | None:
     return ctypes.CDLL(None)  # the process's own symbols, glibc's among them (no library search)
 
 
+NO_GLIBC = "retain needs glibc (Linux); this C library is left as it is"
+
+
 def allocator_choice(choice: str, device_type: str, has_glibc: bool) -> tuple[str, str]:
     """What ``cpu_allocator=choice`` does for a run on ``device_type`` (``retain`` or ``system``), and why."""
     if choice != "retain":
@@ -37,7 +40,7 @@ def allocator_choice(choice: str, device_type: str, has_glibc: bool) -> tuple[st
     if device_type != "cpu":
         return "system", f"{device_type}: the run's tensors are not in the C allocator's heap"
     if not has_glibc:
-        return "system", "retain needs glibc (Linux); this C library is left as it is"
+        return "system", NO_GLIBC
     return "retain", "glibc keeps freed blocks for the next step (mallopt)"
 
 
@@ -47,12 +50,11 @@ def apply_cpu_allocator(choice: str, device_type: str, libc: Any | None = None) 
     ``system``, or a run off the CPU, changes nothing. ``retain`` where it cannot be set warns and goes on
     with the allocator as it is (speed is all it changes). ``libc``: the C library to call (tests).
     """
-    if choice != "retain" or device_type != "cpu":
-        return False
     libc = libc if libc is not None else glibc()
     resolved, why = allocator_choice(choice, device_type, libc is not None)
     if resolved != "retain":
-        warnings.warn(f"cpu_allocator={why}", stacklevel=2)
+        if why == NO_GLIBC:
+            warnings.warn(f"cpu_allocator={why}", stacklevel=2)
         return False
     refused = [param for param, value in RETAIN_SETTINGS if libc.mallopt(param, value) != 1]
     if refused:

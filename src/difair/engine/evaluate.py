@@ -17,7 +17,7 @@ from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
 from difair.engine.execution import auto_record
 from difair.engine.load import load_run
-from difair.engine.threads import apply_cpu_threads
+from difair.engine.threads import num_threads, resolve_cpu_threads
 from difair.errors import DifairError
 from difair.eval.metrics import osr_metrics
 from difair.methods import Method
@@ -209,16 +209,18 @@ def evaluate_run(
 
 def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[str, Any]:
     """Recompute ``results.json`` of a run from its checkpoint (all scores of its method); the checkpoint of an
-    unfinished run gives results marked partial (``"checkpoint": {..., "complete": false}``)."""
+    unfinished run gives results marked partial (``"checkpoint": {..., "complete": false}``). Computes with the
+    run's ``cpu_threads`` (recorded in results.json as training's was), restored after."""
     run = load_run(run_dir)
     cfg = run.config
-    apply_cpu_threads(cfg)  # this process's count, recorded in results.json as the training run's was
-    data = load_data(cfg, data)
-    fabric = make_fabric(cfg)
-    model = run.model.to(memory_format=memory_format(cfg))
-    model = model.to(fabric.device)
-    checkpoint = checkpoint_record(int(run.state["epoch"]) + 1, cfg.epochs)
-    results = evaluate_run(cfg, model, run.method, data, fabric.device, checkpoint)
+    threads, cfg.auto.cpu_threads = resolve_cpu_threads(cfg)
+    with num_threads(threads):
+        data = load_data(cfg, data)
+        fabric = make_fabric(cfg)
+        model = run.model.to(memory_format=memory_format(cfg))
+        model = model.to(fabric.device)
+        checkpoint = checkpoint_record(int(run.state["epoch"]) + 1, cfg.epochs)
+        results = evaluate_run(cfg, model, run.method, data, fabric.device, checkpoint)
     previous = Path(run_dir) / R.RESULTS
     results["train_time_s"] = _train_time(run.state, previous)
     R.write_json(previous, results)

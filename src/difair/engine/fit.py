@@ -31,7 +31,7 @@ from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_e
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
 from difair.engine.tensorboard import TensorBoardLog, tensorboard_enabled
-from difair.engine.threads import apply_cpu_threads
+from difair.engine.threads import apply_cpu_threads, ranks_inherit
 from difair.errors import DifairError, TrainingDiverged
 from difair.version import __version__
 
@@ -238,10 +238,11 @@ def _start(
     if data is None:
         cfg = resolve_cache(cfg)  # data.cache=auto: memory or stream, once per run (recorded in cfg.auto)
     data = load_data(cfg, data)
-    apply_cpu_threads(cfg, processes=cfg.devices * cpu_processes)  # before the probe times steps with them
+    threads = apply_cpu_threads(cfg, workers=cpu_processes)  # before the probe times steps with them
     cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
     if fabric.world_size > 1:
-        fabric.launch()
+        with ranks_inherit(threads):  # the other ranks compute with the same count
+            fabric.launch()
     return cfg, fabric, data
 
 

@@ -124,7 +124,7 @@ def build_loop(cfg: TrainConfig, data: OSRData, fabric: Any | None = None) -> Tr
     cfg = resolve_precision(cfg.resolve())
     fabric = fabric or make_fabric(cfg)
     shape = tuple(data.train_images.shape[1:])
-    apply_cpu_threads(cfg, processes=cfg.devices)
+    apply_cpu_threads(cfg)
     cfg = resolve_channels_last(cfg, shape, data.num_classes, fabric.device.type)
     torch.manual_seed(cfg.seed)
     model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)

@@ -7,8 +7,6 @@ changed: the thread rule is evaluated, and set only while the memory-format prob
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -23,7 +21,7 @@ from difair.engine.execution import (
     resolve_channels_last,
     resolve_precision,
 )
-from difair.engine.threads import resolve_cpu_threads
+from difair.engine.threads import num_threads, resolve_cpu_threads
 from difair.errors import DifairError
 
 Workload = tuple[tuple[int, int, int], int]  # one training image's (C, H, W), the number of known classes
@@ -62,9 +60,9 @@ def machine_report(
     requested = cfg.precision
     cfg = resolve_precision(cfg, dev)
     report["precision"] = _choice(requested, cfg.precision, cfg.auto.precision)
-    threads, why = resolve_cpu_threads(cfg, cfg.devices, limit=limit, affinity=affinity)
+    threads, why = resolve_cpu_threads(cfg, cpus=(affinity, limit))
     report["cpu_threads"] = _choice(cfg.cpu_threads, threads, why)
-    with _num_threads(threads):  # the probe's key and timing use the run's count
+    with num_threads(threads):  # the probe's key and timing use the run's count
         report["channels_last"] = _memory_format(cfg, dev.type, workload, probe)
     allocator, why = allocator_choice(cfg.cpu_allocator, dev.type, glibc() is not None)
     report["cpu_allocator"] = {"requested": cfg.cpu_allocator, "resolved": allocator, "why": why}
@@ -79,16 +77,6 @@ def machine_report(
 
 def _choice(requested: Any, resolved: Any, why: str) -> dict[str, Any]:
     return {"requested": requested, "resolved": resolved, "why": why or "set explicitly"}
-
-
-@contextlib.contextmanager
-def _num_threads(n: int) -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _memory_format(

@@ -41,7 +41,7 @@ def _run_job(
     config_dict: dict[str, Any], run_dir: str, workers: int, ticks: Any
 ) -> tuple[dict[str, Any], str]:
     cfg = TrainConfig.from_dict(config_dict)
-    apply_cpu_threads(cfg.resolve(), processes=workers)  # the worker's share, already while its data loads
+    apply_cpu_threads(cfg.resolve(), workers=workers)  # the worker's share, already while its data loads
     data = get_dataset(cfg.resolve().data)
 
     def tick(row: dict[str, Any]) -> None:
