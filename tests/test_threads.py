@@ -91,20 +91,13 @@ def test_usable_cores_is_the_mask_capped_by_the_quota(limit, affinity, expected)
         (8, 8, 2, 2, {}, 2),  # two workers running a 2-device run each: 4 processes
         (4, 3, 2, 1, {}, 1),  # shares round down, never below 1
         (1, 1, 4, 1, {}, 1),
-        (
-            8,
-            2,
-            1,
-            1,
-            {"OMP_NUM_THREADS": "8"},
-            6,
-        ),  # the environment wins: the process's current count is kept
-        (8, 2, 1, 4, {"OMP_NUM_THREADS": "8"}, 1),  # ... divided among a pool's workers (6 // 4)
+        (8, 2, 1, 1, {"OMP_NUM_THREADS": "8"}, 8),  # the environment wins: the count PyTorch took from it
+        (8, 2, 1, 4, {"OMP_NUM_THREADS": "8"}, 2),  # ... divided among a pool's workers
         (8, 2, 1, 1, {"OMP_NUM_THREADS": " "}, 2),  # an empty setting is no setting
     ],
 )
 def test_auto_thread_rule(baseline, usable, devices, workers, env, expected):
-    n, why = T.auto_threads(baseline, usable, devices, workers, env, current=6)
+    n, why = T.auto_threads(baseline, usable, devices, workers, env)
     assert n == expected
     assert why.startswith(f"{expected}: ")
     assert (f"/ {workers} workers" in why) == (workers > 1)
@@ -154,6 +147,14 @@ def test_ddp_ranks_inherit_the_count_through_the_launch_only(two_cpus_one_quota)
     with T.ranks_inherit(1):
         assert os.environ["OMP_NUM_THREADS"] == "3"  # the user's setting is theirs
     assert os.environ["OMP_NUM_THREADS"] == "3"
+
+
+def test_applying_again_gives_the_same_count(two_cpus_one_quota):
+    """A pool worker applies the rule before its data loads and fit applies it again: no second division."""
+    two_cpus_one_quota.setattr(T, "PYTORCH_THREADS", 8)  # PyTorch took 8 from the environment
+    two_cpus_one_quota.setenv("OMP_NUM_THREADS", "8")
+    counts = [T.apply_cpu_threads(TrainConfig(), workers=4) for _ in range(2)]
+    assert counts == [2, 2] and torch.get_num_threads() == 2
 
 
 def test_pool_workers_share_the_cpus(two_cpus_one_quota):

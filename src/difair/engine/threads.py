@@ -42,16 +42,15 @@ def auto_threads(
     devices: int = 1,
     workers: int = 1,
     env: Mapping[str, str] | None = None,
-    current: int | None = None,
 ) -> tuple[int, str]:
     """The count ``cpu_threads=auto`` gives each of a run's ``devices`` processes, run by one of ``workers`` pool
     workers side by side, when PyTorch started with ``baseline`` threads on ``usable`` CPUs; and why. With
-    ``OMP_NUM_THREADS`` set, the process's ``current`` count (default: ``baseline``) is kept, divided among the
-    workers."""
+    ``OMP_NUM_THREADS`` set, ``baseline`` (the count PyTorch took from it) is kept, divided among the workers.
+    A function of its arguments alone, so applying it again gives the same count."""
     omp = omp_num_threads(env)
     pool = f" / {workers} workers" if workers > 1 else ""
     if omp is not None:
-        kept = max(1, (baseline if current is None else current) // workers)
+        kept = max(1, baseline // workers)
         return kept, f"{kept}: OMP_NUM_THREADS={omp} in the environment{pool}, kept"
     share = max(1, usable // max(1, devices * workers))
     where = f"{usable} usable CPUs" + (f" / {devices} processes" if devices > 1 else "") + pool
@@ -70,7 +69,7 @@ def resolve_cpu_threads(
         return int(cfg.cpu_threads), ""
     affinity, limit = (affinity_cores(), cgroup_cpu_limit()) if cpus is None else cpus
     usable = cores_within_quota(affinity, limit)
-    n, why = auto_threads(PYTORCH_THREADS, usable, cfg.devices, workers, current=torch.get_num_threads())
+    n, why = auto_threads(PYTORCH_THREADS, usable, cfg.devices, workers)
     if limit is not None:
         why += f" (cgroup CPU quota {limit:g})"
     return n, f"auto -> {why}"
