@@ -4,9 +4,9 @@
 
 Run it inside the limit you want to measure, e.g. ``docker run --cpus 1 ...``, ``systemd-run --scope -p
 CPUQuota=100% python ...``, or a cgroup of your own (docs/performance.md shows one made by hand). It prints the
-affinity mask, the cgroup CPU quota (``difair.cpus.cgroup_cpu_limit``), what ``cpu_threads=auto``
-resolves to, and the median time of a VGG32 + DIFAIR training step (batch 128, 32x32, channels_last, the
-``--fast`` precision resolved for this CPU) at each thread count. The counts alternate round by round so that noise hits all alike.
+affinity mask, the cgroup CPU quota (``difair.cpus.cgroup_cpu_limit``), what ``cpu_threads=auto`` resolves to,
+and the median time of a VGG32 + DIFAIR training step (batch 128, 32x32, channels_last, the ``--fast`` precision
+resolved for this CPU) at each thread count. The counts alternate round by round so that noise hits all alike.
 """
 
 from __future__ import annotations

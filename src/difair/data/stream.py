@@ -30,8 +30,8 @@ from difair.data.cache import _decode_one
 
 
 def default_workers() -> int:
-    """``data.workers=null``: one decoding process per usable CPU but one (affinity mask under the cgroup quota: ``difair.cpus``;
-    at most 8; 0, in the loop, on one CPU)."""
+    """``data.workers=null``: one decoding process per usable CPU but one (the affinity mask under the cgroup
+    quota: ``difair.cpus``; at most 8; 0, in the loop, on one CPU)."""
     return max(0, min(8, usable_cores() - 1))
 
 

@@ -191,10 +191,11 @@ def cpu_peak_gflops(
 
     ``cores x 2 FMA units x lanes x 2 flop x clock``: lanes by the widest vector ISA in ``flags`` (x2 for
     bf16 dot products where the CPU has them), AVX-512 counted at 256 bits on CPUs with half-width units
-    (``HALF_WIDTH_AVX512``, by ``vendor_family``, read from ``/proc/cpuinfo`` with the flags); bf16 on a CPU with AMX
-    (unless ``ONEDNN_MAX_CPU_ISA`` keeps oneDNN below it) counts the tile unit instead, ``cores x 1024 flop x
-    clock``. ``cores``: the CPU time the process may use (``cpus.cpu_capacity``: a 1.5-CPU quota counts 1.5). The clock is the nominal one from ``/proc/cpuinfo`` (or ``ghz``), so turbo or throttling moves the
-    achieved fraction.
+    (``HALF_WIDTH_AVX512``, by ``vendor_family``, read from ``/proc/cpuinfo`` with the flags); bf16 on a CPU with
+    AMX (unless ``ONEDNN_MAX_CPU_ISA`` keeps oneDNN below it) counts the tile unit instead, ``cores x 1024 flop x
+    clock``. ``cores``: the CPU time the process may use (``cpus.cpu_capacity``: a 1.5-CPU quota counts 1.5).
+    The clock is the nominal one from ``/proc/cpuinfo`` (or ``ghz``), so turbo or throttling moves the achieved
+    fraction.
     """
     if flags is None:  # this CPU; flags given describe another one, whose vendor_family is given or unknown
         flags, vendor_family = cpu_flags(), vendor_family or cpu_vendor_family()

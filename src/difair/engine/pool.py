@@ -41,8 +41,9 @@ def _run_job(
     config_dict: dict[str, Any], run_dir: str, workers: int, ticks: Any
 ) -> tuple[dict[str, Any], str]:
     cfg = TrainConfig.from_dict(config_dict)
-    apply_cpu_threads(cfg.resolve(), workers=workers)  # the worker's share, already while its data loads
-    data = get_dataset(cfg.resolve().data)
+    resolved = cfg.resolve()
+    apply_cpu_threads(resolved, workers=workers)  # the worker's share, already while its data loads
+    data = get_dataset(resolved.data)
 
     def tick(row: dict[str, Any]) -> None:
         if ticks is not None:
