@@ -164,6 +164,42 @@ def test_pool_workers_share_the_cpus(two_cpus_one_quota):
     assert cfg.auto.cpu_threads == "auto -> 1: PyTorch's 2 lowered to 2 usable CPUs / 2 workers"
 
 
+@pytest.mark.parametrize(
+    ("affinity", "limit", "devices", "workers", "expected"),
+    [
+        (16, None, 1, 1, 8),  # one process: a decoder per CPU but one, at most 8
+        (4, None, 1, 1, 3),
+        (8, None, 1, 2, 3),  # two pool workers: 4 CPUs each, 3 decoders each (not 7 each on 8 CPUs)
+        (8, None, 2, 1, 3),  # a 2-device run: each rank alike
+        (8, None, 2, 2, 1),
+        (64, 2.0, 1, 1, 1),  # a 2-CPU quota on a 64-core host
+        (2, None, 1, 2, 0),  # a CPU each: decode in the loop
+    ],
+)
+def test_stream_decoders_come_from_the_process_share(affinity, limit, devices, workers, expected):
+    cfg = TrainConfig(devices=devices)
+    data = T.process_data(cfg, workers, cpus=(affinity, limit))
+    assert data.workers == expected
+    assert cfg.data.workers is None  # the run's config keeps the request: the count belongs to the machine
+    assert T.process_cpus(cfg, workers, cpus=(affinity, limit)) == max(
+        1, cores_within_quota(affinity, limit) // (devices * workers)
+    )
+    cfg.data.workers = 5  # an explicit count is the user's, per process
+    assert T.process_data(cfg, workers, cpus=(affinity, limit)).workers == 5
+
+
+def test_runs_and_pool_workers_load_their_data_with_their_share(two_cpus_one_quota):
+    from difair.engine import build
+
+    seen = []
+    two_cpus_one_quota.setattr(T, "affinity_cores", lambda: 8)
+    two_cpus_one_quota.setattr(T, "cgroup_cpu_limit", lambda: None)
+    two_cpus_one_quota.setattr(build, "get_dataset", lambda data_cfg: seen.append(data_cfg.workers) or "data")
+    assert build.load_data(TrainConfig(), None, workers=2) == "data"
+    assert build.load_data(TrainConfig(), "given") == "given"  # loaded by the caller: untouched
+    assert seen == [3]
+
+
 @pytest.mark.parametrize("bad", [0, -2, "two", True, 1.5])
 def test_bad_thread_counts_are_refused_in_one_line(bad):
     with pytest.raises(DifairError, match="cpu_threads must be a whole number >= 1 or auto"):

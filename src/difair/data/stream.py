@@ -29,10 +29,11 @@ from difair.cpus import usable_cores
 from difair.data.cache import _decode_one
 
 
-def default_workers() -> int:
-    """``data.workers=null``: one decoding process per usable CPU but one (the affinity mask under the cgroup
-    quota: ``difair.cpus``; at most 8; 0, in the loop, on one CPU)."""
-    return max(0, min(8, usable_cores() - 1))
+def default_workers(cpus: int | None = None) -> int:
+    """``data.workers=null``: one decoding process per CPU but one, at most 8 (0, in the loop, on one CPU).
+    ``cpus``: the CPUs the training process may keep busy (the engine passes its share when processes train side
+    by side, ``engine.threads.process_cpus``); default: the usable CPUs (``difair.cpus.usable_cores``)."""
+    return max(0, min(8, (usable_cores() if cpus is None else cpus) - 1))
 
 
 class _Decoder(torch.utils.data.Dataset):

@@ -13,6 +13,7 @@ from torch import nn
 
 from difair.config import TrainConfig
 from difair.data import OSRData, get_dataset
+from difair.engine.threads import process_data
 from difair.errors import DifairError
 from difair.methods import Method, build_method
 from difair.nn.backbones import OSRModel, create_backbone, pretrained_data_config
@@ -37,11 +38,12 @@ def make_fabric(cfg: TrainConfig):
         log.setLevel(level)
 
 
-def load_data(cfg: TrainConfig, data: OSRData | None) -> OSRData:
-    """``data`` when given (already loaded by the caller), else the split that ``cfg.data`` names."""
+def load_data(cfg: TrainConfig, data: OSRData | None, workers: int = 1) -> OSRData:
+    """``data`` when given (already loaded by the caller), else the split that ``cfg.data`` names, loaded for one
+    of ``workers`` pool workers side by side (a stream's decoders sized from the process's CPU share)."""
     if data is not None:
         return data
-    return get_dataset(cfg.data)
+    return get_dataset(process_data(cfg, workers))
 
 
 def param_groups(cfg: TrainConfig, model: nn.Module) -> list[dict]:

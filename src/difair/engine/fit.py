@@ -237,7 +237,7 @@ def _start(
         staging.check_run_dir(run_dir, resume=False, overwrite=overwrite)  # refuse early; touch nothing
     if data is None:
         cfg = resolve_cache(cfg)  # data.cache=auto: memory or stream, once per run (recorded in cfg.auto)
-    data = load_data(cfg, data)
+    data = load_data(cfg, data, workers=cpu_processes)
     threads = apply_cpu_threads(cfg, workers=cpu_processes)  # before the probe times steps with them
     cfg = resolve_channels_last(cfg, tuple(data.train_images.shape[1:]), data.num_classes, fabric.device.type)
     if fabric.world_size > 1:

@@ -17,7 +17,7 @@ from rich.console import Console
 
 from difair.config import TrainConfig
 from difair.cpus import usable_cores
-from difair.data import get_dataset
+from difair.engine.build import load_data
 from difair.engine.progress import make_progress
 from difair.engine.runner import run_or_resume
 from difair.engine.threads import apply_cpu_threads
@@ -43,7 +43,7 @@ def _run_job(
     cfg = TrainConfig.from_dict(config_dict)
     resolved = cfg.resolve()
     apply_cpu_threads(resolved, workers=workers)  # the worker's share, already while its data loads
-    data = get_dataset(resolved.data)
+    data = load_data(resolved, None, workers=workers)
 
     def tick(row: dict[str, Any]) -> None:
         if ticks is not None:

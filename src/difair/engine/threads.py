@@ -17,13 +17,15 @@ choice, not in the config digest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 
 import torch
 
-from difair.config import AUTO, TrainConfig
+from difair.config import AUTO, DataConfig, TrainConfig
 from difair.cpus import affinity_cores, cgroup_cpu_limit, cores_within_quota
+from difair.data.stream import default_workers
 
 # PyTorch's intra-op threads when difair's engine was imported: its default, or what the process set before
 PYTORCH_THREADS = torch.get_num_threads()
@@ -34,6 +36,35 @@ def omp_num_threads(env: Mapping[str, str] | None = None) -> str | None:
     """The ``OMP_NUM_THREADS`` of ``env`` (default: this process's), or None where it is unset or empty."""
     value = (os.environ if env is None else env).get(OMP_ENV, "").strip()
     return value or None
+
+
+def _cpus(cpus: tuple[int, float | None] | None) -> tuple[int, float | None]:
+    """``cpus`` (affinity cores, cgroup quota) as given, or read from this process and its cgroup when None."""
+    return (affinity_cores(), cgroup_cpu_limit()) if cpus is None else cpus
+
+
+def cpu_share(usable: int, devices: int = 1, workers: int = 1) -> int:
+    """The CPUs each process keeps busy when ``devices`` processes of a run, run by each of ``workers`` pool
+    workers, share ``usable`` CPUs (at least 1)."""
+    return max(1, usable // max(1, devices * workers))
+
+
+def process_cpus(cfg: TrainConfig, workers: int = 1, cpus: tuple[int, float | None] | None = None) -> int:
+    """This process's share of the usable CPUs (affinity mask under the cgroup quota; ``cpus``: those two, read
+    when None) for a run of ``cfg.devices`` processes, one of ``workers`` pool workers side by side."""
+    affinity, limit = _cpus(cpus)
+    return cpu_share(cores_within_quota(affinity, limit), cfg.devices, workers)
+
+
+def process_data(
+    cfg: TrainConfig, workers: int = 1, cpus: tuple[int, float | None] | None = None
+) -> DataConfig:
+    """``cfg.data`` as this process loads it: ``data.workers=null`` (a stream's decoding processes) sized from
+    the process's CPU share, so processes side by side do not each start a decoder per CPU. ``cfg`` is left as
+    it is (the count belongs to the machine, like the threads; not in the digest)."""
+    if cfg.data.workers is not None:
+        return cfg.data
+    return dataclasses.replace(cfg.data, workers=default_workers(process_cpus(cfg, workers, cpus)))
 
 
 def auto_threads(
@@ -52,7 +83,7 @@ def auto_threads(
     if omp is not None:
         kept = max(1, baseline // workers)
         return kept, f"{kept}: OMP_NUM_THREADS={omp} in the environment{pool}, kept"
-    share = max(1, usable // max(1, devices * workers))
+    share = cpu_share(usable, devices, workers)
     where = f"{usable} usable CPUs" + (f" / {devices} processes" if devices > 1 else "") + pool
     if baseline <= share:
         return baseline, f"{baseline}: PyTorch's count, within {where}"
@@ -67,7 +98,7 @@ def resolve_cpu_threads(
     when None)."""
     if cfg.cpu_threads != AUTO:
         return int(cfg.cpu_threads), ""
-    affinity, limit = (affinity_cores(), cgroup_cpu_limit()) if cpus is None else cpus
+    affinity, limit = _cpus(cpus)
     usable = cores_within_quota(affinity, limit)
     n, why = auto_threads(PYTORCH_THREADS, usable, cfg.devices, workers)
     if limit is not None:
@@ -113,6 +144,9 @@ def ranks_inherit(n: int) -> Iterator[None]:
 __all__ = [
     "PYTORCH_THREADS",
     "omp_num_threads",
+    "cpu_share",
+    "process_cpus",
+    "process_data",
     "auto_threads",
     "resolve_cpu_threads",
     "apply_cpu_threads",
