@@ -138,6 +138,19 @@ def test_predict_on_a_device_that_is_not_there_is_one_line(run, image, capsys, d
     _one_line(capsys, main(["predict", str(run), str(image), "--device", device]))
 
 
+def test_predict_of_paths_that_are_not_there_is_refused_before_calibrating(run, tmp_path, capsys):
+    import shutil
+
+    uncalibrated = tmp_path / "run"
+    shutil.copytree(run, uncalibrated)
+    (uncalibrated / "threshold.json").unlink()
+    before = _snapshot(uncalibrated)
+    capsys.readouterr()
+    code = main(["predict", str(uncalibrated), str(tmp_path / "nope.png"), str(tmp_path / "gone")])
+    _one_line(capsys, code, "no image file at")
+    assert _snapshot(uncalibrated) == before  # not calibrated: no threshold.json written for nothing
+
+
 def test_head_kernel_size_zero_is_refused_before_anything_is_touched(run, capsys):
     before = _snapshot(run)
     code = main(["train", "--quiet", "--out", str(run), "--overwrite", *_sets(["difair.head_kernel_size=0"])])

@@ -91,6 +91,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for item in args.images:
         if Path(item).is_dir() and not expand_inputs([item]):
             print(f"difair: no image files in folder {item}", file=sys.stderr)
+    if not any(Path(p).exists() or Path(p).is_symlink() for p in expand_inputs(list(args.images))):
+        # before the run is loaded (and calibrated, which writes threshold.json)
+        raise DifairError(f"no image file at {' '.join(args.images)}: check the paths")
     pr = Predictor(args.run_dir, threshold=args.threshold, score=args.score, device=args.device)
     if pr.calibrated_now:
         print(
