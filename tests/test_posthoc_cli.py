@@ -11,6 +11,7 @@ from PIL import Image
 
 from difair.cli import main
 from difair.engine import posthoc as P
+from difair.engine.feature_cache import FEATURES_DIR
 from tiny import tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -65,7 +66,7 @@ def test_eval_scores_all_adds_every_applicable_score(runs, method, monkeypatch, 
     else:
         assert "odin" in post["added"] and "vim" in post["added"]
     # features are cached next to the run and reused
-    cache = run / P.FEATURES_DIR / "train.pt"
+    cache = run / FEATURES_DIR / "train.pt"
     stamp = cache.stat().st_mtime_ns
     assert main(["eval", str(run), "--scores", "knn"]) == 0
     assert cache.stat().st_mtime_ns == stamp

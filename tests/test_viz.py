@@ -335,3 +335,18 @@ def test_cli_explain_writes_card_maps_and_prediction(tmp_path_factory, tmp_path:
     ce = digits_run(tmp_path_factory, "ce", epochs=2)
     assert main(["explain", str(ce), str(img), "--out", str(tmp_path / "ce")]) == 2
     assert "needs a DIFAIR run" in capsys.readouterr().err
+
+
+def test_a_second_analysis_reads_the_outputs_the_first_kept(ra, monkeypatch) -> None:
+    from difair.engine import feature_cache
+
+    train, test = ra.train_outputs, ra.test_outputs
+    assert (ra.run.run_dir / feature_cache.FEATURES_DIR / "outputs-train.pt").is_file()
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the outputs were computed again")
+
+    monkeypatch.setattr(feature_cache, "collect_outputs", no_model)
+    again = analyze(ra.run, data=ra.data, device="cpu")  # e.g. the next difair explain of the same run
+    torch.testing.assert_close(again.train_outputs, train)
+    torch.testing.assert_close(again.test_outputs, test)

@@ -10,7 +10,6 @@ with its fit and score times, under ``results.json["posthoc"]``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -23,24 +22,12 @@ from difair.data import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data
 from difair.engine.evaluate import prepare_evaluation
+from difair.engine.feature_cache import cache_key, cached
 from difair.engine.hardware import device_type_for
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 from difair.eval.api import ScoreTable, evaluate
 from difair.eval.posthoc import FeatureSet, odin_logits, resolve_scores
-
-FEATURES_DIR = "features"
-FEATURES_VERSION = 1
-
-
-def _key(run: LoadedRun, images: Tensor, odin: bool) -> str:
-    """What a cached feature file depends on: the checkpoint and the images (a digest of their bytes)."""
-    h = hashlib.sha256()
-    h.update(
-        f"v{FEATURES_VERSION}|{run.config.digest()}|{run.state['epoch']}|{odin}|{tuple(images.shape)}".encode()
-    )
-    h.update(images.contiguous().view(-1)[:: max(1, images.numel() // (1 << 20))].numpy().tobytes())
-    return h.hexdigest()[:20]
 
 
 def extract_split(
@@ -67,19 +54,11 @@ def cached_split(
     run: LoadedRun, name: str, images: Tensor, *, batch_size: int, device: torch.device, odin: bool
 ) -> dict[str, Tensor]:
     """``extract_split``, read from ``RUN/features/<name>.pt`` when that file holds this checkpoint's features."""
-    path = run.run_dir / FEATURES_DIR / f"{name}.pt"
-    key = _key(run, images, odin)
-    if path.is_file():
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(saved, dict) and saved.get("key") == key:
-                return saved["tensors"]
-        except Exception:  # a torn or foreign cache file is rebuilt
-            pass
-    tensors = extract_split(run, images, batch_size=batch_size, device=device, odin=odin)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    R.save_checkpoint(path, {"key": key, "tensors": tensors})  # atomic: temp file and rename
-    return tensors
+
+    def compute() -> dict[str, Tensor]:
+        return extract_split(run, images, batch_size=batch_size, device=device, odin=odin)
+
+    return cached(run, name, cache_key(run, images, str(odin)), compute)
 
 
 def feature_sets(
@@ -174,5 +153,4 @@ __all__ = [
     "cached_split",
     "feature_sets",
     "record",
-    "FEATURES_DIR",
 ]

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from difair.data import get_dataset
 from difair.data.base import OSRData
-from difair.engine.evaluate import check_finite_outputs, collect_outputs
+from difair.engine.evaluate import check_finite_outputs
+from difair.engine.feature_cache import cached_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 from difair.methods import Method
@@ -67,18 +68,22 @@ class RunAnalysis:
             )
 
     # ------------------------------------------------------------------ outputs
-    def _outputs(self, images: Tensor) -> Tensor:
-        out = collect_outputs(self.model, images, self.run.config.eval_batch_size, self.device)
+    def _outputs(self, images: Tensor, split: str) -> Tensor:
+        """The model's outputs of ``images`` (the run's ``split``), kept in the run folder for the next analysis
+        of the same checkpoint and images (``engine.feature_cache``): a card's class means need the whole
+        training set."""
+        batch = self.run.config.eval_batch_size
+        out = cached_outputs(self.run, split, images, batch_size=batch, device=self.device)
         check_finite_outputs(out, "images")  # a diverged checkpoint: one line, not figures of NaN
         return out
 
     @cached_property
     def test_outputs(self) -> Tensor:
-        return self._outputs(self.data.test_images)
+        return self._outputs(self.data.test_images, "test")
 
     @cached_property
     def train_outputs(self) -> Tensor:
-        return self._outputs(self.data.train_images)
+        return self._outputs(self.data.train_images, "train")
 
     @cached_property
     def test_preds(self) -> Tensor:
@@ -108,7 +113,7 @@ class RunAnalysis:
     def val_scores(self) -> dict[str, Tensor]:
         """Every score of the validation images (empty tensors without a validation set)."""
         images = self.data.val_images if self.data.has_validation else self.data.test_images[:0]
-        out = self._outputs(images)
+        out = self._outputs(images, "val")
         return {k: v.cpu() for k, v in self.method.scores(out, self.model.head).items()}
 
     def _calibrate(self, score: str) -> float:
