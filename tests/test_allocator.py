@@ -122,3 +122,52 @@ def test_with_retain_glibc_keeps_a_freed_64mb_block_for_reuse():
 def test_allocator_choice_on_every_branch(choice, device, glibc, resolved, fragment):
     got, why = A.allocator_choice(choice, device, glibc)
     assert got == resolved and fragment in why
+
+
+@pytest.mark.parametrize(
+    "argv, evaluates",
+    [
+        (["eval", "RUN"], True),
+        (["predict", "RUN", "x.png"], True),
+        (["calibrate", "RUN"], True),
+        (["explain", "RUN", "x.png", "--out", "o"], True),
+        (["report", "RUN"], True),
+        (["plot", "RUN", "tsne", "--out", "o.png"], True),
+        (["export", "RUN", "--out", "o"], True),
+        (["train"], False),  # a run applies its own cpu_allocator
+        (["demo"], False),
+        (["presets"], False),
+        (["hardware"], False),
+    ],
+)
+def test_commands_that_compute_a_runs_outputs_keep_freed_blocks(argv, evaluates):
+    from difair.cli import build_parser
+
+    assert getattr(build_parser().parse_args(argv), "evaluates", False) is evaluates
+
+
+def test_an_evaluating_command_retains_on_cpu_quietly_and_leaves_other_devices(monkeypatch):
+    import warnings
+
+    from difair.cliutil import evaluation_process
+
+    libc = FakeLibc()
+    monkeypatch.setattr(A, "glibc", lambda: libc)
+    assert evaluation_process("cpu") is True and len(libc.calls) == 3
+    libc.calls.clear()
+    assert evaluation_process("cuda") is False and libc.calls == []
+    monkeypatch.setattr(A, "glibc", lambda: None)  # macOS: nobody asked for retain, so no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert evaluation_process("cpu") is False
+
+
+def test_the_cli_applies_it_before_the_command_runs(monkeypatch, capsys):
+    import difair.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "evaluation_process", seen.append)
+    assert cli.main(["predict", "no-run", "no-image.png", "--device", "cpu"]) == 2
+    assert seen == ["cpu"]
+    assert cli.main(["presets"]) == 0
+    assert seen == ["cpu"]

@@ -21,6 +21,7 @@ from difair.cliutil import (
     check_method_name,
     dataset_help,
     demo_epochs_help,
+    evaluation_process,
     flag_overrides,
     method_help,
     parse_splits,
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also every post-hoc score named (docs/scores.md), fitted on the training images only, "
         "added to results.json",
     )
-    e.set_defaults(func=_cmd_eval)
+    e.set_defaults(func=_cmd_eval, evaluates=True)
     for module in PLUGINS:
         importlib.import_module(module).register(sub)
     return parser
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        if getattr(args, "evaluates", False):
+            evaluation_process(getattr(args, "device", None))
         return args.func(args)
     except DifairError as exc:
         if debug:

@@ -193,3 +193,14 @@ def base_config(preset: str | None, config: Path | None) -> dict[str, Any]:
     if config is not None:
         base = merge(base, read_config_file(config))
     return base
+
+
+def evaluation_process(device: str | None) -> bool:
+    """Commands that compute a run's outputs (``set_defaults(evaluates=True)``) keep the blocks the C allocator
+    frees, for the rest of their process (``cpu_allocator=retain``, ``engine.allocator``): on the CPU each
+    evaluation batch's activations are otherwise fresh pages, and batches ran 2x slower (docs/performance.md).
+    Only the command's own process: a library call leaves the caller's allocator alone. True when it was set."""
+    from difair.engine.allocator import apply_cpu_allocator  # start-up time: the parser imports this module
+    from difair.engine.hardware import device_type_for
+
+    return apply_cpu_allocator("retain", device_type_for(device or "auto"), warn=False)

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=finite_float, help="score threshold (default: the calibrated one)")
     p.add_argument("--keep", type=float, help="calibrate to accept this fraction of knowns (default 0.95)")
     p.add_argument("--device", default=None, help="device of a calibration, if one is needed (cpu, cuda)")
-    p.set_defaults(func=cmd_export)
+    p.set_defaults(func=cmd_export, evaluates=True)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -44,16 +44,17 @@ def allocator_choice(choice: str, device_type: str, has_glibc: bool) -> tuple[st
     return "retain", "glibc keeps freed blocks for the next step (mallopt)"
 
 
-def apply_cpu_allocator(choice: str, device_type: str, libc: Any | None = None) -> bool:
+def apply_cpu_allocator(choice: str, device_type: str, libc: Any | None = None, warn: bool = True) -> bool:
     """Apply ``cpu_allocator=choice`` for a run whose tensors live on ``device_type``; True when ``retain`` was set.
 
-    ``system``, or a run off the CPU, changes nothing. ``retain`` where it cannot be set warns and goes on
-    with the allocator as it is (speed is all it changes). ``libc``: the C library to call (tests).
+    ``system``, or a run off the CPU, changes nothing. ``retain`` where it cannot be set warns (unless ``warn`` is
+    false: nobody asked for it) and goes on with the allocator as it is (speed is all it changes). ``libc``: the C
+    library to call (tests).
     """
     libc = libc if libc is not None else glibc()
     resolved, why = allocator_choice(choice, device_type, libc is not None)
     if resolved != "retain":
-        if why == NO_GLIBC:
+        if why == NO_GLIBC and warn:
             warnings.warn(f"cpu_allocator={why}", stacklevel=2)
         return False
     refused = [param for param, value in RETAIN_SETTINGS if libc.mallopt(param, value) != 1]

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, help="write every column (distances/probabilities per class) to a CSV file"
     )
     _common(p)
-    p.set_defaults(func=cmd_predict)
+    p.set_defaults(func=cmd_predict, evaluates=True)
 
     p = sub.add_parser("calibrate", help="calibrate and store the rejection threshold of a run")
     p.add_argument("run_dir", type=Path)
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(auto: val when the run has one)",
     )
     _common(p, threshold=False)
-    p.set_defaults(func=cmd_calibrate)
+    p.set_defaults(func=cmd_calibrate, evaluates=True)
 
     p = sub.add_parser("explain", help="image card and activation maps of one image (DIFAIR runs)")
     p.add_argument("run_dir", type=Path)
@@ -52,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--hinton", action="store_true", help="Hinton squares (area = activation) instead of numbers"
     )
     _common(p)
-    p.set_defaults(func=cmd_explain)
+    p.set_defaults(func=cmd_explain, evaluates=True)
 
     p = sub.add_parser("report", help="one self-contained HTML report of a run")
     p.add_argument("run_dir", type=Path)
@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tsne", action="store_true", help="leave out the t-SNE (the slowest figure)")
     p.add_argument("--max-points", type=int, default=1500, help="t-SNE sample size")
     _common(p)
-    p.set_defaults(func=cmd_report)
+    p.set_defaults(func=cmd_report, evaluates=True)
 
     p = sub.add_parser("plot", help="draw one analysis of a run into a PNG, PDF or SVG file")
     p.add_argument("run_dir", type=Path)
@@ -82,7 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-points", type=int, default=1500, help="tsne: sample size")
     p.add_argument("--label-unknowns", action="store_true", help="tsne: colour unknowns by source class")
     _common(p)
-    p.set_defaults(func=cmd_plot)
+    p.set_defaults(func=cmd_plot, evaluates=True)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
