@@ -13,6 +13,7 @@ from PIL import Image
 
 from difair.cli import main
 from difair.engine import rundir as R
+from difair.errors import DifairError
 from tiny import tiny_overrides
 
 pytestmark = pytest.mark.slow
@@ -129,6 +130,39 @@ def test_outputs_that_cannot_be_written_are_one_line(run, image, tmp_path, capsy
         _one_line(capsys, main(argv))
     assert _snapshot(run) == before
     assert (tmp_path / "a-file").read_text() == "x"
+
+
+def test_an_output_path_is_checked_without_leaving_anything_behind(tmp_path):
+    R.check_writable(tmp_path / "new" / "deeper" / "report.html")  # folders the write would make: fine
+    assert list(tmp_path.iterdir()) == []  # ... and neither they nor the probe are left
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(DifairError, match="a-file is a file: choose a writable folder"):
+        R.check_writable(tmp_path / "a-file" / "report.html")
+    with pytest.raises(DifairError, match="is a folder: give the name of a file"):
+        R.check_writable(tmp_path)
+    with pytest.raises(DifairError, match="cannot write /proc/x.png"):
+        R.check_writable(Path("/proc/x.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_analyses_check_their_output_before_computing(run, tmp_path, capsys, monkeypatch):
+    from difair.engine import feature_cache
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("outputs computed before the output path was checked")
+
+    monkeypatch.setattr(feature_cache, "collect_outputs", no_model)
+    (tmp_path / "a-file").write_text("x")
+    for argv, fragment in (
+        (["report", str(run), "--out", str(tmp_path / "a-file" / "r.html")], "a-file is a file"),
+        (["plot", str(run), "tsne", "--out", str(tmp_path / "a-file" / "t.png")], "a-file is a file"),
+        (
+            ["explain", str(run), str(tmp_path / "a-file"), "--out", str(tmp_path / "a-file")],
+            "is a file: name a folder",
+        ),
+    ):
+        capsys.readouterr()
+        _one_line(capsys, main(argv), fragment)
 
 
 @pytest.mark.parametrize("device", ["tpu9", "cuda"])

@@ -53,16 +53,40 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, then rename over ``path``."""
+def _open_temp(path: Path) -> tuple[int, str]:
+    """``_temp_beside``, with one line for a ``path`` that is a folder or whose folder cannot be written to."""
     if Path(path).is_dir():
         raise DifairError(f"{path} is a folder: give the name of a file to write")
     try:
-        fd, tmp = _temp_beside(Path(path))
+        return _temp_beside(Path(path))
     except OSError as exc:
         raise DifairError(
             f"cannot write {path}: {exc.strerror or exc}: choose a writable folder for it"
         ) from exc
+
+
+def check_writable(path: Path) -> None:
+    """Refuse now, in the words ``atomic_write_bytes`` would use later, a file ``path`` it could not write: a
+    command checks its output before the work. Nothing is left behind: a temp file is made and removed in the
+    nearest folder on the way to ``path`` that exists (the write makes the ones after it)."""
+    if Path(path).is_dir():
+        raise DifairError(f"{path} is a folder: give the name of a file to write")
+    folder = next(p for p in Path(path).absolute().parents if p.exists())
+    if not folder.is_dir():
+        raise DifairError(f"cannot write {path}: {folder} is a file: choose a writable folder for it")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".difair-check.", suffix=".tmp")
+    except OSError as exc:
+        raise DifairError(
+            f"cannot write {path}: {exc.strerror or exc}: choose a writable folder for it"
+        ) from exc
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, then rename over ``path``."""
+    fd, tmp = _open_temp(path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)

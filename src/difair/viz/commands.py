@@ -86,6 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from difair.engine.rundir import check_writable
     from difair.predict import Predictor, expand_inputs  # start-up time: the parser imports this module
 
     for item in args.images:
@@ -94,6 +95,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not any(Path(p).exists() or Path(p).is_symlink() for p in expand_inputs(list(args.images))):
         # before the run is loaded (and calibrated, which writes threshold.json)
         raise DifairError(f"no image file at {' '.join(args.images)}: check the paths")
+    if args.out:
+        check_writable(args.out)
     pr = Predictor(args.run_dir, threshold=args.threshold, score=args.score, device=args.device)
     if pr.calibrated_now:
         print(
@@ -131,10 +134,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
+    from difair.engine.rundir import check_writable
     from difair.viz.explain import explain_image  # start-up time: the parser imports this module
 
     if not args.image.is_file():
         raise DifairError(f"no image file {args.image}")
+    if args.out.exists() and not args.out.is_dir():
+        raise DifairError(f"--out {args.out} is a file: name a folder for card.png and activation_maps.png")
+    check_writable(args.out / "card.png")  # before the outputs are computed (and kept in the run folder)
     res = explain_image(
         args.run_dir, args.image, args.out, label=args.label, classes=args.classes, threshold=args.threshold,
         score=args.score, top_k=args.top_k, hinton=args.hinton, device=args.device,
@@ -148,8 +155,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from difair.engine.rundir import check_writable
     from difair.viz.report import write_report  # start-up time: the parser imports this module
 
+    check_writable(args.out or args.run_dir / "report.html")  # before the outputs are computed
     path = write_report(
         args.run_dir, args.out, score=args.score, threshold=args.threshold, device=args.device,
         samples_per_kind=args.samples, tsne=not args.no_tsne, tsne_points=args.max_points,
@@ -159,11 +168,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from difair.engine.rundir import check_writable
     from difair.viz.plots import make_plot  # start-up time: the parser imports this module
     from difair.viz.style import FORMATS, save_figure
 
     if args.out.suffix.lower().lstrip(".") not in FORMATS:
         raise DifairError(f"--out must end in .png, .pdf or .svg, got {args.out.name!r}")
+    check_writable(args.out)  # before the outputs are computed
     save_figure(make_plot(args), args.out)
     print(f"wrote {args.out}")
     return 0
