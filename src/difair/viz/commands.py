@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from difair.engine.rundir import check_writable
+    from difair.engine.rundir import check_writable  # start-up time: the parser imports this module
     from difair.predict import Predictor, expand_inputs  # start-up time: the parser imports this module
 
     for item in args.images:
@@ -134,7 +134,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_explain(args: argparse.Namespace) -> int:
-    from difair.engine.rundir import check_writable
+    from difair.engine.rundir import check_writable  # start-up time: the parser imports this module
     from difair.viz.explain import explain_image  # start-up time: the parser imports this module
 
     if not args.image.is_file():
@@ -155,7 +155,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from difair.engine.rundir import check_writable
+    from difair.engine.rundir import check_writable  # start-up time: the parser imports this module
     from difair.viz.report import write_report  # start-up time: the parser imports this module
 
     check_writable(args.out or args.run_dir / "report.html")  # before the outputs are computed
@@ -168,7 +168,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from difair.engine.rundir import check_writable
+    from difair.engine.rundir import check_writable  # start-up time: the parser imports this module
     from difair.viz.plots import make_plot  # start-up time: the parser imports this module
     from difair.viz.style import FORMATS, save_figure
 
