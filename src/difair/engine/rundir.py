@@ -53,16 +53,22 @@ def _temp_beside(path: Path) -> tuple[int, str]:
     return fd, tmp
 
 
+def _not_a_file(path: Path) -> DifairError:
+    return DifairError(f"{path} is a folder: give the name of a file to write")
+
+
+def _cannot_write(path: Path, why: str) -> DifairError:
+    return DifairError(f"cannot write {path}: {why}: choose a writable folder for it")
+
+
 def _open_temp(path: Path) -> tuple[int, str]:
     """``_temp_beside``, with one line for a ``path`` that is a folder or whose folder cannot be written to."""
     if Path(path).is_dir():
-        raise DifairError(f"{path} is a folder: give the name of a file to write")
+        raise _not_a_file(path)
     try:
         return _temp_beside(Path(path))
     except OSError as exc:
-        raise DifairError(
-            f"cannot write {path}: {exc.strerror or exc}: choose a writable folder for it"
-        ) from exc
+        raise _cannot_write(path, exc.strerror or str(exc)) from exc
 
 
 def check_writable(path: Path) -> None:
@@ -70,16 +76,14 @@ def check_writable(path: Path) -> None:
     command checks its output before the work. Nothing is left behind: a temp file is made and removed in the
     nearest folder on the way to ``path`` that exists (the write makes the ones after it)."""
     if Path(path).is_dir():
-        raise DifairError(f"{path} is a folder: give the name of a file to write")
+        raise _not_a_file(path)
     folder = next(p for p in Path(path).absolute().parents if p.exists())
     if not folder.is_dir():
-        raise DifairError(f"cannot write {path}: {folder} is a file: choose a writable folder for it")
+        raise _cannot_write(path, f"{folder} is a file")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".difair-check.", suffix=".tmp")
     except OSError as exc:
-        raise DifairError(
-            f"cannot write {path}: {exc.strerror or exc}: choose a writable folder for it"
-        ) from exc
+        raise _cannot_write(path, exc.strerror or str(exc)) from exc
     os.close(fd)
     Path(tmp).unlink(missing_ok=True)
 
