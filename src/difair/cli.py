@@ -17,12 +17,12 @@ from rich.console import Console
 from difair.cliutil import (
     add_config_flags,
     base_config,
-    check_dataset_name,
-    check_method_name,
     dataset_help,
     demo_epochs_help,
     evaluation_process,
     flag_overrides,
+    layered_config,
+    method_dataset_overrides,
     method_help,
     parse_splits,
     split_help,
@@ -58,7 +58,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     # start-up time: the library (torch, Lightning) is imported by the command that needs it, not by the parser
-    from difair.config import TrainConfig, apply_overrides
     from difair.data.splits import check_split
     from difair.engine.ddp import is_rank_zero
     from difair.engine.fit import fit
@@ -88,12 +87,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     base = base_config(args.preset, args.config)  # layering: defaults < --preset < --config < --set and flags
     overrides = flag_overrides(args.fast, args.authors_code, args.overrides)
-    if args.method is not None:
-        check_method_name(args.method)
-        overrides.append(f"method={args.method}")
-    if args.dataset is not None:
-        check_dataset_name(args.dataset)
-        overrides.append(f"data.name={json.dumps(args.dataset)}")  # quoted: "folder:" is no YAML mapping
+    overrides += method_dataset_overrides(args.method, args.dataset)
     if args.split is not None:
         check_split(args.split)
         overrides.append(f"data.split={args.split}")
@@ -103,8 +97,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     if args.devices is not None:
         overrides.append(f"devices={args.devices}")
-    cfg = TrainConfig.from_dict(apply_overrides(base, overrides)).resolve()
-    check_dataset_name(cfg.data.name)
+    cfg = layered_config(base, overrides)
     out = args.out or Path("runs") / run_name(cfg.method, cfg.data.name, cfg.data.split, cfg.seed)
     results = fit(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet)
     if is_rank_zero():  # with --devices N the other ranks return the same results

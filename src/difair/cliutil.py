@@ -8,12 +8,16 @@ inside the helpers that need it (function-level imports marked "start-up time").
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from difair.errors import DifairError
+
+if TYPE_CHECKING:
+    from difair.config import TrainConfig
 
 FAST_HELP = (
     "the fast path: precision and channels_last chosen for this device (auto: bf16 only where it is native), "
@@ -180,6 +184,27 @@ def flag_overrides(fast: bool, authors_code: bool, overrides: list[str]) -> list
     from difair.config import AUTHORS_CODE, FAST_PATH  # start-up time: imports torch
 
     return [*(FAST_PATH if fast else ()), *(AUTHORS_CODE if authors_code else ()), *overrides]
+
+
+def method_dataset_overrides(method: str | None, dataset: str | None) -> list[str]:
+    """``--method`` and ``--dataset`` as overrides, each name checked first (in one line when unknown)."""
+    overrides = []
+    if method is not None:
+        check_method_name(method)
+        overrides.append(f"method={method}")
+    if dataset is not None:
+        check_dataset_name(dataset)
+        overrides.append(f"data.name={json.dumps(dataset)}")  # quoted: "folder:" is no YAML mapping
+    return overrides
+
+
+def layered_config(base: dict[str, Any], overrides: list[str]) -> TrainConfig:
+    """``overrides`` applied over ``base``, resolved, and its dataset's name checked."""
+    from difair.config import TrainConfig, apply_overrides  # start-up time: imports torch
+
+    cfg = TrainConfig.from_dict(apply_overrides(base, overrides)).resolve()
+    check_dataset_name(cfg.data.name)
+    return cfg
 
 
 def base_config(preset: str | None, config: Path | None) -> dict[str, Any]:

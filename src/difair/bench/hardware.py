@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from difair.cliutil import (
     base_config,
-    check_dataset_name,
-    check_method_name,
     dataset_help,
     flag_overrides,
+    layered_config,
+    method_dataset_overrides,
     method_help,
 )
 from difair.errors import DifairError
@@ -31,18 +31,10 @@ ROWS = (  # report key, label
 def hardware_config(args: argparse.Namespace) -> TrainConfig:
     """The run config the report is about, layered as ``difair train --fast`` layers it: defaults < --preset <
     --config < ``FAST_PATH`` < --set < --method, --dataset."""
-    from difair.config import TrainConfig, apply_overrides  # start-up time: imports torch
-
-    overrides = flag_overrides(True, False, args.overrides)
-    if args.method is not None:
-        check_method_name(args.method)
-        overrides.append(f"method={args.method}")
-    if args.dataset is not None:
-        check_dataset_name(args.dataset)
-        overrides.append(f"data.name={json.dumps(args.dataset)}")
-    cfg = TrainConfig.from_dict(apply_overrides(base_config(args.preset, args.config), overrides)).resolve()
-    check_dataset_name(cfg.data.name)
-    return cfg
+    overrides = flag_overrides(True, False, args.overrides) + method_dataset_overrides(
+        args.method, args.dataset
+    )
+    return layered_config(base_config(args.preset, args.config), overrides)
 
 
 def _cmd_hardware(args: argparse.Namespace) -> int:
