@@ -75,9 +75,8 @@ class DataConfig:
     # memory (the decode-once cache, resident) | stream (decoded per batch in data.workers processes)
     cache: str = "auto"
     memory_budget_gb: float | None = None  # None: MEMORY_BUDGET_FRACTION of the available RAM
-    workers: int | None = (
-        None  # stream mode's decoding processes; None: min(8, the process's CPU share - 1), 0: in the loop
-    )
+    # stream mode's decoding processes; None: min(8, the process's CPU share - 1), 0: in the loop
+    workers: int | None = None
 
     def validate(self) -> None:
         check_choice("data.split_family", self.split_family, SPLIT_FAMILIES)

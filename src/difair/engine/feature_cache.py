@@ -64,18 +64,12 @@ def cached(
 
 
 def cached_outputs(
-    run: LoadedRun,
-    name: str,
-    images: Tensor,
-    *,
-    batch_size: int,
-    device: torch.device,
-    channels_last: bool = False,
+    run: LoadedRun, name: str, images: Tensor, *, batch_size: int, device: torch.device
 ) -> Tensor:
     """The run's fp32 outputs (``collect_outputs``) of ``images``, kept in ``RUN/features/outputs-<name>.pt``."""
 
     def compute() -> dict[str, Tensor]:
-        return {"outputs": collect_outputs(run.model, images, batch_size, device, channels_last)}
+        return {"outputs": collect_outputs(run.model, images, batch_size, device)}
 
     key = cache_key(run, images, "outputs")
     return cached(run, f"outputs-{name}", key, compute, max_bytes=OUTPUTS_CACHE_MAX_BYTES)["outputs"]
