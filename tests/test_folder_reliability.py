@@ -16,6 +16,7 @@ from difair.data.cache import list_images, to_8bit
 from difair.data.folder import load_folder
 from difair.errors import DifairError
 from difair.predict.images import load_images
+from difair.viz.explain import display_image
 from tiny import image_tree
 
 
@@ -82,6 +83,13 @@ def test_16_bit_images_are_scaled_not_clipped_in_training_and_predict(tmp_path):
     # float images in [0, 1]
     f = Image.fromarray(g8.astype(np.float32) / 255.0, mode="F")
     assert np.array_equal(np.asarray(to_8bit(f, "L")), g8)
+    # what a card and the activation maps draw: the same pixels for both files and the float image
+    for shown in (
+        display_image(tmp_path / "g16.png", 1),
+        display_image(f, 1),
+        display_image(tmp_path / "g16.png", 3),
+    ):
+        assert torch.equal(shown[0], torch.from_numpy(g8))
 
 
 def test_16_bit_training_images_decode_like_their_8_bit_copies(tmp_path):

@@ -121,8 +121,36 @@ def test_mixed_images_convert_to_the_run_size_and_channels() -> None:
     assert float(x[0].mean()) == pytest.approx(0.299, abs=0.01)  # red -> luminance
     x3, _, _ = load_images([np.full((4, 4), 255, np.uint8)], 6, 3)
     assert x3.shape == (1, 3, 6, 6) and float(x3.min()) == 1.0
-    _, _, skipped = load_images([np.zeros((2, 3, 4, 5), np.uint8), "/no/such.png"], 8, 1)
-    assert [s[0] for s in skipped] == ["#0", "/no/such.png"]
+    _, _, skipped = load_images([np.zeros((4, 4), np.uint8), "/no/such.png"], 8, 1)
+    assert [s[0] for s in skipped] == ["/no/such.png"]  # a file that cannot be read is skipped, not fatal
+
+
+def test_in_memory_inputs_that_are_not_images_are_refused_not_skipped() -> None:
+    # an array or tensor is the caller's code, not one bad file among many: it raises, naming the fix
+    with pytest.raises(DifairError, match=r"#1: a float image must hold values in \[0, 1\].*0 to 16"):
+        load_images([np.zeros((8, 8)), np.linspace(0, 16, 64).reshape(8, 8)], 8, 1)
+    with pytest.raises(DifairError, match=r"ranges -2.1 to"):
+        load_images(torch.full((1, 3, 8, 8), -2.1), 8, 3)  # a normalised tensor
+    with pytest.raises(DifairError, match=r"shape \(5, 8, 8\).*4-D array"):
+        load_images(np.zeros((5, 8, 8), np.uint8), 8, 1)
+    with pytest.raises(DifairError, match="int64"):
+        load_images(np.zeros((8, 8), np.int64), 8, 1)
+    with pytest.raises(DifairError, match="unsupported input type dict"):
+        load_images([{}], 8, 1)
+    # slight interpolation overshoot is clamped, not refused
+    x, _, _ = load_images(torch.full((1, 4, 4), 1.004), 4, 1)
+    assert float(x.max()) == 1.0
+
+
+def test_numpy_batches_are_split_into_images() -> None:
+    rng = np.random.default_rng(0)
+    nhwc = rng.integers(0, 256, (5, 8, 8, 1), dtype=np.uint8)
+    x, names, _ = load_images(nhwc, 8, 1)
+    assert x.shape == (5, 1, 8, 8) and names == [f"#{i}" for i in range(5)]
+    torch.testing.assert_close(x[:, 0], torch.from_numpy(nhwc[..., 0]).float() / 255)
+    nchw = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
+    x2, _, _ = load_images(nchw, 8, 1)
+    torch.testing.assert_close(x2, x)
 
 
 def _folder(tmp_path: Path, data) -> Path:

@@ -58,12 +58,30 @@ def _from_pil(im, size: int, channels: int) -> Tensor:
     return torch.from_numpy(arr.copy()).float().div_(255)
 
 
-def _from_tensor(x: Tensor, size: int, channels: int) -> Tensor:
+FLOAT_RANGE_SLACK = (
+    0.01  # float pixels this far outside [0, 1] (interpolation overshoot) are clamped, not refused
+)
+
+
+def _from_tensor(x: Tensor, size: int, channels: int, name: str) -> Tensor:
     """One image ``[C, H, W]`` (uint8 or float in [0, 1]) -> float ``[channels, size, size]``."""
     x = x.detach().cpu()
-    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255)
+    elif x.dtype.is_floating_point:
+        x = x.float()
+        lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
+        if lo < -FLOAT_RANGE_SLACK or hi > 1 + FLOAT_RANGE_SLACK:
+            raise DifairError(
+                f"{name}: a float image must hold values in [0, 1], this one ranges {lo:.4g} to {hi:.4g}: "
+                "divide it by its full scale (255, or 16 for load_digits), undo any normalisation, or pass uint8"
+            )
+    else:
+        raise DifairError(f"{name}: images must be uint8 or float in [0, 1], got {x.dtype}")
     if x.dim() == 2:
         x = x[None]
+    if x.dim() != 3:
+        raise DifairError(f"{name}: an image must be [C, H, W] or [H, W], got shape {tuple(x.shape)}")
     c = x.shape[0]
     if c in (2, 4):  # drop alpha
         x = x[: c - 1]
@@ -72,57 +90,75 @@ def _from_tensor(x: Tensor, size: int, channels: int) -> Tensor:
     elif x.shape[0] == 3 and channels == 1:
         x = (x * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
     if x.shape[0] != channels:
-        raise DifairError(f"cannot convert a {c}-channel image to {channels} channels")
+        raise DifairError(f"{name}: cannot convert a {c}-channel image to {channels} channels")
     if tuple(x.shape[-2:]) != (size, size):
         x = torch.nn.functional.interpolate(x[None], (size, size), mode="bilinear", antialias=True)[0]
     return x.clamp(0, 1)
 
 
-def _array_to_tensor(a: np.ndarray) -> Tensor:
+def _array_to_tensor(a: np.ndarray, name: str) -> Tensor:
     """A numpy image, HxW, HxWxC (C in 1-4) or CxHxW, uint8 or float in [0, 1] -> ``[C, H, W]`` tensor."""
     if a.dtype == np.bool_:
         a = a.astype(np.float32)
     if a.dtype != np.uint8 and not np.issubdtype(a.dtype, np.floating):
-        raise DifairError(f"numpy images must be uint8 or float in [0, 1], got {a.dtype}")
+        raise DifairError(f"{name}: numpy images must be uint8 or float in [0, 1], got {a.dtype}")
     t = torch.from_numpy(np.ascontiguousarray(a))
     if t.dim() == 3 and t.shape[-1] <= 4:  # HxWxC, the numpy (PIL, OpenCV) convention
         t = t.permute(2, 0, 1)
     elif t.dim() != 2 and not (t.dim() == 3 and t.shape[0] <= 4):
-        raise DifairError(f"a numpy image must be HxW, HxWxC or CxHxW, got shape {tuple(a.shape)}")
+        raise DifairError(
+            f"{name}: a numpy image must be HxW, HxWxC or CxHxW (C <= 4), got shape {tuple(a.shape)}: "
+            "pass a batch as a 4-D array (N, H, W, C) or (N, C, H, W), or as a list of images"
+        )
     return t
 
 
-def load_images(images: Any, size: int, channels: int) -> tuple[Tensor, list[str], list[tuple[str, str]]]:
-    """Images of any supported kind -> float ``[B, channels, size, size]``, their names, and skipped inputs.
+def _batch_items(images: Any) -> list[Any]:
+    """The single inputs in ``images``: a 4-D tensor or array is a batch, a list holds inputs, anything else is one."""
+    if isinstance(images, (Tensor, np.ndarray)) and images.ndim == 4:
+        return list(images)
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    return [images]
 
-    Accepts a tensor ``[B, C, H, W]`` or ``[C, H, W]``, a numpy array (one image, HxW or HxWxC), a PIL image,
-    a file path, a folder, or a list of these. An unreadable file is skipped with its reason, never fatal.
+
+def _in_memory(item: Any, size: int, channels: int, name: str) -> Tensor:
+    """A tensor, array or PIL image as the run's input; anything that is not one is refused (DifairError)."""
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        return _from_pil(item, size, channels)
+    if isinstance(item, np.ndarray):
+        return _from_tensor(_array_to_tensor(item, name), size, channels, name)
+    if isinstance(item, Tensor):
+        return _from_tensor(item, size, channels, name)
+    raise DifairError(
+        f"{name}: unsupported input type {type(item).__name__}: pass tensors, numpy arrays, PIL images or paths"
+    )
+
+
+def load_images(images: Any, size: int, channels: int) -> tuple[Tensor, list[str], list[tuple[str, str]]]:
+    """Images of any supported kind -> float ``[B, channels, size, size]``, their names, and skipped files.
+
+    Accepts a tensor or numpy array holding a batch (4-D) or one image (``[C, H, W]``; numpy also HxW, HxWxC), a
+    PIL image, a file path, a folder, or a list of these. A file that cannot be read is skipped with its reason,
+    never fatal; an in-memory input that is not an image (wrong shape, dtype, or float values outside [0, 1])
+    raises DifairError, since it is a bug in the calling code, not a bad file among many.
     """
     from PIL import Image, UnidentifiedImageError
 
-    if isinstance(images, Tensor) and images.dim() == 4:
-        items: list[Any] = list(images)
-    elif isinstance(images, (list, tuple)):
-        items = list(images)
-    else:
-        items = [images]
-    items = expand_inputs(items)
+    items = expand_inputs(_batch_items(images))
     out, names, skipped = [], [], []
     for i, item in enumerate(items):
-        name = os.fspath(item) if isinstance(item, (str, os.PathLike)) else f"#{i}"
+        if not isinstance(item, (str, os.PathLike)):
+            out.append(_in_memory(item, size, channels, f"#{i}"))
+            names.append(f"#{i}")
+            continue
+        name = os.fspath(item)
         try:
-            if isinstance(item, (str, os.PathLike)):
-                with Image.open(item) as im:
-                    im.load()
-                    out.append(_from_pil(im, size, channels))
-            elif isinstance(item, Image.Image):
-                out.append(_from_pil(item, size, channels))
-            elif isinstance(item, np.ndarray):
-                out.append(_from_tensor(_array_to_tensor(item), size, channels))
-            elif isinstance(item, Tensor):
-                out.append(_from_tensor(item, size, channels))
-            else:
-                raise DifairError(f"unsupported input type {type(item).__name__}")
+            with Image.open(item) as im:
+                im.load()
+                out.append(_from_pil(im, size, channels))
         except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as e:
             skipped.append(
                 (name, f"cannot read image: {str(e).splitlines()[0] if str(e) else type(e).__name__}")

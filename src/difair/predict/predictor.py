@@ -143,7 +143,8 @@ class Predictor:
     def predict(self, images: Any, *, on_error: str = "skip") -> Predictions:
         """Classify ``images`` (tensors, arrays, PIL images, paths or folders) with rejection.
 
-        ``on_error="skip"`` records unreadable inputs in ``Predictions.skipped``; ``"raise"`` raises DifairError.
+        ``on_error="skip"`` records unreadable files in ``Predictions.skipped``; ``"raise"`` raises DifairError.
+        In-memory inputs that are not images (wrong shape or dtype, floats outside [0, 1]) always raise.
         """
         if on_error not in ("skip", "raise"):
             raise ValueError("on_error must be 'skip' or 'raise'")

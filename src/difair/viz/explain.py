@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.data.cache import to_8bit
 from difair.engine.load import load_run
 from difair.engine.rundir import write_json
 from difair.errors import DifairError
@@ -25,11 +26,12 @@ def display_image(path_or_image: Any, channels: int) -> Tensor | None:
     """The image at (up to ``DISPLAY_MAX``) its own resolution for drawing, or None if it is not a file/PIL image."""
     from PIL import Image
 
+    mode = "L" if channels == 1 else "RGB"
     if isinstance(path_or_image, (str, Path)):
         with Image.open(path_or_image) as im:
-            im = im.convert("L" if channels == 1 else "RGB")
+            im = to_8bit(im, mode)
     elif isinstance(path_or_image, Image.Image):
-        im = path_or_image.convert("L" if channels == 1 else "RGB")
+        im = to_8bit(path_or_image, mode)
     else:
         return None
     im.thumbnail((DISPLAY_MAX, DISPLAY_MAX))
