@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -219,6 +220,31 @@ def test_python_on_error_raise(run_dir: Path, data) -> None:
     pr = difair.load(run_dir, device="cpu", data=data)
     with pytest.raises(DifairError, match="no/such"):
         pr.predict(["/no/such.png"], on_error="raise")
+
+
+def test_an_unfinished_run_knows_its_image_size_from_the_checkpoint(run_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from difair.engine import rundir as R
+    from difair.predict import run_image_size
+
+    def unset_size(run):  # as a run that left data.image_size to the dataset
+        run.config = dataclasses.replace(
+            run.config, data=dataclasses.replace(run.config.data, image_size=None)
+        )
+        return run
+
+    partial = tmp_path / "partial"
+    shutil.copytree(
+        run_dir, partial, ignore=shutil.ignore_patterns("results.json", "features", "threshold.json")
+    )
+    run = unset_size(load_run(partial))
+    assert run_image_size(run) == get_dataset(load_run(run_dir).config.data).image_size
+    state = R.load_checkpoint(partial / R.CHECKPOINT)
+    del state["image_size"]  # a checkpoint written before the record, with no results.json beside it
+    R.save_checkpoint(partial / R.CHECKPOINT, state)
+    with pytest.raises(DifairError, match="run difair eval .*partial first"):
+        run_image_size(unset_size(load_run(partial)))
 
 
 def test_ce_gives_probabilities_and_cac_its_recentred_anchors(tmp_path_factory, capsys) -> None:

@@ -196,6 +196,20 @@ def test_activation_maps_have_the_image_size_and_pool_to_z(ra) -> None:
         A.resolve_class(ra.run, "zebra")
 
 
+def test_class_names_that_are_numbers_are_never_read_as_indices() -> None:
+    from types import SimpleNamespace
+
+    digits = SimpleNamespace(class_names=["2", "4", "5", "9", "8", "3"])
+    assert A.resolve_class(digits, "4") == 1 and A.resolve_class(digits, 0) == 0  # a name; an int index
+    for bad in ("0", "7"):  # "0" is not a class here: it must not draw class "2"
+        with pytest.raises(DifairError, match=rf"unknown class '{bad}': choose one of 2, 4, 5, 9, 8, 3"):
+            A.resolve_class(digits, bad)
+    words = SimpleNamespace(class_names=["cat", "dog"])
+    assert A.resolve_class(words, "1") == 1 and A.resolve_class(words, "dog") == 1
+    with pytest.raises(DifairError, match="out of range: choose one of cat, dog"):
+        A.resolve_class(words, "2")
+
+
 def test_scores_and_roc_mark_the_threshold(ra) -> None:
     fig = curves.score_distribution_figure(ra)
     ax = _ax(fig, "scores")
@@ -283,6 +297,13 @@ def test_cli_plot_every_kind(tmp_path_factory, tmp_path: Path, kind: str, extra:
         assert im.size[0] > 200 and im.size[1] > 200
 
 
+def _digit_png(folder: Path) -> Path:
+    """A 16x16 grey PNG (any picture does for the error paths)."""
+    path = folder / "digit.png"
+    Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16)).save(path)
+    return path
+
+
 def test_cli_plot_and_explain_errors(tmp_path_factory, tmp_path: Path, capsys) -> None:
     run = digits_run(tmp_path_factory, "difair")
     ce = digits_run(tmp_path_factory, "ce", epochs=2)
@@ -293,11 +314,16 @@ def test_cli_plot_and_explain_errors(tmp_path_factory, tmp_path: Path, capsys) -
         (["explain", str(ce), str(tmp_path / "x.png"), "--out", str(tmp_path)], "no image file"),
         (["plot", str(run), "activation-maps", "--index", "0", "--class", "zebra", "--out", str(tmp_path / "a.png")],
          "unknown class 'zebra'"),
+        (["plot", str(run), "card", "--index", "0", "--top-k", "0", "--out", str(tmp_path / "c.png")], "must be >= 1, got 0"),
+        (["plot", str(run), "tsne", "--max-points", "-3", "--out", str(tmp_path / "t.png")], "must be >= 1, got -3"),
+        (["explain", str(run), str(_digit_png(tmp_path)), "--class", "zebra", "--out", str(tmp_path / "ex")],
+         "unknown class 'zebra'"),
     ]  # fmt: skip
     for argv, fragment in cases:
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert fragment in err and err.count("\n") == 1, err
+    assert not (tmp_path / "ex").exists()  # the class is checked before the card is written
 
 
 def test_cli_explain_writes_card_maps_and_prediction(tmp_path_factory, tmp_path: Path, capsys) -> None:

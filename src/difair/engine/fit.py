@@ -73,6 +73,7 @@ def _checkpoint_state(
         "config_digest": cfg.digest(),
         "num_classes": data.num_classes,
         "channels": data.channels,
+        "image_size": data.image_size,  # the input side the model was trained at (predict resizes to it)
         "mean": loop.model.mean.flatten().tolist(),  # what the model normalises with (data.normalization)
         "std": loop.model.std.flatten().tolist(),
         "class_names": data.class_names,

@@ -20,10 +20,14 @@ def run_image_size(run: LoadedRun) -> int:
     if run.config.data.image_size:
         return int(run.config.data.image_size)
     data = (read_results(run.run_dir) or {}).get("data")
-    size = data.get("image_size") if isinstance(data, dict) else None
-    if type(size) is int and size > 0:
-        return size
-    raise DifairError(f"cannot tell the image size of {run.run_dir}: set data.image_size or run difair eval")
+    recorded = data.get("image_size") if isinstance(data, dict) else None
+    for size in (run.state.get("image_size"), recorded):  # the checkpoint's (newer runs), else results.json's
+        if type(size) is int and size > 0:
+            return size
+    raise DifairError(
+        f"cannot tell the image size of {run.run_dir} (its checkpoint predates the record): "
+        f"run difair eval {run.run_dir} first, which records it in results.json"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- images

@@ -45,16 +45,19 @@ def activation_maps(
 
 
 def resolve_class(run: LoadedRun, name_or_index: str | int) -> int:
-    """A class index from a class name or an index (as int or string)."""
+    """A class index from a class name, or from an index (an int, or a string when no class name is a number)."""
     names = run.class_names
-    if isinstance(name_or_index, str) and name_or_index in names:
-        return names.index(name_or_index)
-    try:
-        idx = int(name_or_index)
-    except (TypeError, ValueError):
-        raise DifairError(f"unknown class {name_or_index!r}: choose one of {', '.join(names)}") from None
+    choices = f"choose one of {', '.join(names)}"
+    if isinstance(name_or_index, str):
+        if name_or_index in names:
+            return names.index(name_or_index)
+        numeric_names = any(n.strip().lstrip("-").isdigit() for n in names)
+        if numeric_names or not name_or_index.strip().lstrip("-").isdigit():
+            # where class names are numbers ("2", "4", ...), "0" must not silently mean "the first class"
+            raise DifairError(f"unknown class {name_or_index!r}: {choices}")
+    idx = int(name_or_index)
     if not 0 <= idx < len(names):
-        raise DifairError(f"class index {idx} is out of range: choose 0 to {len(names) - 1}")
+        raise DifairError(f"class index {idx} is out of range: {choices} (or an index 0 to {len(names) - 1})")
     return idx
 
 

@@ -135,11 +135,14 @@ def explain_image(
             )
         except DifairError as e:
             notes.append(f"class means left out: {e}")
+    chosen = (
+        [resolve_class(predictor.run, c) for c in classes] if classes else None
+    )  # before any file is written
     card, x = card_for_image(predictor, image, ra, label)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     card_path = save_figure(image_card(card, top_k=top_k, hinton=hinton), out / "card.png")
-    idx = [resolve_class(predictor.run, c) for c in classes] if classes else [card.predicted]
+    idx = chosen or [card.predicted]
     shown = display_image(image, predictor.channels)
     maps_path = save_figure(
         activation_maps_figure(predictor.run, x, idx, display=shown), out / "activation_maps.png"
