@@ -73,6 +73,31 @@ def test_calibrate_stores_threshold_with_the_run(run_dir: Path, data) -> None:
     calibrate(run_dir, 0.95, data=data, device="cpu")
 
 
+def test_each_score_keeps_its_own_calibration(run_dir: Path, data, tmp_path: Path) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run, ignore=shutil.ignore_patterns("threshold.json"))
+    mine = calibrate(run, 0.9, score="class_activation", data=data, device="cpu")
+    pr = difair.load(run, device="cpu", data=data)  # the default score: calibrated now, at 0.95
+    assert pr.calibrated_now and pr.score_name == "min_distance" and pr.calibration["keep_known"] == 0.95
+    assert read_calibration(run, "class_activation") == mine  # not overwritten by the other score's
+    assert read_calibration(run)["score"] == "min_distance"  # the last calibrated
+    again = difair.load(run, device="cpu", data=data, score="class_activation")
+    assert not again.calibrated_now and again.threshold == mine["threshold"]
+    assert analyze(run, data=data, device="cpu", score="class_activation").threshold == mine["threshold"]
+    assert read_calibration(run, "max_activation") is None
+    mine2 = calibrate(
+        run, 0.8, score="class_activation", data=data, device="cpu"
+    )  # a recalibration replaces it
+    assert (
+        read_calibration(run, "class_activation") == mine2
+        and read_calibration(run, "min_distance")["keep_known"] == 0.95
+    )
+    stored = json.loads((run / THRESHOLD_FILE).read_text())
+    assert stored["score"] == "class_activation" and list(stored["others"]) == ["min_distance"]
+
+
 def test_every_input_kind_gives_the_same_prediction(run_dir: Path, data, tmp_path: Path) -> None:
     pr = difair.load(run_dir, device="cpu", data=data)
     img = data.test_images[:4]

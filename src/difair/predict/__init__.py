@@ -4,7 +4,7 @@
 (higher = more likely known), the accept/reject decision and the distances (DIFAIR, CAC) or probabilities (CE)
 per class. The threshold keeps a chosen fraction of the known validation images (``data.val_fraction``), or of
 the known test images for a run without a validation set; it is stored in ``RUN_DIR/threshold.json`` with a
-fingerprint of the checkpoint it was calibrated on.
+fingerprint of the checkpoint it was calibrated on, one record per score calibrated.
 """
 
 from difair.predict.calibration import (
@@ -15,6 +15,7 @@ from difair.predict.calibration import (
     pick_device,
     read_calibration,
     recenter_if_needed,
+    store_calibration,
     threshold_for_known_fraction,
 )
 from difair.predict.images import expand_inputs, load_images, run_image_size
@@ -26,6 +27,7 @@ __all__ = [
     "load",
     "calibrate",
     "read_calibration",
+    "store_calibration",
     "threshold_for_known_fraction",
     "load_images",
     "expand_inputs",

@@ -54,8 +54,11 @@ def checkpoint_fingerprint(run_dir: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
-    """The stored calibration of ``run_dir``, or None when absent or made for another checkpoint."""
+OTHER_SCORES = "others"  # threshold.json: the records of the other scores calibrated on this checkpoint
+
+
+def _stored(run_dir: str | Path) -> dict[str, Any] | None:
+    """The whole ``threshold.json`` of ``run_dir``, or None when absent, unreadable or for another checkpoint."""
     path = Path(run_dir) / THRESHOLD_FILE
     if not path.is_file():
         return None
@@ -66,6 +69,31 @@ def read_calibration(run_dir: str | Path) -> dict[str, Any] | None:
     if not isinstance(record, dict) or record.get("checkpoint") != checkpoint_fingerprint(run_dir):
         return None
     return record
+
+
+def read_calibration(run_dir: str | Path, score: str | None = None) -> dict[str, Any] | None:
+    """The stored calibration of ``score`` (default: the last one calibrated) in ``run_dir``, or None when there is
+    none for this score and checkpoint."""
+    record = _stored(run_dir)
+    if record is None:
+        return None
+    others = record.pop(OTHER_SCORES, None)
+    if score is None or record.get("score") == score:
+        return record
+    other = others.get(score) if isinstance(others, dict) else None
+    return other if isinstance(other, dict) and other.get("checkpoint") == record["checkpoint"] else None
+
+
+def store_calibration(run_dir: str | Path, record: dict[str, Any]) -> None:
+    """Write ``record`` as the run's current calibration; those of other scores on this checkpoint are kept."""
+    old = _stored(run_dir)
+    others: dict[str, Any] = {}
+    if old is not None:
+        kept = old.pop(OTHER_SCORES, None)
+        others = {k: v for k, v in kept.items() if isinstance(v, dict)} if isinstance(kept, dict) else {}
+        others[str(old.get("score"))] = old
+    others.pop(record["score"], None)
+    R.write_json(Path(run_dir) / THRESHOLD_FILE, {**record, **({OTHER_SCORES: others} if others else {})})
 
 
 def needs_recenter(run: LoadedRun) -> bool:
@@ -105,7 +133,8 @@ def calibrate(
     write: bool = True,
     on: str = "auto",
 ) -> dict[str, Any]:
-    """Calibrate the threshold of ``run`` and store it in ``RUN_DIR/threshold.json``.
+    """Calibrate the threshold of ``run`` and store it in ``RUN_DIR/threshold.json`` (beside the calibrations of
+    the run's other scores, which are kept).
 
     ``on``: ``val`` (the known training images held out by ``data.val_fraction``), ``test`` (the known test
     images), or ``auto`` (val when the run has a validation set). ``data`` (an ``OSRData``) and ``test_outputs``
@@ -119,7 +148,7 @@ def calibrate(
     scores = calibration_scores(run, score, data, test_outputs, pick_device(device), on)
     record = calibration_record(run, score, keep, scores)
     if write:
-        R.write_json(Path(run.run_dir) / THRESHOLD_FILE, record)
+        store_calibration(run.run_dir, record)
     return record
 
 

@@ -107,13 +107,9 @@ class Predictor:
         self.image_size = run_image_size(self.run)
         self.channels = int(self.run.state["channels"])
         self.calibrated_now = False
-        cal = read_calibration(self.run.run_dir)
+        cal = read_calibration(self.run.run_dir, self.score_name)
         needs_cal = threshold is None or self.method.prepares_evaluation
-        stale = (
-            cal is None
-            or cal.get("score") != self.score_name
-            or (keep is not None and cal["keep_known"] != keep)
-        )
+        stale = cal is None or (keep is not None and cal["keep_known"] != keep)
         if needs_cal and stale:
             cal = calibrate(self.run, keep or 0.95, score=self.score_name, data=data, device=self.device)
             self.calibrated_now = True

@@ -50,15 +50,14 @@ class RunAnalysis:
         self.method.check_score(self.score_name)
         if needs_recenter(run):
             recenter_if_needed(run, self.train_outputs, data.train_labels)
-        cal = read_calibration(run.run_dir)
-        usable = (
-            cal is not None and cal.get("score") == self.score_name and keep in (None, cal.get("keep_known"))
-        )
+        cal = read_calibration(run.run_dir, self.score_name)
+        usable = cal is not None and keep in (None, cal.get("keep_known"))
         self.keep = float(cal["keep_known"]) if usable and keep is None else (keep or 0.95)
         if threshold is not None:
             self.threshold, self.threshold_source = float(threshold), "given"
         elif usable:
-            self.threshold, self.threshold_source = float(cal["threshold"]), "stored in threshold.json"
+            self.threshold = float(cal["threshold"])
+            self.threshold_source = f"stored in threshold.json: keeps {self.keep:.0%} of the known images of its calibration set, {cal.get('calibrated_on', 'not recorded')}"
         else:
             self.threshold = self._calibrate(self.score_name)
             self.threshold_source = (
