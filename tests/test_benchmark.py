@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from difair.bench.grid import RunSpec, run_config
+from difair.bench.grid import MANIFEST, RunSpec, run_config, write_manifest
 from difair.bench.report import write_tables
 from difair.cli import main
 from difair.data import default_root
+from difair.errors import DifairError
 from tiny import TINY
 
 TABLES = ("table.md", "table.csv", "table.json")
@@ -176,6 +177,33 @@ def test_bad_benchmark_input_is_one_line(tmp_path: Path, extra: list[str], fragm
 def test_folder_with_another_budget_is_refused(grid: Path, capsys) -> None:
     assert main(_argv(grid, epochs=3)) == 2
     assert "holds a benchmark with epochs=2" in capsys.readouterr().err
+    assert main([*_argv(grid), "--set", "optim.lr=0.3"]) == 2  # another training option
+    assert "which train otherwise" in capsys.readouterr().err
+
+
+def test_options_that_do_not_change_training_are_not_a_new_benchmark(grid: Path, tmp_path: Path) -> None:
+    before = _files(grid)
+    # the --set list reversed, plus options that only change how a run executes
+    sets = [*reversed(FAST), "cpu_threads=1", f"data.root={tmp_path}", "eval_batch_size=64"]
+    argv = ["benchmark", "--quiet", "--datasets", "digits", "--methods", "difair,difair", "--splits", "0",
+            "--epochs", "2", "--out", str(grid), *(a for o in sets for a in ("--set", o))]  # fmt: skip
+    assert main(argv) == 0
+    assert _files(grid) == before  # every run reused
+    manifest = json.loads((grid / MANIFEST).read_text())
+    assert manifest["methods"] == ["difair", "ce", "cac"] and manifest["datasets"] == ["digits"]
+
+
+def test_a_folder_where_no_run_started_takes_new_options(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    write_manifest(out.mkdir() or out, [RunSpec("difair", "digits", 0)], 1, ["optim.lr=0.3"])
+    manifest = write_manifest(
+        out, [RunSpec("difair", "digits", 0)], 2, []
+    )  # nothing trained yet: not refused
+    assert (manifest["epochs"], manifest["overrides"]) == (2, [])
+    (out / "runs" / RunSpec("difair", "digits", 0).name).mkdir(parents=True)
+    (out / "runs" / RunSpec("difair", "digits", 0).name / "config.yaml").write_text("x")
+    with pytest.raises(DifairError, match="epochs=2"):
+        write_manifest(out, [RunSpec("difair", "digits", 0)], 3, [])
 
 
 def test_run_config_layers_preset_overrides_and_coordinates() -> None:

@@ -106,21 +106,48 @@ def run_one(
 MANIFEST = "benchmark.json"
 
 
+def _trains_otherwise(
+    old: dict[str, Any], specs: list[RunSpec], epochs: int | None, overrides: list[str]
+) -> bool:
+    """Whether ``epochs`` and ``overrides`` train any cell of the old or new grid otherwise than the old call's did:
+    compared by config digest, so the order of ``--set`` and options that do not change training (threads,
+    data.root, data.download, ...) do not count."""
+    seed = (old.get("seeds") or [0])[0]
+    cells = {RunSpec(m, d, 0, seed) for m in old.get("methods", []) for d in old.get("datasets", [])}
+    cells |= {RunSpec(s.method, s.dataset, 0, s.seed) for s in specs}
+    try:
+        return any(
+            run_config(c, old.get("epochs"), old.get("overrides") or []).digest()
+            != run_config(c, epochs, overrides).digest()
+            for c in sorted(cells, key=lambda c: (c.method, c.dataset, c.seed))
+        )
+    except DifairError:  # the old options no longer build a config: they cannot match
+        return True
+
+
+def _holds_runs(out: Path) -> bool:
+    runs = out / "runs"
+    return runs.is_dir() and any(R.holds_files(d) for d in runs.iterdir() if d.is_dir())
+
+
 def write_manifest(
     out: Path, specs: list[RunSpec], epochs: int | None, overrides: list[str]
 ) -> dict[str, Any]:
-    """Record what this folder benchmarks; refuse a folder holding a benchmark with another budget or options."""
+    """Record what this folder benchmarks; refuse a folder whose runs were trained with another budget or other
+    training options (a folder where no run has started yet takes the new ones)."""
     path = out / MANIFEST
     old = json.loads(path.read_text()) if path.is_file() else None
-    if old is not None and (old.get("epochs"), old.get("overrides")) != (epochs, list(overrides)):
+    if old is not None and not _holds_runs(out):
+        old = None
+    if old is not None and _trains_otherwise(old, specs, epochs, list(overrides)):
         raise DifairError(
-            f"{out} holds a benchmark with epochs={old.get('epochs')} and --set {old.get('overrides')}: "
-            "rerun with those, or choose another --out"
+            f"{out} holds a benchmark with epochs={old.get('epochs')} and --set {old.get('overrides')}, which "
+            "train otherwise: rerun with those, or choose another --out"
         )
 
     def union(key: str, new: list[Any]) -> list[Any]:
         seen = list((old or {}).get(key, []))
-        return seen + [v for v in new if v not in seen]
+        return seen + [v for v in dict.fromkeys(new) if v not in seen]
 
     manifest = {
         "methods": union("methods", [s.method for s in specs]),
