@@ -7,10 +7,11 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from difair.errors import DifairError
 from difair.eval import evaluate, extract, msp
+from difair.eval.overlap import shares_samples
 from difair.eval.posthoc import ALL_SCORES, Detector, FeatureSet, difair_feature_set
 from difair.nn import functional as DF
 
@@ -76,6 +77,22 @@ def test_detectors_are_fitted_on_fit_on_only() -> None:
         torch.testing.assert_close(spy.seen, torch.relu(model[1](train[0])))
 
 
+def test_shares_samples_known_answers() -> None:
+    x = torch.arange(40.0).view(10, 4)
+    ds = TensorDataset(x, torch.zeros(10))
+    assert (
+        shares_samples(DataLoader(ds), ds)
+        and shares_samples(ds, TensorDataset(x))
+        and shares_samples(x[2:5], x[4:])
+    )
+    assert not shares_samples(x[:5], x[5:]) and not shares_samples(x, x.clone())  # disjoint rows; a copy
+    assert shares_samples(Subset(ds, [0, 1, 2]), Subset(Subset(ds, [5, 2]), [1]))  # index 2 in both
+    assert not shares_samples(
+        Subset(ds, [0, 1]), Subset(Subset(ds, [5, 2]), [1])
+    )  # the train/test parts of one set
+    assert not shares_samples(Subset(ds, [0, 1]), TensorDataset(x.clone()))
+
+
 def test_test_data_cannot_be_the_fit_set() -> None:
     model, train, known, unknown = _model_and_data()
     loader = DataLoader(TensorDataset(*known), batch_size=8)
@@ -83,6 +100,10 @@ def test_test_data_cannot_be_the_fit_set() -> None:
         evaluate(model, loader, unknown, fit_on=DataLoader(loader.dataset, batch_size=4), scores=["msp"])
     with pytest.raises(DifairError, match="fit_on is one of the test sets"):
         evaluate(model, known, unknown, fit_on=known, scores=["msp"])
+    with pytest.raises(DifairError, match="fit_on is one of the test sets"):  # the dataset behind the loader
+        evaluate(model, loader, unknown, fit_on=loader.dataset, scores=["msp"])
+    with pytest.raises(DifairError, match="fit_on is one of the test sets"):  # a slice of the test images
+        evaluate(model, known, unknown, fit_on=(known[0][:5], known[1][:5]), scores=["msp"])
     fs = extract(model, unknown, unknown=True)
     with pytest.raises(DifairError, match="unknown"):  # a fit set with unknown rows never reaches a detector
         evaluate(

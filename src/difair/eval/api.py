@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from difair.errors import DifairError
 from difair.eval.metrics import osr_metrics
+from difair.eval.overlap import shares_samples
 from difair.eval.posthoc import Detector, FeatureSet, build_detector, odin_logits, resolve_scores
 
 __all__ = ["evaluate", "extract", "ScoreTable", "DEFAULT_SCORES"]
@@ -171,16 +172,6 @@ class ScoreTable:
         return "\n".join(lines)
 
 
-def _same_data(a: Any, b: Any) -> bool:
-    if a is b:
-        return True
-    if isinstance(a, DataLoader) and isinstance(b, DataLoader):
-        return a.dataset is b.dataset
-    if isinstance(a, tuple) and isinstance(b, tuple) and a and b:
-        return a[0] is b[0]
-    return False
-
-
 def evaluate(
     model_or_features: nn.Module | Callable[[Data], FeatureSet] | None,
     known: Data | FeatureSet,
@@ -203,7 +194,7 @@ def evaluate(
     objects; ``options`` gives keyword arguments per name (``{"knn": {"k": 10}}``). Scores a set cannot serve (ViM
     without a linear head, ...) are listed in ``ScoreTable.skipped`` with the reason.
     """
-    if _same_data(fit_on, known) or _same_data(fit_on, unknown):
+    if shares_samples(fit_on, known) or shares_samples(fit_on, unknown):
         raise DifairError(
             "fit_on is one of the test sets: fit the detectors on training (or validation) data only"
         )
