@@ -266,3 +266,57 @@ def test_frozen_lite0_folder_run_trains_predicts_explains_and_reports(tmp_path: 
     assert any((tmp_path / "explain").iterdir())
     assert main(["report", str(run), "--no-tsne", "--out", str(tmp_path / "r.html")]) == 0
     assert (tmp_path / "r.html").stat().st_size > 0
+
+
+def test_a_trained_run_needs_neither_its_weight_file_nor_the_network(tmp_path: Path) -> None:
+    """model.weights is read when the run starts; loading, predicting and resuming read the checkpoint only."""
+    from torchvision.models import resnet18
+
+    from difair.cli import main
+    from difair.engine.fit import fit
+    from difair.engine.load import load_run
+
+    folder = _image_folder(tmp_path / "imgs", n=4)
+    classes = sorted(p.name for p in (folder / "train").iterdir())
+    weights = tmp_path / "r18.pth"
+    torch.manual_seed(1)
+    torch.save(resnet18(weights=None).state_dict(), weights)
+    cfg = _cfg(f"data.name=folder:{folder}", f"data.known={classes[0]},{classes[1]}", "model.backbone=resnet18",
+               f"model.weights={weights}", "model.freeze_backbone=true", "data.image_size=32", "epochs=2",
+               "batch_size=4")  # fmt: skip
+
+    def stop_after_one(row) -> None:
+        raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, run, show_progress=False, on_epoch=stop_after_one)
+    weights.unlink()
+    fit(None, run, resume=True, show_progress=False)  # resumes from the checkpoint without the weight file
+    img = next((folder / "test" / classes[2]).iterdir())
+    assert main(["predict", str(run), str(img)]) == 0
+    r18 = load_run(run).model.backbone.body[0].weight
+    assert r18.shape == (64, 3, 7, 7)  # the ImageNet stem of the weights' architecture, not the CIFAR one
+    torch.manual_seed(1)
+    assert torch.equal(r18, resnet18(weights=None).conv1.weight)  # frozen: still the file's tensors
+
+
+def test_a_runs_checkpoint_starts_another_runs_backbone(tmp_path: Path) -> None:
+    from difair.engine.fit import fit
+    from difair.engine.load import load_run
+
+    folder = _image_folder(tmp_path / "imgs", n=4)
+    classes = sorted(p.name for p in (folder / "train").iterdir())
+    base = [
+        f"data.name=folder:{folder}",
+        "model.backbone=resnet18",
+        "data.image_size=32",
+        "epochs=1",
+        "batch_size=4",
+    ]
+    fit(_cfg(*base, f"data.known={classes[0]},{classes[1]}"), tmp_path / "first", show_progress=False)
+    ckpt = tmp_path / "first" / "checkpoints" / "last.pt"
+    second = _cfg(*base, f"data.known={classes[1]},{classes[2]}", f"model.weights={ckpt}")
+    model, _ = build_model(second.resolve(), 2, 3, [0.5] * 3, [0.25] * 3)
+    first = load_run(tmp_path / "first").model.backbone.state_dict()
+    assert first and all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in first.items())

@@ -7,15 +7,18 @@ every entry point sets a run up the same way.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from difair.config import TrainConfig
 from difair.data import OSRData, get_dataset
+from difair.engine import rundir as R
 from difair.engine.threads import process_data
 from difair.errors import DifairError
 from difair.methods import Method, build_method
+from difair.nn import pretrained as P
 from difair.nn.backbones import OSRModel, create_backbone, pretrained_data_config
 
 
@@ -81,9 +84,19 @@ def memory_format(cfg: TrainConfig) -> torch.memory_format:
 
 
 def build_model(
-    cfg: TrainConfig, num_classes: int, channels: int, mean: list[float], std: list[float]
+    cfg: TrainConfig,
+    num_classes: int,
+    channels: int,
+    mean: list[float],
+    std: list[float],
+    *,
+    load_weights: bool = True,
 ) -> tuple[OSRModel, Method]:
-    """A freshly initialised model for ``cfg`` and its method object (seeded by the caller)."""
+    """A freshly initialised model for ``cfg`` and its method object (seeded by the caller).
+
+    ``load_weights=False``: the architecture of ``model.pretrained``/``model.weights`` without reading the weights,
+    for a model whose every tensor comes from a checkpoint next (a trained run needs no weight file nor network).
+    """
     method = build_method(cfg.method, cfg.method_options(), num_classes)
     m = cfg.model
     kwargs: dict = {}
@@ -99,9 +112,15 @@ def build_model(
             bn_eps=m.bn_eps,
             width=m.width,
         )
-    if m.uses_pretrained:
-        kwargs.update(pretrained=m.pretrained, weights=m.weights)
+    run_state = P.run_backbone_state(P.read_state_dict(m.weights)) if m.weights and load_weights else None
+    if run_state is not None:  # a difair run's checkpoint: its backbone's architecture, its tensors below
+        source = R.load_checkpoint(Path(m.weights).expanduser())["config"]["model"]
+        kwargs.update(pretrained=source.get("pretrained"), weights=source.get("weights"), load_weights=False)
+    elif m.uses_pretrained:
+        kwargs.update(pretrained=m.pretrained, weights=m.weights, load_weights=load_weights)
     backbone = create_backbone(m.backbone, in_channels=channels, **kwargs)
+    if run_state is not None:
+        P.load_checked(backbone, run_state, f"the backbone of the difair run checkpoint {m.weights}")
     if cfg.data.normalization == "pretrained":  # the statistics the weights were trained with
         stats = pretrained_data_config(m.backbone)
         mean, std = list(stats["mean"])[:channels], list(stats["std"])[:channels]

@@ -156,7 +156,7 @@ def time_training_steps(
         setups = {}
         for fmt in (False, True):
             mf = torch.channels_last if fmt else torch.contiguous_format
-            model, method = build_model(cfg, num_classes, c, [0.5] * c, [0.25] * c)
+            model, method = build_model(cfg, num_classes, c, [0.5] * c, [0.25] * c, load_weights=False)
             model = model.to(memory_format=mf).train()
             opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
             setups[fmt] = (model, method, opt, mf)

@@ -197,7 +197,10 @@ def _fit_locked(
         if zero and not resume:
             R.atomic_write_text(folder.path / R.CONFIG, cfg.to_yaml())
         torch.manual_seed(cfg.seed)
-        model, method = build_model(cfg, data.num_classes, data.channels, data.mean, data.std)
+        restoring = resume and (run_dir / R.CHECKPOINT).is_file()  # the checkpoint holds every tensor
+        model, method = build_model(
+            cfg, data.num_classes, data.channels, data.mean, data.std, load_weights=not restoring
+        )
         model = model.to(memory_format=memory_format(cfg))
         optimizer = make_optimizer(cfg, model)
         schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)

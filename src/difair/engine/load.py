@@ -52,7 +52,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             f"checkpoint {run_dir / R.CHECKPOINT} holds non-finite weights ({bad[0]}): the checkpoint diverged; "
             "retrain it (e.g. with a lower optim.lr)"
         )
-    model, method = build_model(cfg, state["num_classes"], state["channels"], state["mean"], state["std"])
+    model, method = build_model(
+        cfg, state["num_classes"], state["channels"], state["mean"], state["std"], load_weights=False
+    )  # every tensor comes from the checkpoint: no weight file, no download
     try:
         model.load_state_dict(state["model"])
     except (RuntimeError, TypeError, ValueError) as exc:

@@ -104,6 +104,7 @@ class ResNet18Features(nn.Module):
         cifar_stem: bool = True,
         pretrained: bool = False,
         weights: str | None = None,
+        load_weights: bool = True,
         **_: object,
     ):
         super().__init__()
@@ -114,6 +115,7 @@ class ResNet18Features(nn.Module):
             cifar_stem = False
             if in_channels != 3:
                 raise DifairError("pretrained resnet18 weights take 3-channel images: use an RGB dataset")
+        if (pretrained or weights) and load_weights:
             state = (
                 P.read_state_dict(weights)
                 if weights
@@ -145,13 +147,17 @@ def _resnet18(in_channels: int = 3, **kwargs) -> nn.Module:
         cifar_stem=kwargs.pop("cifar_stem", True),
         pretrained=kwargs.get("pretrained", False),
         weights=kwargs.get("weights"),
+        load_weights=kwargs.get("load_weights", True),
     )
 
 
 @register_backbone("efficientnet_lite0")
 def _efficientnet_lite0(in_channels: int = 3, **kwargs) -> nn.Module:
     return EfficientNetLite0Features(
-        in_channels=in_channels, pretrained=kwargs.get("pretrained", False), weights=kwargs.get("weights")
+        in_channels=in_channels,
+        pretrained=kwargs.get("pretrained", False),
+        weights=kwargs.get("weights"),
+        load_weights=kwargs.get("load_weights", True),
     )
 
 
@@ -162,9 +168,18 @@ class TimmFeatures(nn.Module):
     dict in timm's names (its classifier's tensors are skipped with a warning).
     """
 
-    def __init__(self, name: str, in_channels: int = 3, pretrained: bool = False, weights: str | None = None):
+    def __init__(
+        self,
+        name: str,
+        in_channels: int = 3,
+        pretrained: bool = False,
+        weights: str | None = None,
+        load_weights: bool = True,
+    ):
         super().__init__()
         timm = _timm()
+        if not load_weights:  # the same architecture; its tensors come from a checkpoint
+            pretrained, weights = False, None
         if not timm.is_model(name.split(".", 1)[0]):
             raise DifairError(f"timm has no model {name!r}: see timm.list_models() for the names")
         make = lambda: timm.create_model(  # noqa: E731
@@ -226,6 +241,7 @@ def create_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
             in_channels=in_channels,
             pretrained=kwargs.get("pretrained", False),
             weights=kwargs.get("weights"),
+            load_weights=kwargs.get("load_weights", True),
         )
     if name not in _REGISTRY:
         raise DifairError(f"unknown backbone {name!r}: choose one of {', '.join(available_backbones())}")

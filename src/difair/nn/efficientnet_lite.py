@@ -120,13 +120,18 @@ class EfficientNetLite0Features(nn.Module):
     data_config = DATA_CONFIG
 
     def __init__(
-        self, in_channels: int = 3, pretrained: bool = False, weights: str | None = None, **_: object
+        self,
+        in_channels: int = 3,
+        pretrained: bool = False,
+        weights: str | None = None,
+        load_weights: bool = True,
+        **_: object,
     ):
         super().__init__()
         self.net = timm_model(in_channels)
         self.out_channels = int(self.net.num_features)
         path = weights if weights else (package_weights_path() if pretrained else None)
-        if path is not None:
+        if path is not None and load_weights:
             state = read_state_dict(path)
             if is_package_format(state):
                 state = convert_state_dict(state, self.net)

@@ -86,6 +86,14 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
     return dict(state)
 
 
+def run_backbone_state(state: Mapping[str, Tensor]) -> dict[str, Tensor] | None:
+    """The backbone's tensors (``backbone.`` prefix dropped) when ``state`` is the model of a difair run (its
+    backbone, head and normalisation buffers), else None: a run's checkpoint can start another run's backbone."""
+    if not {"mean", "std"} <= set(state) or not any(k.startswith("backbone.") for k in state):
+        return None
+    return {k[len("backbone.") :]: v for k, v in state.items() if k.startswith("backbone.")}
+
+
 def _names(keys: list[str]) -> str:
     return ", ".join(keys[:6]) + (f" and {len(keys) - 6} more" if len(keys) > 6 else "")
 
