@@ -106,3 +106,48 @@ def test_16_bit_training_images_decode_like_their_8_bit_copies(tmp_path):
     d8 = load_folder(_cfg(root / "d8", ["a", "b"]), cache_dir=tmp_path / "c8")
     d16 = load_folder(_cfg(root / "d16", ["a", "b"]), cache_dir=tmp_path / "c16")
     assert torch.equal(d8.train_images, d16.train_images)
+
+
+def test_a_run_refuses_its_dataset_once_the_known_classes_changed(tmp_path, capsys):
+    from difair.cli import main
+
+    root = image_tree(tmp_path / "ds", {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
+    run = tmp_path / "run"
+    sets = [
+        "data.known=0,1",
+        "data.image_size=8",
+        "model.backbone=small_cnn8",
+        "model.width=0.25",
+        "epochs=1",
+    ]
+    argv = ["train", "--quiet", "--dataset", f"folder:{root}", "--out", str(run)]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0  # known: cat, dog (by index)
+    image_tree(root, {"bird": 4}, {"bird": 2})  # a new class folder sorts first: index 0 is now bird
+    for cmd in (["eval", str(run)], ["calibrate", str(run)], ["report", str(run), "--no-tsne"]):
+        assert main(cmd) == 2
+        err = capsys.readouterr().err
+        assert "trained on the known classes cat, dog, but its dataset now gives bird, cat" in err, err
+
+
+def test_a_folder_run_finds_its_images_from_any_working_directory(tmp_path, monkeypatch):
+    from difair.cli import main
+    from difair.config import TrainConfig
+
+    image_tree(tmp_path / "ds", {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
+    monkeypatch.chdir(tmp_path)
+    sets = [
+        "data.known=cat,dog",
+        "data.image_size=8",
+        "model.backbone=small_cnn8",
+        "model.width=0.25",
+        "epochs=1",
+    ]
+    argv = ["train", "--quiet", "--dataset", "folder:ds", "--out", "run"]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    saved = TrainConfig.from_yaml((tmp_path / "run" / "config.yaml").read_text())
+    assert (
+        saved.data.name == f"folder:{tmp_path / 'ds'}"
+    )  # the relative name made absolute when the run started
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["eval", str(tmp_path / "run")]) == 0

@@ -13,6 +13,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -377,6 +378,7 @@ class TrainConfig:
         cfg.difair.resolve()
         cfg.schedule.resolve(cfg.epochs)
         _resolve_pretrained_data(cfg)
+        cfg.data.name = _absolute_folder(cfg.data.name)
         cfg.validate()
         return cfg
 
@@ -414,6 +416,13 @@ class TrainConfig:
         for part in option.split("."):
             node = getattr(node, part)
         return node
+
+
+def _absolute_folder(name: str) -> str:
+    """``folder:PATH`` with PATH made absolute (``~`` expanded), so that the run finds its images from any working
+    directory; any other dataset name as it is."""
+    path = name[len("folder:") :].strip() if name.startswith("folder:") else ""
+    return f"folder:{Path(path).expanduser().absolute()}" if path else name
 
 
 def _resolve_pretrained_data(cfg: TrainConfig) -> None:

@@ -16,7 +16,7 @@ from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
 from difair.engine.execution import auto_record
-from difair.engine.load import load_run
+from difair.engine.load import check_run_data, load_run
 from difair.engine.threads import num_threads, resolve_cpu_threads
 from difair.errors import DifairError
 from difair.eval.metrics import osr_metrics
@@ -215,7 +215,7 @@ def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[s
     cfg = run.config
     threads, cfg.auto.cpu_threads = resolve_cpu_threads(cfg)
     with num_threads(threads):
-        data = load_data(cfg, data)
+        data = check_run_data(run, load_data(cfg, data))
         fabric = make_fabric(cfg)
         model = run.model.to(memory_format=memory_format(cfg))
         model = model.to(fabric.device)

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from difair.config import TrainConfig
+from difair.data import OSRData, get_dataset
 from difair.engine import rundir as R
 from difair.engine.build import build_model
 from difair.errors import DifairError
@@ -63,6 +64,23 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         ) from exc
     model.eval()
     return LoadedRun(run_dir, cfg, model, method, state)
+
+
+def check_run_data(run: LoadedRun, data: OSRData) -> OSRData:
+    """``data`` when its known classes are the ones ``run`` was trained on; one line when they changed (a class
+    folder added or renamed makes ``data.known`` by index name other classes)."""
+    trained = run.class_names
+    if trained and list(data.class_names) != trained:
+        raise DifairError(
+            f"{run.run_dir} was trained on the known classes {', '.join(trained)}, but its dataset now gives "
+            f"{', '.join(data.class_names)}: restore the dataset as it was, or train a new run"
+        )
+    return data
+
+
+def run_data(run: LoadedRun, data: OSRData | None = None) -> OSRData:
+    """The run's dataset (loaded from its config unless given), checked against the classes it was trained on."""
+    return check_run_data(run, get_dataset(run.config.data) if data is None else data)
 
 
 def _is_number(v: Any) -> bool:

@@ -12,10 +12,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.data import get_dataset
 from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs, prepare_evaluation
-from difair.engine.load import LoadedRun, load_run
+from difair.engine.load import LoadedRun, load_run, run_data
 from difair.errors import DifairError
 
 THRESHOLD_FILE = "threshold.json"
@@ -157,8 +156,7 @@ def calibration_scores(
 ) -> CalibrationScores:
     """Score the calibration and test images with ``score`` (after the method's evaluation preparation)."""
     method, head = run.method, run.model.head
-    if data is None:
-        data = get_dataset(run.config.data)
+    data = run_data(run, data)
     model = run.model.to(dev)
     bs = run.config.eval_batch_size
     prepare_evaluation(model, head, method, data, bs, dev)  # CAC: anchors on the class means, as eval does

@@ -8,11 +8,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from difair.data import get_dataset
 from difair.data.base import OSRData
 from difair.engine.evaluate import check_finite_outputs
 from difair.engine.feature_cache import cached_outputs
-from difair.engine.load import LoadedRun, load_run
+from difair.engine.load import LoadedRun, load_run, run_data
 from difair.errors import DifairError
 from difair.methods import Method
 from difair.predict import (
@@ -212,8 +211,7 @@ def analyze(
 ) -> RunAnalysis:
     """Load ``run`` (a folder or a ``LoadedRun``) and its dataset (unless ``data`` is given) for analysis."""
     run = run if isinstance(run, LoadedRun) else load_run(run)
-    if data is None:
-        data = get_dataset(run.config.data)
+    data = run_data(run, data)
     return RunAnalysis(run, data, score=score, threshold=threshold, keep=keep, device=device)
 
 
