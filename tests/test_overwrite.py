@@ -158,3 +158,12 @@ def test_a_resumed_run_is_written_in_place(run: Path):
     inode = run.stat().st_ino
     assert fit(None, run, resume=True, show_progress=False)["checkpoint"]["complete"]
     assert run.stat().st_ino == inode
+
+
+def test_a_run_folder_has_the_mode_a_plain_mkdir_gives(finished: Path) -> None:
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert finished.stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's private 0700
+    assert (finished / R.RESULTS).stat().st_mode & 0o777 == 0o666 & ~umask

@@ -181,6 +181,7 @@ def export_run(
     x = example_input(pr.channels, input_size, 2)
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.difair-export-", dir=out.parent))
+    R.plain_mode(stage, folder=True)  # the export folder it becomes: as readable as a plain mkdir
     try:
         model_path = stage / MODEL_FILES[fmt]
         exporter = (_write_onnx if fmt == "onnx" else _write_torchscript)(module, x, model_path)

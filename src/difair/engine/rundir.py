@@ -43,13 +43,19 @@ def run_name(method: str, dataset: str, split: int, seed: int) -> str:
     return f"{method}-{ds}-split{split}-seed{seed}"
 
 
+def plain_mode(path: str | os.PathLike[str], folder: bool = False) -> None:
+    """Give a ``tempfile``-made file or folder (private: 0600 / 0700) the mode a plain ``open``/``mkdir`` would
+    give under the process's umask, so that a run folder is as readable as any other folder of its owner."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if folder else 0o666) & ~umask)
+
+
 def _temp_beside(path: Path) -> tuple[int, str]:
     """A temp file next to ``path`` with the permissions a plain ``open`` would give."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    plain_mode(tmp)
     return fd, tmp
 
 

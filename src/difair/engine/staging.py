@@ -179,6 +179,7 @@ def staged_run(run_dir: Path) -> Iterator[StagedRun]:
     run_dir = run_dir.resolve()  # a symlinked --out: the run is replaced where the link points
     try:
         path = Path(tempfile.mkdtemp(dir=run_dir.parent, prefix=f".{run_dir.name}.{NEW}-"))
+        R.plain_mode(path, folder=True)  # mkdtemp's 0700 would keep the run from teammates and servers
     except OSError as exc:
         raise DifairError(
             f"cannot create a folder beside {run_dir}: {exc.strerror or exc}: choose a writable --out"
