@@ -24,7 +24,7 @@ from difair.nn.backbones import pretrained_data_config
 from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
 from difair.nn.vgg32 import PADDINGS
 from difair.options import apply_overrides as apply_overrides  # re-exported: part of the config API
-from difair.options import build_dataclass
+from difair.options import build_dataclass, load_yaml
 
 SPLIT_FAMILIES = ("vaze", "neal")  # data.split_family: the split lists of difair.data.splits
 BALANCE_MODES = ("without_replacement", "with_replacement", "none")  # data.balance: data.base.balance_indices
@@ -343,7 +343,7 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, text: str) -> TrainConfig:
-        data = yaml.safe_load(text) or {}
+        data = load_yaml(text) or {}
         if not isinstance(data, dict):
             raise DifairError("a config file must hold a mapping of options: see docs/configuration.md")
         return cls.from_dict(data)

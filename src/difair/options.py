@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import re
 import types
 import typing
 from typing import Any
@@ -13,6 +14,29 @@ from typing import Any
 import yaml
 
 from difair.errors import DifairError
+
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2's booleans: only true/false (any case). YAML 1.1 also reads yes/no/on/off/y/n as booleans, which
+    turns class and folder names such as ``no`` into ``False``; boolean options still take those words."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """``text`` parsed as YAML for options (config files, presets, ``--set`` values), booleans as in YAML 1.2."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- a SafeLoader subclass
+
+
+_TRUE_WORDS = ("true", "yes", "on", "1")
+_BOOL_WORDS = (*_TRUE_WORDS, "false", "no", "off", "0")  # what a boolean option takes
 
 
 def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
@@ -36,9 +60,11 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if base is bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
-            return value.lower() in ("true", "yes", "1")
+        if isinstance(value, str) and value.lower() in _BOOL_WORDS:
+            return value.lower() in _TRUE_WORDS
         raise DifairError(f"option {path} takes true or false, got {value!r}")
+    if bool in typing.get_args(base) and isinstance(value, str) and value.lower() in _BOOL_WORDS:
+        return value.lower() in _TRUE_WORDS  # bool | str options (tensorboard: auto | true | false)
     if base is int:
         if isinstance(value, bool) or not (
             isinstance(value, int) or (isinstance(value, float) and value.is_integer())
@@ -57,6 +83,8 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if typing.get_origin(base) is list:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]  # one item: data.known=2
         if not isinstance(value, list):
             raise DifairError(
                 f"option {path} takes a list (comma-separated on the command line), got {value!r}"
@@ -89,7 +117,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             raise DifairError(f"--set takes key=value, got {item!r}: e.g. --set optim.lr=0.1")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else None
+            value = load_yaml(raw) if raw != "" else None
         except yaml.YAMLError:
             value = raw
         node = out

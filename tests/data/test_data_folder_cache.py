@@ -51,6 +51,23 @@ def test_folder_known_by_name_and_index(tmp_path: Path, gen) -> None:
     assert any((path / ".difair-cache").glob("folder-train-*.npy"))
 
 
+def test_known_classes_on_the_command_line_and_in_files_stay_names() -> None:
+    from difair.config import TrainConfig, apply_overrides
+
+    def known(*overrides: str) -> list[str]:
+        return TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), list(overrides))).data.known
+
+    base = "data.name=folder:/x"
+    assert known(base, "data.known=2") == ["2"]  # one index
+    assert known(base, "data.known=no") == ["no"]  # YAML 1.1 would read False
+    assert known(base, "data.known=[yes, no, on]") == ["yes", "no", "on"]
+    assert known(base, "data.known=yes,off") == ["yes", "off"]
+    cfg = TrainConfig.from_yaml("data:\n  name: folder:/x\n  known: [yes, n]\nlogging:\n  tensorboard: no\n")
+    assert (
+        cfg.data.known == ["yes", "n"] and cfg.logging.tensorboard is False
+    )  # a boolean option takes yes/no
+
+
 def test_folder_errors(tmp_path: Path, gen) -> None:
     path = _make_folder(tmp_path / "pets", gen)
     with pytest.raises(DifairError, match="data.known=NAME1,NAME2"):

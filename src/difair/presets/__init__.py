@@ -14,6 +14,7 @@ import yaml
 
 from difair.config import TrainConfig, apply_overrides
 from difair.errors import DifairError
+from difair.options import load_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent
 GENERIC_DATASET = "cifar10"  # the preset dataset used for folder:PATH
@@ -41,7 +42,7 @@ def preset_text(name: str) -> str:
 
 def preset_dict(name: str) -> dict[str, Any]:
     """The options preset ``name`` sets, as a nested dict (only those; the rest keep defaults)."""
-    data = yaml.safe_load(preset_text(name)) or {}
+    data = load_yaml(preset_text(name)) or {}
     if not isinstance(data, dict):
         raise DifairError(f"preset {name} is not a mapping of options: reinstall difair")
     return data
@@ -72,7 +73,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise DifairError(f"config file {path} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise DifairError(f"cannot read {path} as YAML: {str(exc).splitlines()[0]}") from exc
     if not isinstance(data, dict):
