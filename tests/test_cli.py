@@ -52,6 +52,14 @@ def test_existing_run_folder_needs_resume_or_overwrite(tmp_path: Path, capsys) -
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert main(["train", "--quiet", "--out", str(out), "--overwrite", *_sets(extra=["seed=7"])]) == 0
     assert json.loads((out / "results.json").read_text())["seed"] == 7
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not a run")
+    assert main(["train", "--quiet", "--out", str(mine), *_sets()]) == 2  # no advice that cannot work
+    assert (
+        capsys.readouterr().err
+        == f"difair: error: {mine} already exists and is not a difair run folder: choose another --out\n"
+    )
 
 
 def test_train_then_eval_prints_all_scores(tmp_path: Path, capsys) -> None:

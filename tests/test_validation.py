@@ -36,6 +36,8 @@ def test_stratified_holdout_known_answer_sizes_and_seed():
 def test_stratified_holdout_refuses_a_class_of_one_and_bad_fractions():
     with pytest.raises(DifairError, match="at least 2 per class"):
         stratified_holdout(np.array([0, 0, 1]), 0.5, 0)
+    with pytest.raises(DifairError, match="known class 'horse' has 1 training image"):
+        stratified_holdout(np.array([0, 0, 1]), 0.5, 0, ["cat", "horse"])
     with pytest.raises(DifairError, match="val_fraction"):
         stratified_holdout(np.array([0, 0]), 1.0, 0)
 

@@ -18,7 +18,9 @@ from difair.data.stream import take
 from difair.errors import DifairError
 
 
-def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+def stratified_holdout(
+    labels: np.ndarray, fraction: float, seed: int, class_names: list[str] | None = None
+) -> np.ndarray:
     """Sorted indices of ``round(fraction * n_c)`` samples of every class ``c`` (at least one, and at least
     one left), drawn with ``numpy.random.default_rng(seed)`` class by class in label order."""
     if not 0 < fraction < 1:
@@ -29,8 +31,9 @@ def stratified_holdout(labels: np.ndarray, fraction: float, seed: int) -> np.nda
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) < 2:
+            name = repr(class_names[int(c)]) if class_names and 0 <= int(c) < len(class_names) else int(c)
             raise DifairError(
-                f"class {int(c)} has {len(idx)} training image(s): a validation set needs at least 2 per class; "
+                f"known class {name} has {len(idx)} training image(s): a validation set needs at least 2 per class; "
                 "set data.val_fraction=0"
             )
         k = min(max(1, round(fraction * len(idx))), len(idx) - 1)
@@ -45,7 +48,7 @@ def hold_out_validation(data: OSRData, fraction: float, seed: int = 0) -> OSRDat
     definition, and the validation images are known-class training images)."""
     if fraction == 0:
         return data
-    val = stratified_holdout(data.train_labels.numpy(), fraction, seed)
+    val = stratified_holdout(data.train_labels.numpy(), fraction, seed, data.class_names)
     keep = np.ones(len(data.train_labels), dtype=bool)
     keep[val] = False
     val_t, keep_t = torch.from_numpy(val), torch.from_numpy(np.flatnonzero(keep))

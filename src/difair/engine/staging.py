@@ -89,11 +89,15 @@ def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
         if not (run_dir / R.CONFIG).is_file():
             raise DifairError(f"{run_dir} holds no run to resume (no {R.CONFIG}): start it without --resume")
         return exists
+    ours = exists and (has_marker(run_dir) or legacy_run(run_dir))
     if exists and not overwrite:
         raise DifairError(
-            f"run folder {run_dir} already exists: pass --resume to continue it or --overwrite to replace it"
+            f"run folder {run_dir} already exists: continue it with --resume (fit(..., resume=True)) or replace "
+            "it with --overwrite (overwrite=True)"
+            if ours
+            else f"{run_dir} already exists and is not a difair run folder: choose another --out"
         )
-    if exists and not (has_marker(run_dir) or legacy_run(run_dir)):
+    if exists and not ours:
         raise DifairError(
             f"{run_dir} is not a difair run folder (no {MARKER}, the marker difair writes in every run folder); "
             "--overwrite replaces only those: choose another --out, or delete the folder yourself"
