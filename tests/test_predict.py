@@ -22,6 +22,7 @@ from difair.predict import (
     Predictor,
     calibrate,
     load_images,
+    prepare_images,
     read_calibration,
     threshold_for_known_fraction,
 )
@@ -166,6 +167,15 @@ def test_in_memory_inputs_that_are_not_images_are_refused_not_skipped() -> None:
     # slight interpolation overshoot is clamped, not refused
     x, _, _ = load_images(torch.full((1, 4, 4), 1.004), 4, 1)
     assert float(x.max()) == 1.0
+
+
+def test_prepare_images_frames_like_the_runs_data() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    x, _, _ = prepare_images([img], 16, 3, crop_pct=0.5)  # resized to 32, then the central 16
+    wide, _, _ = load_images([img], 32, 3)
+    torch.testing.assert_close(x, wide[..., 8:24, 8:24])
+    same, _, _ = prepare_images([img], 16, 3, crop_pct=None)
+    torch.testing.assert_close(same, load_images([img], 16, 3)[0])
 
 
 def test_numpy_batches_are_split_into_images() -> None:

@@ -18,7 +18,7 @@ from difair.predict.calibration import (
     store_calibration,
     threshold_for_known_fraction,
 )
-from difair.predict.images import expand_inputs, load_images, run_image_size
+from difair.predict.images import expand_inputs, load_images, prepare_images, run_image_size
 from difair.predict.predictor import UNKNOWN, Predictions, Predictor, load
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "store_calibration",
     "threshold_for_known_fraction",
     "load_images",
+    "prepare_images",
     "expand_inputs",
     "run_image_size",
     "pick_device",

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.data.base import center_crop, resize_size
 from difair.data.cache import is_image_file, to_8bit  # to_8bit: the same conversion as the training cache
 from difair.engine.load import LoadedRun, read_results
 from difair.errors import DifairError
@@ -174,6 +175,15 @@ def load_images(images: Any, size: int, channels: int) -> tuple[Tensor, list[str
         names.append(name)
     batch = torch.stack(out) if out else torch.empty(0, channels, size, size)
     return batch, names, skipped
+
+
+def prepare_images(
+    images: Any, size: int, channels: int, crop_pct: float | None = None
+) -> tuple[Tensor, list[str], list[tuple[str, str]]]:
+    """``load_images`` framed as a run's data were: with ``crop_pct`` < 1 resized to ``size / crop_pct`` and
+    centre-cropped to ``size`` (the model input of ``predict``, ``explain`` and the activation maps alike)."""
+    x, names, skipped = load_images(images, resize_size(size, crop_pct), channels)
+    return center_crop(x, size), names, skipped
 
 
 # ----------------------------------------------------------------------------------------------- prediction

@@ -10,13 +10,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from difair.data.base import center_crop, resize_size
 from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
 from difair.predict.calibration import calibrate, pick_device, read_calibration
-from difair.predict.images import load_images, run_image_size
+from difair.predict.images import prepare_images, run_image_size
 
 UNKNOWN = "unknown"
 """The class name a ``Predictor`` gives a rejected image."""
@@ -126,9 +125,7 @@ class Predictor:
     def prepare(self, images: Any) -> tuple[Tensor, list[str], list[tuple[str, str]]]:
         """Images -> float ``[B, C, S, S]`` at the run's size and channel count, names, skipped inputs; framed as
         the run's data were (``data.crop_pct``: resized larger, then centre-cropped)."""
-        crop = self.run.config.data.crop_pct
-        x, names, skipped = load_images(images, resize_size(self.image_size, crop), self.channels)
-        return center_crop(x, self.image_size), names, skipped
+        return prepare_images(images, self.image_size, self.channels, self.run.config.data.crop_pct)
 
     def outputs(self, batch: Tensor) -> Tensor:
         """Model outputs (on CPU) of a prepared batch."""

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
-from difair.predict import Predictor, load_images
+from difair.predict import Predictor, prepare_images
 from difair.viz import activations, cards, curves, embeddings, representations
 from difair.viz.analysis import RunAnalysis, analyze, require_class_features
 from difair.viz.explain import card_for_image, display_image
@@ -83,7 +83,9 @@ def _activation_maps(ra: RunAnalysis, o: PlotOptions) -> Figure:
     run = ra.run
     idx = [activations.resolve_class(run, c) for c in o.classes] if o.classes else None
     if o.image is not None:
-        x, _, skipped = load_images([o.image], ra.data.image_size, ra.data.channels)
+        x, _, skipped = prepare_images(
+            [o.image], ra.data.image_size, ra.data.channels, run.config.data.crop_pct
+        )
         if skipped:
             raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")
         return activations.activation_maps_figure(
