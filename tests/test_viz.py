@@ -117,6 +117,17 @@ def test_mean_representation_grid(ra) -> None:
     assert torch.equal(n_all, torch.bincount(ra.data.test_labels[ra.data.test_labels >= 0], minlength=6))
 
 
+def test_a_class_without_images_is_said_not_drawn_as_zeros(ra, monkeypatch) -> None:
+    means, counts = ra.class_means("train", correct_only=True)
+    means, counts = means.clone(), counts.clone()
+    means[1], counts[1] = 0.0, 0
+    monkeypatch.setattr(ra, "class_means", lambda split, correct_only: (means, counts))
+    fig = representations.mean_representations_figure(ra, "train", correct_only=True)
+    empty = _ax(fig, f"mean:{ra.class_names[1]}")
+    assert not empty.get_images() and "no correctly classified train images" in empty.texts[0].get_text()
+    assert _image(_ax(fig, f"mean:{ra.class_names[0]}")) is not None
+
+
 def test_tsne_draws_knowns_unknowns_and_anchors(ra) -> None:
     fig = embeddings.tsne_figure(ra, max_points=150, threads=1)
     ax = _ax(fig, "tsne")

@@ -33,9 +33,15 @@ def mean_representations_figure(
     fig = new_figure(cols * w_panel + 0.8, rows * h_panel + 0.6)
     gs = fig.add_gridspec(rows, cols + 1, width_ratios=[1] * cols + [0.05])
     vmax = float(means.max()) if counts.any() else 1.0
+    which = "correctly classified " if correct_only else ""
     im = None
     for c in range(n_c):
         ax = fig.add_subplot(gs[c // cols, c % cols], label=f"mean:{ra.class_names[c]}")
+        ax.set_title(f"{ra.class_names[c]} (n={int(counts[c])})", fontsize=10)
+        if not counts[c]:  # no mean to show: not a grid of measured zeros
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"no {which}{split} images\nof this class", ha="center", va="center", fontsize=9)
+            continue
         im = heatmap(
             ax,
             means[c].reshape(n_c, n),
@@ -45,9 +51,8 @@ def mean_representations_figure(
             annotate=annotate,
             fontsize=7,
         )
-        ax.set_title(f"{ra.class_names[c]} (n={int(counts[c])})", fontsize=10)
-    fig.colorbar(im, cax=fig.add_subplot(gs[:, cols]), label="mean activation")
-    which = "correctly classified " if correct_only else ""
+    if im is not None:
+        fig.colorbar(im, cax=fig.add_subplot(gs[:, cols]), label="mean activation")
     fig.suptitle(f"Mean representation per class over {which}{split} images")
     return fig
 
