@@ -69,3 +69,16 @@ def test_latin_text_looks_for_no_fallback(monkeypatch):
     fig = new_figure(2, 2)
     fig.add_subplot().set_title("AUROC 0.93, épreuve")
     assert fonts.use_fallback_fonts(fig) == []
+
+
+def test_a_placeholder_font_is_never_taken_for_a_font_with_the_glyphs(monkeypatch):
+    assert not any(f.name.startswith("Last Resort") for f in fonts._candidates())
+    names, _ = fonts.fallback_fonts({ord(c) for c in CJK})
+    assert not any(n.startswith("Last Resort") for n in names)
+    if _cjk_font() is None:  # here no real font has the glyphs: the warning that names them must come
+        monkeypatch.setattr(fonts, "_warned", set())
+        fig, _ = _figure_with_cjk_title()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            png_bytes(fig)
+        assert any(CJK[0] in str(w.message) for w in caught)

@@ -28,6 +28,9 @@ PREFERRED = (
     "WenQuanYi",
 )
 
+# fonts whose glyphs are placeholders for whole Unicode blocks (matplotlib >= 3.10 bundles LastResortHE)
+PLACEHOLDER_FONTS = ("Last Resort",)
+
 
 @functools.cache
 def _charmap(path: str) -> frozenset[int]:
@@ -46,6 +49,8 @@ def _candidates() -> list[font_manager.FontEntry]:
     """Installed regular-weight upright fonts, the preferred families first (one entry per family)."""
     seen: dict[str, font_manager.FontEntry] = {}
     for f in font_manager.fontManager.ttflist:
+        if f.name.startswith(PLACEHOLDER_FONTS):  # maps every code point to a box: it covers nothing
+            continue
         if f.style == "normal" and f.weight in (400, "normal", "regular") and f.name not in seen:
             seen[f.name] = f
 

@@ -40,7 +40,9 @@ def mean_representations_figure(
         ax.set_title(f"{ra.class_names[c]} (n={int(counts[c])})", fontsize=10)
         if not counts[c]:  # no mean to show: not a grid of measured zeros
             ax.set_axis_off()
-            ax.text(0.5, 0.5, f"no {which}{split} images\nof this class", ha="center", va="center", fontsize=9)
+            ax.text(
+                0.5, 0.5, f"no {which}{split} images\nof this class", ha="center", va="center", fontsize=9
+            )
             continue
         im = heatmap(
             ax,
