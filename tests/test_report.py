@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import base64
 import io
 import re
@@ -99,9 +100,12 @@ def test_cli_report_for_a_ce_run(tmp_path_factory, tmp_path: Path, capsys) -> No
     out = tmp_path / "ce.html"
     assert main(["report", str(run), "--out", str(out), "--no-tsne", "--device", "cpu"]) == 0
     text = out.read_text()
-    assert len(IMG.findall(text)) == 3  # ROC, scores, confusion: no DIFAIR-only figures
+    assert len(IMG.findall(text)) == 4  # ROC, scores, confusion, class similarity: no DIFAIR-only figures
     assert "Sample cards" not in text and "msp" in text and "mls" in text
+    assert "class means of the logits" in text
     assert str(out) in capsys.readouterr().out
+    assert main(["report", str(run), "--out", str(tmp_path / "r.pdf")]) == 2  # not an HTML file name
+    assert "--out must end in .html" in capsys.readouterr().err and not (tmp_path / "r.pdf").exists()
 
 
 def test_the_image_check_notices_a_broken_image(tmp_path: Path) -> None:
@@ -128,3 +132,35 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (3, 2), (200, 10, 10)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_an_unfinished_run_says_so_in_its_report_and_on_the_command_line(
+    tmp_path_factory, tmp_path, capsys
+) -> None:
+    import shutil
+
+    from difair.cliutil import interrupted_hint, unfinished_note
+    from difair.engine import rundir as R
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_run(tmp_path_factory, "ce", epochs=2), run)
+    assert unfinished_note(run) is None
+    rows = R.read_metrics(run)
+    R.truncate_metrics(run, 1)
+    state = R.load_checkpoint(run / R.CHECKPOINT)
+    state["epoch"] = 0  # the checkpoint after the first of two epochs
+    R.save_checkpoint(run / R.CHECKPOINT, state)
+    assert len(rows) == 2 and unfinished_note(run).startswith(f"{run} is unfinished (1 of 2 epochs trained)")
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html"), "--no-tsne"]) == 0
+    assert "<b>Unfinished run</b>: its checkpoint holds epoch 1 of 2" in (tmp_path / "r.html").read_text()
+    assert "is unfinished (1 of 2 epochs trained)" in capsys.readouterr().err
+    assert unfinished_note(tmp_path / "no-run") is None
+    # what Ctrl-C says depends on what was interrupted
+    assert interrupted_hint(argparse.Namespace(command="train", training=run)).endswith(
+        f"difair train --resume {run}"
+    )
+    assert "nothing was kept" in interrupted_hint(
+        argparse.Namespace(command="train", training=tmp_path / "x")
+    )
+    assert "same difair benchmark command" in interrupted_hint(argparse.Namespace(command="benchmark"))
+    assert interrupted_hint(None) == ""

@@ -21,11 +21,13 @@ from difair.cliutil import (
     demo_epochs_help,
     evaluation_process,
     flag_overrides,
+    interrupted_hint,
     layered_config,
     method_dataset_overrides,
     method_help,
     parse_splits,
     split_help,
+    unfinished_note,
 )
 from difair.errors import DifairError
 from difair.version import __version__
@@ -81,6 +83,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 f"--resume continues the run exactly as it was configured, so it takes no {given[0]} (only "
                 "--devices and --quiet): drop it, or start a new run with --out"
             )
+        args.training = args.resume  # named by the hint if the run is interrupted
         results = fit(None, args.resume, resume=True, show_progress=not args.quiet, devices=args.devices)
         if is_rank_zero():
             _print_results(results, args.resume)
@@ -99,6 +102,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"devices={args.devices}")
     cfg = layered_config(base, overrides)
     out = args.out or Path("runs") / run_name(cfg.method, cfg.data.name, cfg.data.split, cfg.seed)
+    args.training = out  # named by the hint if the run is interrupted
     results = fit(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet)
     if is_rank_zero():  # with --devices N the other ranks return the same results
         _print_results(results, out)
@@ -225,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv or os.environ.get("DIFAIR_DEBUG", "") not in ("", "0")
     argv = [a for a in argv if a != "--debug"]
     parser = build_parser()
+    args = None
     try:
         args = parser.parse_args(argv)
         if args.command is None:
@@ -232,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if getattr(args, "evaluates", False):
             evaluation_process(getattr(args, "device", None))
+            note = unfinished_note(args.run_dir) if args.command != "eval" else None  # eval says more
+            if note:
+                print(f"difair: note: {note}", file=sys.stderr)
         return args.func(args)
     except DifairError as exc:
         if debug:
@@ -239,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"difair: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("difair: interrupted; continue a run with: difair train --resume RUN_DIR", file=sys.stderr)
+        print(f"difair: interrupted{interrupted_hint(args)}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 (the one place that turns every failure into one line)
         if debug:

@@ -238,3 +238,35 @@ def evaluation_process(device: str | None) -> bool:
     from difair.engine.hardware import device_type_for
 
     return apply_cpu_allocator("retain", device_type_for(device or "auto"), warn=False)
+
+
+def unfinished_note(run_dir: Path) -> str | None:
+    """A note when ``run_dir`` is an unfinished run (fewer epochs logged than its config asks for); None otherwise,
+    or when it is no readable run (the command itself then says why)."""
+    from difair.engine import rundir as R  # start-up time: the parser imports this module
+
+    try:
+        epochs = R.read_run_config(Path(run_dir)).epochs
+        done = len(R.read_metrics(Path(run_dir)))
+    except (DifairError, OSError, ValueError):
+        return None
+    if done >= epochs:
+        return None
+    return (
+        f"{run_dir} is unfinished ({done} of {epochs} epochs trained): what follows comes from that checkpoint; "
+        f"finish it with difair train --resume {run_dir}"
+    )
+
+
+def interrupted_hint(args: argparse.Namespace | None) -> str:
+    """What to do after Ctrl-C, for the command that was interrupted (appended to ``difair: interrupted``)."""
+    run = getattr(args, "training", None)  # set by difair train once it knows the run folder
+    if run is not None:
+        if (Path(run) / "config.yaml").is_file():
+            return f"; continue the run with: difair train --resume {run}"
+        return " before the run's first checkpoint: nothing was kept"
+    again = {
+        "benchmark": "run the same difair benchmark command again: finished runs are reused, the interrupted one resumes",
+        "demo": "run the same difair demo command again: finished runs are reused",
+    }.get(getattr(args, "command", None) or "")
+    return f"; {again}" if again else ""

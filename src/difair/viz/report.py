@@ -125,8 +125,19 @@ def _figure(make: Callable[[], Figure], alt: str, caption: str, errors: list[str
     return f"<figure>{tag}<figcaption>{html.escape(caption)}</figcaption></figure>"
 
 
+def _unfinished(ra: RunAnalysis) -> list[str]:
+    """A note at the top when the run's checkpoint holds fewer epochs than its config asks for."""
+    done, epochs = int(ra.run.state["epoch"]) + 1, ra.run.config.epochs
+    if done >= epochs:
+        return []
+    return [
+        f"<p class='note'><b>Unfinished run</b>: its checkpoint holds epoch {done} of {epochs}; every number and "
+        "figure below comes from that checkpoint.</p>"
+    ]
+
+
 def _score_sections(ra: RunAnalysis, errors: list[str]) -> list[str]:
-    """Metrics, threshold, ROC, score distributions and confusion: every method."""
+    """Metrics, threshold, ROC, score distributions, confusion and class similarity: every method."""
     return [
         f"<h2>Metrics</h2>{_metrics_table(ra)}",
         f"<h2>Rejection threshold</h2>{_threshold_table(ra)}",
@@ -144,11 +155,17 @@ def _score_sections(ra: RunAnalysis, errors: list[str]) -> list[str]:
         _figure(
             lambda: embeddings.confusion_figure(ra), "confusion matrices", "At the threshold above.", errors
         ),
+        _figure(
+            lambda: representations.class_similarity_figure(ra),
+            "class similarity",
+            f"Cosine similarity of the test-set class means of {'z' if ra.class_owned_features else 'the logits'}.",
+            errors,
+        ),  # fmt: skip
     ]
 
 
 def _representation_sections(ra: RunAnalysis, errors: list[str]) -> list[str]:
-    """Mean representations, class similarity and filter correlations: class-owned features only."""
+    """Mean representations and filter correlations: class-owned features only."""
     if not ra.class_owned_features:
         return []
     return [
@@ -157,12 +174,6 @@ def _representation_sections(ra: RunAnalysis, errors: list[str]) -> list[str]:
             lambda: representations.mean_representations_figure(ra, "train", True),
             "mean representations",
             "Mean z per class over correctly classified training images.",
-            errors,
-        ),  # fmt: skip
-        _figure(
-            lambda: representations.class_similarity_figure(ra),
-            "class similarity",
-            "Cosine similarity of the test-set class means.",
             errors,
         ),  # fmt: skip
         _figure(
@@ -180,7 +191,8 @@ def _tsne_sections(ra: RunAnalysis, tsne_points: int, threads: int | None, error
         _figure(
             lambda: embeddings.tsne_figure(ra, max_points=tsne_points, threads=threads),
             "t-SNE",
-            f"At most {tsne_points} test samples; stars: anchors embedded jointly.",
+            f"At most {tsne_points} test samples"
+            + ("; stars: anchors embedded jointly." if ra.anchors() is not None else "."),
             errors,
         ),  # fmt: skip
     ]
@@ -229,7 +241,7 @@ def build_report(
 ) -> str:
     """The report's HTML text: its sections in order, then the problems met while drawing them."""
     errors: list[str] = []
-    parts = _score_sections(ra, errors) + _representation_sections(ra, errors)
+    parts = _unfinished(ra) + _score_sections(ra, errors) + _representation_sections(ra, errors)
     if tsne:
         parts += _tsne_sections(ra, tsne_points, threads, errors)
     parts += _card_sections(ra, samples_per_kind, errors)
