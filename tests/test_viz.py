@@ -387,3 +387,17 @@ def test_a_second_analysis_reads_the_outputs_the_first_kept(ra, monkeypatch) -> 
     again = analyze(ra.run, data=ra.data, device="cpu")  # e.g. the next difair explain of the same run
     torch.testing.assert_close(again.train_outputs, train)
     torch.testing.assert_close(again.test_outputs, test)
+
+
+def test_long_class_names_are_shortened_in_figures_keeping_start_and_end() -> None:
+    from difair.viz.style import LABEL_CHARS, heatmap, new_figure, short
+
+    name = "a_very_long_class_name_for_airplanes_and_jets"
+    s = short(name)
+    assert (
+        len(s) == LABEL_CHARS and s.startswith("a_very_long_cl") and s.endswith("nd_jets") and "\u2026" in s
+    )
+    assert short("dog") == "dog" and short("x" * LABEL_CHARS) == "x" * LABEL_CHARS
+    ax = new_figure(3, 3).add_subplot()
+    heatmap(ax, np.eye(2), row_labels=[name, "dog"], col_labels=["f1", "f2"])
+    assert _ylabels(ax) == [s, "dog"]

@@ -14,7 +14,7 @@ from torch import Tensor
 from difair.engine.load import LoadedRun
 from difair.errors import DifairError
 from difair.viz.analysis import require_class_features
-from difair.viz.style import image_for_display, new_figure
+from difair.viz.style import image_for_display, new_figure, short
 
 
 @torch.no_grad()
@@ -105,7 +105,9 @@ def activation_maps_figure(
             im = ax.imshow(m[j].numpy(), cmap="inferno", vmin=0, vmax=vmax)
             if overlay and gray.max() > gray.min():  # the image's outline over the (opaque, faithful) map
                 ax.contour(gray, levels=[0.5 * (gray.min() + gray.max())], colors="#7fdbff", linewidths=0.7)
-            ax.set_title(f"#{c * n + j} ({names[c]})\nz = {float(raw_c[j].mean()):.2f}", fontsize=9)
+            ax.set_title(
+                f"#{c * n + j} ({short(names[c], 14)})\nz = {float(raw_c[j].mean()):.2f}", fontsize=9
+            )
             ax.tick_params(labelsize=7)
             ax.xaxis.set_major_locator(MaxNLocator(4, integer=True))
             ax.yaxis.set_major_locator(MaxNLocator(4, integer=True))

@@ -15,7 +15,15 @@ from torch import Tensor
 from difair.errors import DifairError
 from difair.nn.functional import anchor_distances
 from difair.viz.analysis import RunAnalysis, require_class_features
-from difair.viz.style import feature_labels, heatmap, hinton, image_for_display, new_figure, top_classes
+from difair.viz.style import (
+    feature_labels,
+    heatmap,
+    hinton,
+    image_for_display,
+    new_figure,
+    short,
+    top_classes,
+)
 
 
 @dataclass
@@ -57,7 +65,7 @@ def _draw_rep(ax, z: Tensor, card: CardInput, k: int, vmax: float, use_hinton: b
 
 
 def _decision_text(card: CardInput) -> str:
-    pred = card.class_names[card.predicted]
+    pred = short(card.class_names[card.predicted])
     lines = [f"Nearest class: {pred}", f"OSR score ({card.score_name}): {card.score:.3f}"]
     if card.min_distance is not None:
         lines.append(f"Distance to nearest anchor: {card.min_distance:.2f}")
@@ -96,7 +104,7 @@ def image_card(card: CardInput, top_k: int = 6, hinton: bool = False) -> Figure:
         ax_img.set_title("True class: not given", fontsize=11)
     else:
         status = "" if card.true_known is None else (" (known)" if card.true_known else " (unknown)")
-        ax_img.set_title(f"True class: {card.true_name}{status}", fontsize=11)
+        ax_img.set_title(f"True class: {short(card.true_name)}{status}", fontsize=11)
     ax_txt = fig.add_subplot(left[1], label="text")
     ax_txt.axis("off")
     color = {True: "#1b7837", False: "#b2182b", None: "black"}[_correct(card)]
@@ -108,19 +116,19 @@ def image_card(card: CardInput, top_k: int = 6, hinton: bool = False) -> Figure:
     im = _draw_rep(
         ax_z, card.z, card, k, vmax, hinton, f"Representation z (top {k} classes by summed activation)"
     )
-    pred = card.class_names[card.predicted]
+    pred = short(card.class_names[card.predicted])
     panels = (
         (
             gs[1, 0],
             "pred_mean",
             card.pred_mean,
-            f"Mean of predicted class '{pred}' ({card.pred_mean_n} correct train images)",
+            f"Mean of predicted class '{pred}'\n({card.pred_mean_n} correct train images)",
         ),
         (
             gs[1, 1],
             "true_mean",
             card.true_mean,
-            f"Mean of true class '{card.true_name}' ({card.true_mean_n} test images)",
+            f"Mean of true class '{short(str(card.true_name))}'\n({card.true_mean_n} test images)",
         ),
     )
     for spec, label, mean, title in panels:

@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 from difair.viz.analysis import RunAnalysis
-from difair.viz.style import heatmap, new_figure
+from difair.viz.style import heatmap, new_figure, short
 
 REJECTED = "unknown (rejected)"
 
@@ -70,7 +70,13 @@ def tsne_figure(
     for c, name in enumerate(ra.class_names):
         m = labels == c
         ax.scatter(
-            *pts[m].T, s=12, marker="o", color=cmap(c % cmap.N), label=name, alpha=0.8, gid=f"known:{name}"
+            *pts[m].T,
+            s=12,
+            marker="o",
+            color=cmap(c % cmap.N),
+            label=short(name),
+            alpha=0.8,
+            gid=f"known:{name}",
         )
     unknown = labels < 0
     if unknown.any():
@@ -86,7 +92,7 @@ def tsne_figure(
                         s=16,
                         marker="x",
                         color=ucmap(j % 8),
-                        label=f"unknown {name}",
+                        label=f"unknown {short(name)}",
                         gid=f"unknown:{name}",
                     )
         else:
@@ -155,7 +161,9 @@ def _count_heatmap(ax, mat: np.ndarray, rows: list[str], cols: list[str]):
         fmt=".0f",
         cmap="Blues",
     )
-    ax.set_xticks(range(len(cols)), labels=cols, rotation=40, ha="right", rotation_mode="anchor")
+    ax.set_xticks(
+        range(len(cols)), labels=[short(c) for c in cols], rotation=40, ha="right", rotation_mode="anchor"
+    )
     return im
 
 

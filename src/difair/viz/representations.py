@@ -13,7 +13,7 @@ from torch import Tensor
 from difair.engine.load import LoadedRun
 from difair.nn.functional import _filter_correlations
 from difair.viz.analysis import RunAnalysis, require_class_features
-from difair.viz.style import feature_labels, heatmap, new_figure
+from difair.viz.style import feature_labels, heatmap, new_figure, short
 
 
 def mean_representations_figure(
@@ -37,7 +37,7 @@ def mean_representations_figure(
     im = None
     for c in range(n_c):
         ax = fig.add_subplot(gs[c // cols, c % cols], label=f"mean:{ra.class_names[c]}")
-        ax.set_title(f"{ra.class_names[c]} (n={int(counts[c])})", fontsize=10)
+        ax.set_title(f"{short(ra.class_names[c])} (n={int(counts[c])})", fontsize=10)
         if not counts[c]:  # no mean to show: not a grid of measured zeros
             ax.set_axis_off()
             ax.text(

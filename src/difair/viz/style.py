@@ -127,15 +127,25 @@ def hinton(
     return mappable
 
 
+LABEL_CHARS = 22  # a class name longer than this is shortened in figures: its start and end are kept
+
+
+def short(name: str, limit: int = LABEL_CHARS) -> str:
+    """``name`` as drawn in a figure: whole up to ``limit`` characters, else its start and end around an ellipsis
+    (so a long folder name cannot squeeze the axes or run over its neighbours)."""
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) * 2 // 3
+    return name[:head] + "\u2026" + name[len(name) - (limit - 1 - head) :]
+
+
 def _ticks(ax: Axes, shape: tuple[int, ...], row_labels, col_labels) -> None:
     ax.set_xlim(-0.5, shape[1] - 0.5)
     ax.set_ylim(shape[0] - 0.5, -0.5)
-    ax.set_yticks(
-        range(shape[0]), labels=row_labels if row_labels is not None else [str(i) for i in range(shape[0])]
-    )
-    ax.set_xticks(
-        range(shape[1]), labels=col_labels if col_labels is not None else [str(i) for i in range(shape[1])]
-    )
+    rows = row_labels if row_labels is not None else [str(i) for i in range(shape[0])]
+    cols = col_labels if col_labels is not None else [str(i) for i in range(shape[1])]
+    ax.set_yticks(range(shape[0]), labels=[short(str(r)) for r in rows])
+    ax.set_xticks(range(shape[1]), labels=[short(str(c)) for c in cols])
     ax.tick_params(length=0)
 
 
