@@ -84,6 +84,8 @@ def test_offline_torchvision_weights_name_the_cache_and_model_weights(monkeypatc
         )
     msg = str(err.value)
     assert str(P.torch_hub_dir()) in msg and "model.weights=PATH" in msg and "\n" not in msg
+    long = P.unavailable("timm:x", Path("/c"), OSError("Please check your connection and try again. " * 10))
+    assert "Please check your ...)" in str(long)  # cut between words, and marked as cut
 
 
 # ------------------------------------------------------------------ config resolution

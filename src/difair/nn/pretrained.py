@@ -46,7 +46,9 @@ def hf_hub_dir() -> Path:
 
 def unavailable(what: str, cache: Path, exc: BaseException) -> DifairError:
     """The one-line error for pretrained weights that could not be fetched (offline, missing)."""
-    cause = " ".join(str(exc).split())[:160] or type(exc).__name__
+    cause = " ".join(str(exc).split()) or type(exc).__name__
+    if len(cause) > 160:  # at a word boundary, marked as cut
+        cause = cause[:160].rsplit(" ", 1)[0] + " ..."
     return DifairError(
         f"cannot get the pretrained weights of {what} ({cause}): put them in the cache {cache} "
         f"(on a machine online, run once with model.pretrained=true) or pass {WEIGHTS_HINT}"
