@@ -151,3 +151,32 @@ def test_a_folder_run_finds_its_images_from_any_working_directory(tmp_path, monk
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
     assert main(["eval", str(tmp_path / "run")]) == 0
+
+
+def test_a_run_whose_data_moved_says_what_to_do_for_the_run(tmp_path, capsys):
+    from difair.cli import main
+    from difair.data.build import missing_dataset
+
+    root = image_tree(tmp_path / "ds", {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
+    run = tmp_path / "run"
+    sets = [
+        "data.known=cat,dog",
+        "data.image_size=8",
+        "model.backbone=small_cnn8",
+        "model.width=0.25",
+        "epochs=1",
+    ]
+    argv = ["train", "--quiet", "--dataset", f"folder:{root}", "--out", str(run)]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    root.rename(tmp_path / "moved")
+    capsys.readouterr()
+    assert main(["eval", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"folder dataset {root} not found, where {run} reads it: put the folder back there" in err
+    assert "--set" not in err and err.count("\n") == 1
+    # a built-in dataset: the fix is data.root in the run's config.yaml, which is outside the run's identity
+    line = missing_dataset("MNIST", tmp_path / "none", prepared=True).for_run(run)
+    assert (
+        line.startswith(f"MNIST not found at {tmp_path / 'none'}, where {run} reads it")
+        and "data.root" in line
+    )

@@ -29,7 +29,7 @@ from difair.cliutil import (
     split_help,
     unfinished_note,
 )
-from difair.errors import DifairError
+from difair.errors import DatasetNotFound, DifairError
 from difair.version import __version__
 
 
@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     except DifairError as exc:
         if debug:
             raise
+        run_dir = getattr(args, "run_dir", None) if getattr(args, "evaluates", False) else None
+        if isinstance(exc, DatasetNotFound) and run_dir is not None:  # a run's options cannot be --set
+            exc = DifairError(exc.for_run(run_dir))
         print(f"difair: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -14,6 +14,23 @@ class TrainingDiverged(DifairError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class DatasetNotFound(DifairError):
+    """A dataset's files are not where the configuration says. The message names the training options that fix
+    it; ``for_run`` says what to do for a trained run instead, whose options are fixed."""
+
+    def __init__(self, message: str, what: str, run_fix: str | None = None):
+        super().__init__(message)
+        self.what = what  # "MNIST not found at PATH"
+        self.run_fix = run_fix or (
+            "put the data there, or point data.root in the run's config.yaml (not part of the run's identity) at "
+            "the folder holding it"
+        )
+
+    def for_run(self, run_dir: object) -> str:
+        """The one line for a command on the trained run ``run_dir``."""
+        return f"{self.what}, where {run_dir} reads it: {self.run_fix}"
+
+
 def check_choice(name: str, value: object, options: tuple[str, ...]) -> None:
     """Raise ``DifairError`` naming the choices when ``value`` is not one of ``options`` (option ``name``)."""
     if value not in options:

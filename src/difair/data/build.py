@@ -14,7 +14,7 @@ from difair.config import DataConfig
 from difair.data.base import OSRData, Part, assemble, resize_crop_uint8, select_known
 from difair.data.normalization import resolve_normalization
 from difair.data.stream import StreamImages, take
-from difair.errors import DifairError
+from difair.errors import DatasetNotFound, DifairError
 
 PREPARE_HINT = "on the project machines: ../shared/tools/prepare-data DEST, then --set data.root=DEST"
 
@@ -29,13 +29,14 @@ def image_size(cfg: DataConfig, default: int) -> int:
 
 def missing_dataset(
     what: str, where: Path, *, can_download: bool = True, prepared: bool = False
-) -> DifairError:
+) -> DatasetNotFound:
     """The error for a dataset absent from ``where``: one line naming the place and the ways to get it."""
     fixes = (["--set data.download=true"] if can_download else []) + [
         "--set data.root=PATH (a folder holding it)"
     ]
     hint = f"; {PREPARE_HINT}" if prepared else ""
-    return DifairError(f"{what} not found at {where}: get it with {' or '.join(fixes)}{hint}")
+    found = f"{what} not found at {where}"
+    return DatasetNotFound(f"{found}: get it with {' or '.join(fixes)}{hint}", found)
 
 
 def one_line(err: BaseException) -> str:

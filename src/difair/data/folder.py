@@ -20,7 +20,7 @@ from difair.data.build import build_osr, image_size
 from difair.data.cache import cached_images, list_images
 from difair.data.registry import register_dataset
 from difair.data.stream import StreamImages, choose_cache
-from difair.errors import DifairError
+from difair.errors import DatasetNotFound, DifairError
 
 FOLDER_IMAGE_SIZE = 32
 
@@ -91,8 +91,10 @@ def _open(cfg: DataConfig) -> tuple[Path, list[str], list[int]]:
     """The folder of ``cfg.name``, its class names and the indices of the known ones; one line if it is absent."""
     path = folder_path(cfg.name)
     if not path.is_dir():
-        raise DifairError(
-            f"folder dataset {path} not found: --set data.name=folder:PATH with PATH/train and PATH/test"
+        raise DatasetNotFound(
+            f"folder dataset {path} not found: --set data.name=folder:PATH with PATH/train and PATH/test",
+            f"folder dataset {path} not found",
+            "put the folder back there (a folder run's path is part of its identity), then run the command again",
         )
     classes = folder_classes(path)
     return path, classes, resolve_known(cfg.known, classes)
