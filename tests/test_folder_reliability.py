@@ -126,7 +126,7 @@ def test_a_run_refuses_its_dataset_once_the_known_classes_changed(tmp_path, caps
     for cmd in (["eval", str(run)], ["calibrate", str(run)], ["report", str(run), "--no-tsne"]):
         assert main(cmd) == 2
         err = capsys.readouterr().err
-        assert "trained on the known classes cat, dog, but its dataset now gives bird, cat" in err, err
+        assert "trained with known class 0 = 'cat', but its dataset now gives 'bird' there" in err, err
 
 
 def test_a_folder_run_finds_its_images_from_any_working_directory(tmp_path, monkeypatch):
@@ -179,4 +179,17 @@ def test_a_run_whose_data_moved_says_what_to_do_for_the_run(tmp_path, capsys):
     assert (
         line.startswith(f"MNIST not found at {tmp_path / 'none'}, where {run} reads it")
         and "data.root" in line
+    )
+
+
+def test_dataset_not_found_survives_a_process_boundary(tmp_path):
+    import pickle
+
+    from difair.data.build import missing_dataset
+    from difair.errors import DatasetNotFound
+
+    err = missing_dataset("MNIST", tmp_path, prepared=True)
+    back = pickle.loads(pickle.dumps(err))  # a pool worker's error reaches the parent pickled
+    assert (
+        isinstance(back, DatasetNotFound) and str(back) == str(err) and back.for_run("R") == err.for_run("R")
     )

@@ -164,6 +164,10 @@ def test_in_memory_inputs_that_are_not_images_are_refused_not_skipped() -> None:
         load_images(np.zeros((8, 8), np.int64), 8, 1)
     with pytest.raises(DifairError, match="unsupported input type dict"):
         load_images([{}], 8, 1)
+    with pytest.raises(DifairError, match="NaN or infinite"):  # not "the checkpoint diverged"
+        load_images(torch.full((1, 8, 8), float("nan")), 8, 1)
+    with pytest.raises(DifairError, match=r"with pixels, got shape \(3, 0, 0\)"):
+        load_images(torch.zeros(3, 0, 0), 8, 3)
     # slight interpolation overshoot is clamped, not refused
     x, _, _ = load_images(torch.full((1, 4, 4), 1.004), 4, 1)
     assert float(x.max()) == 1.0

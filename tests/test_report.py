@@ -150,10 +150,12 @@ def test_an_unfinished_run_says_so_in_its_report_and_on_the_command_line(
     state = R.load_checkpoint(run / R.CHECKPOINT)
     state["epoch"] = 0  # the checkpoint after the first of two epochs
     R.save_checkpoint(run / R.CHECKPOINT, state)
-    assert len(rows) == 2 and unfinished_note(run).startswith(f"{run} is unfinished (1 of 2 epochs trained)")
+    assert len(rows) == 2 and unfinished_note(run).startswith(
+        f"{run} is unfinished (its checkpoint holds epoch 1 of 2)"
+    )
     assert main(["report", str(run), "--out", str(tmp_path / "r.html"), "--no-tsne"]) == 0
     assert "<b>Unfinished run</b>: its checkpoint holds epoch 1 of 2" in (tmp_path / "r.html").read_text()
-    assert "is unfinished (1 of 2 epochs trained)" in capsys.readouterr().err
+    assert "is unfinished (its checkpoint holds epoch 1 of 2)" in capsys.readouterr().err
     assert unfinished_note(tmp_path / "no-run") is None
     # what Ctrl-C says depends on what was interrupted
     assert interrupted_hint(argparse.Namespace(command="train", training=run)).endswith(

@@ -241,20 +241,21 @@ def evaluation_process(device: str | None) -> bool:
 
 
 def unfinished_note(run_dir: Path) -> str | None:
-    """A note when ``run_dir`` is an unfinished run (fewer epochs logged than its config asks for); None otherwise,
-    or when it is no readable run (the command itself then says why)."""
+    """A note when ``run_dir``'s checkpoint holds fewer epochs than its config asks for; None otherwise, or when
+    it is no readable run (the command itself then says why)."""
     from difair.engine import rundir as R  # start-up time: the parser imports this module
+    from difair.engine.load import checkpoint_record
 
     try:
         epochs = R.read_run_config(Path(run_dir)).epochs
-        done = len(R.read_metrics(Path(run_dir)))
-    except (DifairError, OSError, ValueError):
+        ck = checkpoint_record(int(R.load_checkpoint(Path(run_dir) / R.CHECKPOINT)["epoch"]) + 1, epochs)
+    except (DifairError, OSError, ValueError, KeyError, TypeError):
         return None
-    if done >= epochs:
+    if ck["complete"]:
         return None
     return (
-        f"{run_dir} is unfinished ({done} of {epochs} epochs trained): what follows comes from that checkpoint; "
-        f"finish it with difair train --resume {run_dir}"
+        f"{run_dir} is unfinished (its checkpoint holds epoch {ck['epoch']} of {epochs}): what follows comes from "
+        f"that checkpoint; finish it with difair train --resume {run_dir}"
     )
 
 

@@ -26,6 +26,9 @@ class DatasetNotFound(DifairError):
             "the folder holding it"
         )
 
+    def __reduce__(self):  # a worker process's error reaches the parent pickled
+        return type(self), (self.args[0], self.what, self.run_fix)
+
     def for_run(self, run_dir: object) -> str:
         """The one line for a command on the trained run ``run_dir``."""
         return f"{self.what}, where {run_dir} reads it: {self.run_fix}"

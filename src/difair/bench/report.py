@@ -12,14 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from difair.bench.grid import read_manifest
 from difair.bench.paper import PAPER_EPOCHS, PAPER_SOURCE, paper_cell, vaze_mls_auroc
 from difair.engine import rundir as R
 from difair.engine.runner import read_results, results_checkpoint
 from difair.errors import DifairError
 from difair.eval.tables import aggregate, epochs_label
+from difair.options import load_yaml
 
 OURS = ("closed_set_accuracy", "auroc", "oscr")
 SHORT = {"closed_set_accuracy": "acc", "auroc": "auroc", "oscr": "oscr"}
@@ -38,7 +37,7 @@ def collect_runs(out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     runs = []
     for res in sorted((out / "runs").glob(f"[!.]*/{R.RESULTS}")):  # not a hidden stage (engine.staging)
         cfg_path = res.parent / R.CONFIG
-        cfg = yaml.safe_load(cfg_path.read_text()) if cfg_path.is_file() else {}
+        cfg = load_yaml(cfg_path.read_text()) if cfg_path.is_file() else {}
         results = read_results(res.parent)
         assert results is not None
         results["checkpoint"] = results_checkpoint(res.parent, results)

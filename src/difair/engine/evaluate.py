@@ -16,7 +16,7 @@ from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data, make_fabric, memory_format
 from difair.engine.execution import auto_record
-from difair.engine.load import check_run_data, load_run
+from difair.engine.load import check_run_data, checkpoint_record, load_run
 from difair.engine.threads import num_threads, resolve_cpu_threads
 from difair.errors import DifairError
 from difair.eval.metrics import osr_metrics
@@ -140,16 +140,6 @@ def validation_accuracy(
     return float((method.predict(out, head) == data.val_labels).double().mean())
 
 
-def checkpoint_record(epoch: int, epochs: int) -> dict[str, Any]:
-    """Which epoch of how many a checkpoint holds, as ``results.json`` states it.
-
-    ``epoch`` counts the epochs trained, from 1 as the messages do ("epoch 3 of 4"): the checkpoint written after
-    the row ``"epoch": e - 1`` of ``metrics.jsonl`` (which counts from 0) holds epoch ``e``. ``complete``: all of
-    the config's epochs are trained; results of an incomplete checkpoint are partial.
-    """
-    return {"epoch": epoch, "epochs": epochs, "complete": epoch >= epochs}
-
-
 def evaluate_run(
     cfg: TrainConfig,
     raw_model,
@@ -219,7 +209,7 @@ def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[s
         fabric = make_fabric(cfg)
         model = run.model.to(memory_format=memory_format(cfg))
         model = model.to(fabric.device)
-        checkpoint = checkpoint_record(int(run.state["epoch"]) + 1, cfg.epochs)
+        checkpoint = run.checkpoint
         results = evaluate_run(cfg, model, run.method, data, fabric.device, checkpoint)
     previous = Path(run_dir) / R.RESULTS
     results["train_time_s"] = _train_time(run.state, previous)

@@ -33,6 +33,21 @@ class LoadedRun:
     def class_names(self) -> list[str]:
         return list(self.state.get("class_names", []))
 
+    @property
+    def checkpoint(self) -> dict[str, Any]:
+        """Which epoch of how many the loaded checkpoint holds (``checkpoint_record``)."""
+        return checkpoint_record(int(self.state["epoch"]) + 1, self.config.epochs)
+
+
+def checkpoint_record(epoch: int, epochs: int) -> dict[str, Any]:
+    """Which epoch of how many a checkpoint holds, as ``results.json`` states it.
+
+    ``epoch`` counts the epochs trained, from 1 as the messages do ("epoch 3 of 4"): the checkpoint written after
+    the row ``"epoch": e - 1`` of ``metrics.jsonl`` (which counts from 0) holds epoch ``e``. ``complete``: all of
+    the config's epochs are trained; results of an incomplete checkpoint are partial.
+    """
+    return {"epoch": epoch, "epochs": epochs, "complete": epoch >= epochs}
+
 
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model of ``run_dir`` from its config and last checkpoint; refuses a foreign checkpoint."""
@@ -69,13 +84,20 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 def check_run_data(run: LoadedRun, data: OSRData) -> OSRData:
     """``data`` when its known classes are the ones ``run`` was trained on; one line when they changed (a class
     folder added or renamed makes ``data.known`` by index name other classes)."""
-    trained = run.class_names
-    if trained and list(data.class_names) != trained:
+    trained, now = run.class_names, list(data.class_names)
+    if trained and now != trained:
         raise DifairError(
-            f"{run.run_dir} was trained on the known classes {', '.join(trained)}, but its dataset now gives "
-            f"{', '.join(data.class_names)}: restore the dataset as it was, or train a new run"
+            f"{run.run_dir} {class_change(trained, now)}: restore the dataset as it was, or train a new run"
         )
     return data
+
+
+def class_change(trained: list[str], now: list[str]) -> str:
+    """How the known classes differ, in a few words: the first differing position (or the counts)."""
+    if len(trained) != len(now):
+        return f"was trained on {len(trained)} known classes, but its dataset now gives {len(now)}"
+    i = next(i for i, (a, b) in enumerate(zip(trained, now, strict=True)) if a != b)
+    return f"was trained with known class {i} = {trained[i]!r}, but its dataset now gives {now[i]!r} there"
 
 
 def run_data(run: LoadedRun, data: OSRData | None = None) -> OSRData:

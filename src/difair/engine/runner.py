@@ -14,8 +14,8 @@ from typing import Any
 from difair.config import TrainConfig
 from difair.data.base import OSRData
 from difair.engine import rundir as R
-from difair.engine.evaluate import checkpoint_record
 from difair.engine.fit import EpochCallback, fit
+from difair.engine.load import checkpoint_record
 from difair.errors import DifairError
 
 
@@ -36,7 +36,7 @@ def read_results(run_dir: Path) -> dict[str, Any] | None:
 
 
 def results_checkpoint(run_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
-    """Which epoch of how many the checkpoint behind ``results`` holds (``evaluate.checkpoint_record``).
+    """Which epoch of how many the checkpoint behind ``results`` holds (``load.checkpoint_record``).
 
     Results of difair <= 0.1.0 do not say: then the run's last checkpoint is read (weights-only) and its epoch
     taken, with ``complete`` only when it holds the last epoch (an earlier ``eval`` may have written the results

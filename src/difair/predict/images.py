@@ -75,6 +75,10 @@ def _from_tensor(x: Tensor, size: int, channels: int, name: str) -> Tensor:
         x = x.float().div_(255)
     elif x.dtype.is_floating_point:
         x = x.float()
+        if x.numel() and not bool(torch.isfinite(x).all()):
+            raise DifairError(
+                f"{name}: the image holds NaN or infinite values: pass pixels in [0, 1] or uint8"
+            )
         lo, hi = (float(x.min()), float(x.max())) if x.numel() else (0.0, 0.0)
         if lo < -FLOAT_RANGE_SLACK or hi > 1 + FLOAT_RANGE_SLACK:
             raise DifairError(
@@ -85,8 +89,10 @@ def _from_tensor(x: Tensor, size: int, channels: int, name: str) -> Tensor:
         raise DifairError(f"{name}: images must be uint8 or float in [0, 1], got {x.dtype}")
     if x.dim() == 2:
         x = x[None]
-    if x.dim() != 3:
-        raise DifairError(f"{name}: an image must be [C, H, W] or [H, W], got shape {tuple(x.shape)}")
+    if x.dim() != 3 or 0 in x.shape:
+        raise DifairError(
+            f"{name}: an image must be [C, H, W] or [H, W] with pixels, got shape {tuple(x.shape)}"
+        )
     c = x.shape[0]
     if c in (2, 4):  # drop alpha
         x = x[: c - 1]
@@ -129,7 +135,7 @@ def _batch_items(images: Any) -> list[Any]:
 
 def _in_memory(item: Any, size: int, channels: int, name: str) -> Tensor:
     """A tensor, array or PIL image as the run's input; anything that is not one is refused (DifairError)."""
-    from PIL import Image
+    from PIL import Image  # start-up time: PIL is imported only when images are read
 
     if isinstance(item, Image.Image):
         return _from_pil(item, size, channels)

@@ -159,7 +159,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     from difair.viz.report import write_report  # start-up time: the parser imports this module
 
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
-        raise DifairError(f"--out must end in .html: the report is one HTML file, got {args.out.name!r}")
+        raise DifairError(
+            f"--out must end in .html (or .htm): the report is one HTML file, got {args.out.name!r}"
+        )
     check_writable(args.out or args.run_dir / "report.html")  # before the outputs are computed
     path = write_report(
         args.run_dir, args.out, score=args.score, threshold=args.threshold, device=args.device,

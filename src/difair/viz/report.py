@@ -127,12 +127,12 @@ def _figure(make: Callable[[], Figure], alt: str, caption: str, errors: list[str
 
 def _unfinished(ra: RunAnalysis) -> list[str]:
     """A note at the top when the run's checkpoint holds fewer epochs than its config asks for."""
-    done, epochs = int(ra.run.state["epoch"]) + 1, ra.run.config.epochs
-    if done >= epochs:
+    ck = ra.run.checkpoint
+    if ck["complete"]:
         return []
     return [
-        f"<p class='note'><b>Unfinished run</b>: its checkpoint holds epoch {done} of {epochs}; every number and "
-        "figure below comes from that checkpoint.</p>"
+        f"<p class='note'><b>Unfinished run</b>: its checkpoint holds epoch {ck['epoch']} of {ck['epochs']}; every "
+        "number and figure below comes from that checkpoint.</p>"
     ]
 
 
