@@ -174,6 +174,8 @@ def test_a_run_whose_data_moved_says_what_to_do_for_the_run(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"folder dataset {root} not found, where {run} reads it: put the folder back there" in err
     assert "--set" not in err and err.count("\n") == 1
+    assert main(["train", "--resume", str(run)]) == 2  # --resume takes no --set either
+    assert "--set" not in capsys.readouterr().err
     # a built-in dataset: the fix is data.root in the run's config.yaml, which is outside the run's identity
     line = missing_dataset("MNIST", tmp_path / "none", prepared=True).for_run(run)
     assert (

@@ -164,5 +164,10 @@ def test_an_unfinished_run_says_so_in_its_report_and_on_the_command_line(
     assert "nothing was kept" in interrupted_hint(
         argparse.Namespace(command="train", training=tmp_path / "x")
     )
+    old_mtime = (
+        (run / "config.yaml").stat().st_mtime_ns
+    )  # --overwrite stopped before the new run's first checkpoint
+    hint = interrupted_hint(argparse.Namespace(command="train", training=run, replacing=old_mtime))
+    assert "nothing of it was kept" in hint and "--resume" not in hint
     assert "same difair benchmark command" in interrupted_hint(argparse.Namespace(command="benchmark"))
     assert interrupted_hint(None) == ""

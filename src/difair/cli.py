@@ -103,6 +103,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     cfg = layered_config(base, overrides)
     out = args.out or Path("runs") / run_name(cfg.method, cfg.data.name, cfg.data.split, cfg.seed)
     args.training = out  # named by the hint if the run is interrupted
+    old_config = out / "config.yaml"
+    args.replacing = old_config.stat().st_mtime_ns if args.overwrite and old_config.is_file() else None
     results = fit(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet)
     if is_rank_zero():  # with --devices N the other ranks return the same results
         _print_results(results, out)
@@ -244,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
     except DifairError as exc:
         if debug:
             raise
-        run_dir = getattr(args, "run_dir", None) if getattr(args, "evaluates", False) else None
+        run_dir = (
+            getattr(args, "run_dir", None)
+            if getattr(args, "evaluates", False)
+            else getattr(args, "resume", None)
+        )
         if isinstance(exc, DatasetNotFound) and run_dir is not None:  # a run's options cannot be --set
             exc = DifairError(exc.for_run(run_dir))
         print(f"difair: error: {exc}", file=sys.stderr)

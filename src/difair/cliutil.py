@@ -263,7 +263,11 @@ def interrupted_hint(args: argparse.Namespace | None) -> str:
     """What to do after Ctrl-C, for the command that was interrupted (appended to ``difair: interrupted``)."""
     run = getattr(args, "training", None)  # set by difair train once it knows the run folder
     if run is not None:
-        if (Path(run) / "config.yaml").is_file():
+        config = Path(run) / "config.yaml"
+        replacing = getattr(args, "replacing", None)  # --overwrite: the old run's config.yaml, by mtime
+        if replacing is not None and config.is_file() and config.stat().st_mtime_ns == replacing:
+            return f" before the new run's first checkpoint: nothing of it was kept, {run} holds the old run as it was"
+        if config.is_file():
             return f"; continue the run with: difair train --resume {run}"
         return " before the run's first checkpoint: nothing was kept"
     again = {

@@ -35,7 +35,7 @@ from difair.data.ssb import (
     ssb_meta,
     ssb_unknown_subsets,
 )
-from difair.errors import DifairError
+from difair.errors import DatasetNotFound, DifairError
 
 SSB_IMAGE_SIZE = 448  # Vaze et al.'s fine-grained protocol
 
@@ -69,10 +69,11 @@ def check_layout(what: str, folder: Path, needed: tuple[str, ...], source: str, 
     """One line naming the missing parts, the expected layout and where to get it, when ``folder`` lacks any."""
     missing = [n for n in needed if not (folder / n).exists()]
     if missing:
-        raise DifairError(
-            f"{what} not found at {folder} (missing {', '.join(missing)}): expected {folder.name}/"
-            f"{{{', '.join(needed)}}} under data.root ({root}); get it from {source}, then "
-            "--set data.root=PATH (the folder holding it)"
+        found = f"{what} not found at {folder} (missing {', '.join(missing)})"
+        raise DatasetNotFound(
+            f"{found}: expected {folder.name}/{{{', '.join(needed)}}} under data.root ({root}); get it from "
+            f"{source}, then --set data.root=PATH (the folder holding it)",
+            found,
         )
 
 

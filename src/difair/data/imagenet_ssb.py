@@ -22,7 +22,7 @@ from difair.data.cache import cache_dir_for, cached_images, list_images
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
 from difair.data.ssb import SSB_SOURCE, check_one_split, imagenet_ssb_unknown
-from difair.errors import DifairError
+from difair.errors import DatasetNotFound, DifairError
 
 IMAGENET_SSB = "imagenet-ssb"
 IN1K_DIR = "imagenet"
@@ -58,10 +58,11 @@ def load_imagenet_ssb(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRD
     needed = [root / IN1K_DIR / "train", root / IN1K_DIR / "val", root / IN21K_DIR / IN21K_VAL]
     missing = [str(p.relative_to(root)) for p in needed if not p.is_dir()]
     if missing:
-        raise DifairError(
-            f"ImageNet-SSB not found under {root} (missing {', '.join(missing)}): expected "
-            f"{IN1K_DIR}/{{train,val}}/<wnid>/* and {IN21K_DIR}/{IN21K_VAL}/<wnid>/*; get {SOURCES}, then "
-            "--set data.root=PATH"
+        found = f"ImageNet-SSB not found under {root} (missing {', '.join(missing)})"
+        raise DatasetNotFound(
+            f"{found}: expected {IN1K_DIR}/{{train,val}}/<wnid>/* and {IN21K_DIR}/{IN21K_VAL}/<wnid>/*; get "
+            f"{SOURCES}, then --set data.root=PATH",
+            found,
         )
     in1k = _class_folders(root / IN1K_DIR / "train")
     if len(in1k) != IN1K_CLASSES:
