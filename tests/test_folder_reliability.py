@@ -123,7 +123,12 @@ def test_a_run_refuses_its_dataset_once_the_known_classes_changed(tmp_path, caps
     argv = ["train", "--quiet", "--dataset", f"folder:{root}", "--out", str(run)]
     assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0  # known: cat, dog (by index)
     image_tree(root, {"bird": 4}, {"bird": 2})  # a new class folder sorts first: index 0 is now bird
-    for cmd in (["eval", str(run)], ["calibrate", str(run)], ["report", str(run), "--no-tsne"]):
+    for cmd in (
+        ["eval", str(run)],
+        ["calibrate", str(run)],
+        ["report", str(run), "--no-tsne"],
+        ["eval", str(run), "--scores", "knn"],
+    ):
         assert main(cmd) == 2
         err = capsys.readouterr().err
         assert "trained with known class 0 = 'cat', but its dataset now gives 'bird' there" in err, err
@@ -195,3 +200,24 @@ def test_dataset_not_found_survives_a_process_boundary(tmp_path):
     assert (
         isinstance(back, DatasetNotFound) and str(back) == str(err) and back.for_run("R") == err.for_run("R")
     )
+
+
+def test_resuming_refuses_data_whose_known_classes_changed(tmp_path):
+    from difair.config import TrainConfig, apply_overrides
+    from difair.engine.fit import fit
+
+    root = image_tree(tmp_path / "ds", {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
+    sets = [f"data.name=folder:{root}", "data.known=0,1", "data.image_size=8", "model.backbone=small_cnn8",
+            "model.width=0.25", "epochs=2"]  # fmt: skip
+    cfg = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), sets))
+
+    def stop(row) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg, tmp_path / "run", show_progress=False, on_epoch=stop)
+    image_tree(root, {"bird": 4}, {"bird": 2})
+    with pytest.raises(
+        DifairError, match="trained with known class 0 = 'cat', but its dataset now gives 'bird'"
+    ):
+        fit(None, tmp_path / "run", resume=True, show_progress=False)

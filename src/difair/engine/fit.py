@@ -26,7 +26,7 @@ from difair.engine.build import build_model, load_data, make_fabric, make_optimi
 from difair.engine.evaluate import evaluate_run, validation_accuracy
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
-from difair.engine.load import check_state
+from difair.engine.load import check_state, class_change
 from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
@@ -204,7 +204,9 @@ def _fit_locked(
         model = model.to(memory_format=memory_format(cfg))
         optimizer = make_optimizer(cfg, model)
         schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
-        start_epoch, prior_time = _restore(run_dir, cfg, model, optimizer, schedule, resume, zero)
+        start_epoch, prior_time = _restore(
+            run_dir, cfg, model, optimizer, schedule, resume, zero, data.class_names
+        )
         loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
         with TensorBoardLog(
             folder, zero and tensorboard_enabled(cfg), start_epoch if resume else None
@@ -258,9 +260,10 @@ def _restore(
     schedule: EpochSchedule,
     resume: bool,
     zero: bool,
+    class_names: list[str],
 ) -> tuple[int, float]:
     """Load the last checkpoint into model, optimizer, schedule and RNGs when resuming; the first epoch to train
-    (from 0) and the training time of the sessions before."""
+    (from 0) and the training time of the sessions before. Refuses data whose known classes changed since."""
     ckpt_path = run_dir / R.CHECKPOINT
     if resume and ckpt_path.is_file():
         state = R.load_checkpoint(ckpt_path)
@@ -270,6 +273,11 @@ def _restore(
                 "that file, or retrain with --overwrite"
             )
         check_state(state, ckpt_path)
+        trained = list(state.get("class_names") or [])
+        if trained and trained != list(class_names):
+            raise DifairError(
+                f"{run_dir} {class_change(trained, list(class_names))}: restore the dataset as it was"
+            )
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])

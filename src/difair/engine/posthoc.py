@@ -24,7 +24,7 @@ from difair.engine.build import load_data
 from difair.engine.evaluate import prepare_evaluation
 from difair.engine.feature_cache import cache_key, cached
 from difair.engine.hardware import device_type_for
-from difair.engine.load import LoadedRun, load_run
+from difair.engine.load import LoadedRun, check_run_data, load_run
 from difair.errors import DifairError
 from difair.eval.api import ScoreTable, evaluate
 from difair.eval.posthoc import FeatureSet, odin_logits, resolve_scores
@@ -99,7 +99,7 @@ def score_table(
     names = resolve_scores(scores)  # unknown names fail here, before any extraction
     run = load_run(run_dir)
     cfg = run.config
-    data = load_data(cfg, data)
+    data = check_run_data(run, load_data(cfg, data))
     dev = torch.device(device if device is not None else device_type_for(cfg.accelerator))
     bs = cfg.eval_batch_size
     prepare_evaluation(run.model, run.model.head, run.method, data, bs, dev)  # CAC: re-centred anchors
