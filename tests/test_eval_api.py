@@ -91,6 +91,11 @@ def test_shares_samples_known_answers() -> None:
         Subset(ds, [0, 1]), Subset(Subset(ds, [5, 2]), [1])
     )  # the train/test parts of one set
     assert not shares_samples(Subset(ds, [0, 1]), TensorDataset(x.clone()))
+    assert shares_samples(Subset(ds, [3]), ds) and shares_samples(
+        Subset(ds, [3]), DataLoader(ds)
+    )  # a Subset of it
+    assert shares_samples(Subset(ds, [3]), x[3:4]) and not shares_samples(Subset(ds, [3]), x[4:])
+    assert not shares_samples(x[::2], x[1::2]) and shares_samples(x[::2], x[2::4])  # even vs odd rows; evens
 
 
 def test_test_data_cannot_be_the_fit_set() -> None:
