@@ -150,11 +150,16 @@ def test_a_folder_run_finds_its_images_from_any_working_directory(tmp_path, monk
     argv = ["train", "--quiet", "--dataset", "folder:ds", "--out", "run"]
     assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
     saved = TrainConfig.from_yaml((tmp_path / "run" / "config.yaml").read_text())
-    assert (
-        saved.data.name == f"folder:{tmp_path / 'ds'}"
-    )  # the relative name made absolute when the run started
+    assert (saved.data.name, saved.data.root) == ("folder:ds", str(tmp_path))  # relative to where it started
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["eval", str(tmp_path / "run")]) == 0
+    # moved with the folder that holds it: data.root in config.yaml (outside the run's identity) follows it
+    (tmp_path / "ds").rename(tmp_path / "elsewhere" / "ds")
+    cfg_file = tmp_path / "run" / "config.yaml"
+    cfg_file.write_text(
+        cfg_file.read_text().replace(f"root: {tmp_path}\n", f"root: {tmp_path / 'elsewhere'}\n")
+    )
     assert main(["eval", str(tmp_path / "run")]) == 0
 
 

@@ -93,7 +93,7 @@ class DataConfig:
             raise DifairError(f"data.val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.split < 0:
             raise DifairError(f"data.split must be >= 0, got {self.split}")
-        folder = str(self.name).startswith("folder:")
+        folder = is_folder(self.name)
         if self.known is not None and not folder:
             raise DifairError(
                 f"data.known applies to folder:PATH datasets; {self.name}'s known classes come from its split "
@@ -378,7 +378,12 @@ class TrainConfig:
         cfg.difair.resolve()
         cfg.schedule.resolve(cfg.epochs)
         _resolve_pretrained_data(cfg)
-        cfg.data.name = _absolute_folder(cfg.data.name)
+        if (
+            is_folder(cfg.data.name)
+            and cfg.data.root is None
+            and not folder_path(cfg.data.name).is_absolute()
+        ):
+            cfg.data.root = str(Path.cwd())  # a relative folder:PATH is found from any working directory
         cfg.validate()
         return cfg
 
@@ -418,11 +423,24 @@ class TrainConfig:
         return node
 
 
-def _absolute_folder(name: str) -> str:
-    """``folder:PATH`` with PATH made absolute (``~`` expanded), so that the run finds its images from any working
-    directory; any other dataset name as it is."""
-    path = name[len("folder:") :].strip() if name.startswith("folder:") else ""
-    return f"folder:{Path(path).expanduser().absolute()}" if path else name
+FOLDER_PREFIX = "folder:"  # data.name of an image folder of your own: folder:PATH
+
+
+def is_folder(name: str) -> bool:
+    """Whether the dataset name ``name`` names an image folder (``folder:PATH``)."""
+    return str(name).startswith(FOLDER_PREFIX)
+
+
+def folder_path(name: str, root: str | None = None) -> Path:
+    """The PATH of a ``folder:PATH`` dataset name; a relative PATH is taken under ``root`` (``data.root``, which a
+    run records as the working directory it started in) when given, else under the working directory."""
+    text = name[len(FOLDER_PREFIX) :].strip() if is_folder(name) else ""
+    if not text:
+        raise DifairError(
+            f"a folder dataset is named folder:PATH, got {name!r}: e.g. --set data.name=folder:/data/pets"
+        )
+    path = Path(text).expanduser()
+    return Path(root).expanduser() / path if root and not path.is_absolute() else path
 
 
 def _resolve_pretrained_data(cfg: TrainConfig) -> None:

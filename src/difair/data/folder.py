@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from difair.config import DataConfig, TrainConfig
+from difair.config import DataConfig, TrainConfig, folder_path, is_folder
 from difair.data.base import OSRData, resize_size
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cached_images, list_images
@@ -23,15 +23,6 @@ from difair.data.stream import StreamImages, choose_cache
 from difair.errors import DatasetNotFound, DifairError
 
 FOLDER_IMAGE_SIZE = 32
-
-
-def folder_path(name: str) -> Path:
-    """The PATH of a ``folder:PATH`` dataset name."""
-    if not name.startswith("folder:") or not name[len("folder:") :].strip():
-        raise DifairError(
-            f"a folder dataset is named folder:PATH, got {name!r}: e.g. --set data.name=folder:/data/pets"
-        )
-    return Path(name[len("folder:") :].strip()).expanduser()
 
 
 def folder_classes(path: Path) -> list[str]:
@@ -89,12 +80,16 @@ def _files(path: Path, split: str, classes: list[str]) -> tuple[list[str], np.nd
 
 def _open(cfg: DataConfig) -> tuple[Path, list[str], list[int]]:
     """The folder of ``cfg.name``, its class names and the indices of the known ones; one line if it is absent."""
-    path = folder_path(cfg.name)
+    path = folder_path(cfg.name, cfg.root)
     if not path.is_dir():
+        relative = not folder_path(cfg.name).is_absolute()
         raise DatasetNotFound(
             f"folder dataset {path} not found: --set data.name=folder:PATH with PATH/train and PATH/test",
             f"folder dataset {path} not found",
-            "put the folder back there (a folder run's path is part of its identity), then run the command again",
+            "put the folder back there, or point data.root in the run's config.yaml (not part of the run's "
+            f"identity) at the folder that holds {folder_path(cfg.name)}"
+            if relative
+            else "put the folder back there (an absolute folder:PATH is part of the run's identity)",
         )
     classes = folder_classes(path)
     return path, classes, resolve_known(cfg.known, classes)
@@ -172,7 +167,7 @@ def resolve_cache(cfg: TrainConfig) -> TrainConfig:
     """
     if cfg.data.cache != "auto":
         return cfg
-    if not cfg.data.name.startswith("folder:"):
+    if not is_folder(cfg.data.name):
         cfg.data.cache, why = "memory", f"{cfg.data.name} is loaded whole"
     else:
         cfg.data.cache, why = choose_cache(cfg.data, folder_decoded_bytes(cfg.data))

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from difair.config import TrainConfig, apply_overrides
+from difair.config import TrainConfig, apply_overrides, is_folder
 from difair.errors import DifairError
 from difair.options import load_yaml
 
@@ -50,7 +50,7 @@ def preset_dict(name: str) -> dict[str, Any]:
 
 def preset_for(method: str, dataset: str) -> str | None:
     """The preset name for (method, dataset), or None when there is none (e.g. digits)."""
-    if dataset.startswith("folder:"):
+    if is_folder(dataset):
         dataset = GENERIC_DATASET
     name = f"{method}-{dataset}"
     return name if (PRESET_DIR / f"{name}.yaml").is_file() else None
