@@ -304,11 +304,16 @@ def test_a_trained_run_needs_neither_its_weight_file_nor_the_network(tmp_path: P
 
 
 def test_a_runs_checkpoint_starts_another_runs_backbone(tmp_path: Path) -> None:
+    """A run started from weights can start another run; that run trains, loads and predicts without either file."""
+    from torchvision.models import resnet18
+
     from difair.engine.fit import fit
     from difair.engine.load import load_run
 
     folder = _image_folder(tmp_path / "imgs", n=4)
     classes = sorted(p.name for p in (folder / "train").iterdir())
+    weights = tmp_path / "r18.pth"
+    torch.save(resnet18(weights=None).state_dict(), weights)
     base = [
         f"data.name=folder:{folder}",
         "model.backbone=resnet18",
@@ -316,9 +321,21 @@ def test_a_runs_checkpoint_starts_another_runs_backbone(tmp_path: Path) -> None:
         "epochs=1",
         "batch_size=4",
     ]
-    fit(_cfg(*base, f"data.known={classes[0]},{classes[1]}"), tmp_path / "first", show_progress=False)
-    ckpt = tmp_path / "first" / "checkpoints" / "last.pt"
+    fit(_cfg(*base, f"data.known={classes[0]},{classes[1]}", f"model.weights={weights}"), tmp_path / "a",
+        show_progress=False)  # fmt: skip
+    ckpt = tmp_path / "a" / "checkpoints" / "last.pt"
     second = _cfg(*base, f"data.known={classes[1]},{classes[2]}", f"model.weights={ckpt}")
+    torch.manual_seed(0)
     model, _ = build_model(second.resolve(), 2, 3, [0.5] * 3, [0.25] * 3)
-    first = load_run(tmp_path / "first").model.backbone.state_dict()
+    first = load_run(tmp_path / "a").model.backbone.state_dict()
     assert first and all(torch.equal(v, model.backbone.state_dict()[k]) for k, v in first.items())
+    fit(second, tmp_path / "b", show_progress=False)
+    ckpt.unlink()
+    weights.unlink()
+    assert load_run(tmp_path / "b").model.backbone.body[0].weight.shape == (64, 3, 7, 7)
+    # a run trained from scratch has another stem: refused in one line that says why
+    fit(_cfg(*base, f"data.known={classes[0]},{classes[1]}"), tmp_path / "scratch", show_progress=False)
+    third = _cfg(*base, f"data.known={classes[0]},{classes[1]}",
+                 f"model.weights={tmp_path / 'scratch' / 'checkpoints' / 'last.pt'}")  # fmt: skip
+    with pytest.raises(DifairError, match="ImageNet stem, which a run trained from scratch lacks"):
+        build_model(third.resolve(), 2, 3, [0.5] * 3, [0.25] * 3)

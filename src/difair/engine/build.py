@@ -7,14 +7,12 @@ every entry point sets a run up the same way.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from difair.config import TrainConfig
 from difair.data import OSRData, get_dataset
-from difair.engine import rundir as R
 from difair.engine.threads import process_data
 from difair.errors import DifairError
 from difair.methods import Method, build_method
@@ -113,14 +111,19 @@ def build_model(
             width=m.width,
         )
     run_state = P.run_backbone_state(P.read_state_dict(m.weights)) if m.weights and load_weights else None
-    if run_state is not None:  # a difair run's checkpoint: its backbone's architecture, its tensors below
-        source = R.load_checkpoint(Path(m.weights).expanduser())["config"]["model"]
-        kwargs.update(pretrained=source.get("pretrained"), weights=source.get("weights"), load_weights=False)
-    elif m.uses_pretrained:
-        kwargs.update(pretrained=m.pretrained, weights=m.weights, load_weights=load_weights)
+    if m.uses_pretrained:  # a difair run's checkpoint is loaded below, into difair's own module names
+        kwargs.update(
+            pretrained=m.pretrained, weights=m.weights, load_weights=load_weights and run_state is None
+        )
     backbone = create_backbone(m.backbone, in_channels=channels, **kwargs)
     if run_state is not None:
-        P.load_checked(backbone, run_state, f"the backbone of the difair run checkpoint {m.weights}")
+        try:
+            P.load_checked(backbone, run_state, f"the backbone of the difair run checkpoint {m.weights}")
+        except DifairError as exc:  # the architecture of a run started from weights, rebuilt so when loaded
+            raise DifairError(
+                f"{exc}; a run's backbone can start another run only when it has the architecture of a run started "
+                "from weights (resnet18: the ImageNet stem, which a run trained from scratch lacks)"
+            ) from exc
     if cfg.data.normalization == "pretrained":  # the statistics the weights were trained with
         stats = pretrained_data_config(m.backbone)
         mean, std = list(stats["mean"])[:channels], list(stats["std"])[:channels]
