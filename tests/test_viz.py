@@ -401,3 +401,8 @@ def test_long_class_names_are_shortened_in_figures_keeping_start_and_end() -> No
     ax = new_figure(3, 3).add_subplot()
     heatmap(ax, np.eye(2), row_labels=[name, "dog"], col_labels=["f1", "f2"])
     assert _ylabels(ax) == [s, "dog"]
+    twins = ["imagenet_class_golden_retriever_dog", "imagenet_class_labrador_retriever_dog"]
+    assert short(twins[0]) == short(twins[1])  # alike once shortened: told apart by position
+    heatmap(ax, np.eye(2), row_labels=twins, col_labels=["f1", "f2"])
+    labels = _ylabels(ax)
+    assert len(set(labels)) == 2 and labels[0].endswith(" #0") and labels[1].endswith(" #1")

@@ -46,9 +46,20 @@ def run_name(method: str, dataset: str, split: int, seed: int) -> str:
 def plain_mode(path: str | os.PathLike[str], folder: bool = False) -> None:
     """Give a ``tempfile``-made file or folder (private: 0600 / 0700) the mode a plain ``open``/``mkdir`` would
     give under the process's umask, so that a run folder is as readable as any other folder of its owner."""
-    umask = os.umask(0)
+    os.chmod(path, (0o777 if folder else 0o666) & ~_umask())
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status) where possible."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)  # elsewhere: set and restore at once
     os.umask(umask)
-    os.chmod(path, (0o777 if folder else 0o666) & ~umask)
+    return umask
 
 
 def _temp_beside(path: Path) -> tuple[int, str]:

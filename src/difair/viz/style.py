@@ -139,13 +139,23 @@ def short(name: str, limit: int = LABEL_CHARS) -> str:
     return name[:head] + "\u2026" + name[len(name) - (limit - 1 - head) :]
 
 
+def short_all(names) -> list[str]:
+    """``short`` of each name, kept apart: names that shorten alike get their position appended (``... #3``)."""
+    out = [short(str(n)) for n in names]
+    seen = {s: out.count(s) for s in out}
+    return [
+        f"{short(str(n), LABEL_CHARS - 4)} #{i}" if seen[s] > 1 else s
+        for i, (n, s) in enumerate(zip(names, out, strict=True))
+    ]
+
+
 def _ticks(ax: Axes, shape: tuple[int, ...], row_labels, col_labels) -> None:
     ax.set_xlim(-0.5, shape[1] - 0.5)
     ax.set_ylim(shape[0] - 0.5, -0.5)
     rows = row_labels if row_labels is not None else [str(i) for i in range(shape[0])]
     cols = col_labels if col_labels is not None else [str(i) for i in range(shape[1])]
-    ax.set_yticks(range(shape[0]), labels=[short(str(r)) for r in rows])
-    ax.set_xticks(range(shape[1]), labels=[short(str(c)) for c in cols])
+    ax.set_yticks(range(shape[0]), labels=short_all(rows))
+    ax.set_xticks(range(shape[1]), labels=short_all(cols))
     ax.tick_params(length=0)
 
 
