@@ -383,3 +383,38 @@ def test_class_activations() -> None:
     assert torch.equal(DF.class_activations(z, 3), torch.tensor([[6.0, 15]]))
     with pytest.raises(ValueError):
         DF.class_activations(z, 4)
+
+
+def test_nan_in_z_stays_nan_in_distances_loss_and_scores() -> None:
+    anchors = DF.class_anchors(3, 2, 10.0)
+    z = torch.zeros(2, 6)
+    z[1, 0] = float("nan")  # one bad feature
+    d = DF.anchor_distances(z, anchors)
+    assert torch.isnan(d[1]).all() and torch.isfinite(d[0]).all()  # not distance 0, the best score
+    assert torch.isnan(DF.difair_loss(z, torch.tensor([0, 1]), anchors, radius=5.0))
+    zero = torch.zeros(1, 6, requires_grad=True)  # the norm's gradient at exactly 0 is still 0, not NaN
+    DF.anchor_distances(zero, torch.zeros(1, 6)).sum().backward()
+    assert torch.equal(zero.grad, torch.zeros(1, 6))
+
+
+@pytest.mark.parametrize(
+    "target, error, fragment",
+    [
+        (torch.tensor([[0], [1]]), ValueError, r"shape \[2\]"),  # [B, 1] would broadcast to [B, B, D]
+        (torch.tensor([0, 1, 2]), ValueError, r"shape \[2\]"),
+        (torch.tensor([0, 1], dtype=torch.uint8), TypeError, "use target.long()"),  # a mask, not indices
+        (torch.tensor([0.0, 1.0]), TypeError, "integer class indices"),
+        ([0, 1], TypeError, "torch tensor"),
+    ],
+)
+def test_bad_targets_are_named(target, error, fragment) -> None:
+    anchors = DF.class_anchors(3, 2, 10.0)
+    with pytest.raises(error, match=fragment):
+        DF.difair_loss(torch.zeros(2, 6), target, anchors, radius=5.0)
+    with pytest.raises(error, match=fragment):
+        DF.cac_loss(torch.zeros(2, 3), target, torch.eye(3) * 10)
+
+
+def test_a_head_and_loss_built_for_other_classes_are_named() -> None:
+    with pytest.raises(ValueError, match="head and the loss must be built for the same classes"):
+        DF.difair_loss(torch.zeros(2, 50), torch.tensor([0, 1]), DF.class_anchors(6, 5, 10.0), radius=5.0)

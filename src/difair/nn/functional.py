@@ -58,10 +58,11 @@ def default_radius(features_per_class: int, alpha: float, ratio: float = 0.6) ->
 
 
 def _safe_norm(diff: Tensor, dim: int = -1) -> Tensor:
-    """Euclidean norm whose gradient is 0 (not NaN) where the norm is exactly 0."""
+    """Euclidean norm whose gradient is 0 (not NaN) where the norm is exactly 0; NaN stays NaN (a NaN in z must not
+    read as distance 0, the best score)."""
     sq = diff.pow(2).sum(dim)
-    positive = sq > 0
-    return torch.where(positive, sq, torch.ones_like(sq)).sqrt() * positive
+    zero = sq == 0
+    return torch.where(zero, torch.ones_like(sq), sq).sqrt().masked_fill(zero, 0.0)
 
 
 def anchor_distances(z: Tensor, anchors: Tensor) -> Tensor:
@@ -84,7 +85,19 @@ def _reduce(per_sample: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def _check_target(target: Tensor, num_classes: int) -> None:
+def _check_target(target: Tensor, num_classes: int, batch: int | None = None) -> None:
+    """Targets are a 1-D integer tensor of known-class indices (one per sample of ``batch`` when given)."""
+    if not isinstance(target, Tensor):
+        raise TypeError(f"targets must be a torch tensor of class indices, got {type(target).__name__}")
+    if target.dtype in (torch.bool, torch.uint8) or target.is_floating_point() or target.is_complex():
+        raise TypeError(
+            f"targets must be integer class indices (torch.long), got {target.dtype}: use target.long()"
+        )
+    if target.dim() != 1 or (batch is not None and target.shape[0] != batch):
+        want = f"[{batch}]" if batch is not None else "[B]"
+        raise ValueError(
+            f"targets must have shape {want} (one class index per sample), got {tuple(target.shape)}"
+        )
     if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
         raise ValueError(
             f"targets must be known-class indices in [0, {num_classes}); unknown samples (-1) cannot be trained on"
@@ -109,7 +122,12 @@ def difair_loss(
         raise ValueError(f"radius must be > 0, got {radius}")
     if mode not in LOSS_MODES:
         raise ValueError(f"mode must be one of {LOSS_MODES}, got {mode!r}")
-    _check_target(target, anchors.shape[0])
+    _check_target(target, anchors.shape[0], z.shape[0])
+    if z.dim() != 2 or z.shape[1] != anchors.shape[1]:
+        raise ValueError(
+            f"expected z [B, D] with the anchors' D = {anchors.shape[1]} (classes x features per class), got "
+            f"{tuple(z.shape)}: the head and the loss must be built for the same classes and features"
+        )
     anchors = anchors.to(dtype=z.dtype, device=z.device)
     d = _safe_norm(z - anchors[target], dim=-1)
     per_sample = torch.relu(d - radius)
@@ -179,7 +197,7 @@ def cac_loss(
     ``tuplet_includes_target=True`` reproduces the DIFAIR authors' code, which leaves the true class in the sum
     (``log(2 + ...)``).
     """
-    _check_target(target, anchors.shape[0])
+    _check_target(target, anchors.shape[0], logits.shape[0])
     d = anchor_distances(logits, anchors)
     d_y = d.gather(1, target.view(-1, 1))
     diff = d_y - d
