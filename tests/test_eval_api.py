@@ -201,3 +201,24 @@ def test_a_detector_with_non_finite_scores_is_named() -> None:
 
     with pytest.raises(DifairError, match="spy gave 50 non-finite"):
         evaluate(model, known, unknown, fit_on=train, scores=[Broken()])
+
+
+def test_outputs_that_are_not_logits_are_refused() -> None:
+    from difair.nn import DifairHead
+
+    model, train, known, unknown = _model_and_data()
+    wrong = (known[0], known[1] + 100)  # labels beyond the logits
+    with pytest.raises(DifairError, match="holds label 102, but the model gives 3 outputs per sample"):
+        evaluate(model, wrong, unknown, fit_on=train, scores=["msp"])
+    difair_model = nn.Sequential(nn.Conv2d(3, 4, 1), DifairHead(4, 3, features_per_class=5))
+    x, y = torch.rand(6, 3, 4, 4), torch.zeros(6, dtype=torch.long)
+    with pytest.raises(DifairError, match="DIFAIR head"):
+        evaluate(difair_model, (x[:2], y[:2]), x[2:4], fit_on=(x[4:].clone(), y[4:]))
+
+
+def test_a_gaussian_score_names_the_class_without_fit_samples() -> None:
+    from difair.eval.posthoc.features import _labels_for_gaussians
+
+    with pytest.raises(DifairError, match="every class 0..5 needs fit samples; none for class 5"):
+        _labels_for_gaussians(torch.tensor([0, 1, 2, 3, 4]), 6, "mahalanobis")  # the last class, missing
+    assert torch.equal(_labels_for_gaussians(torch.tensor([1, 0]), 2, "rmd"), torch.tensor([1, 0]))

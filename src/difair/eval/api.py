@@ -205,6 +205,12 @@ def evaluate(
         specs = list(scores)
     t0 = time.perf_counter()
     if isinstance(model_or_features, nn.Module):
+        if any(getattr(m, "features_per_class", 1) > 1 for m in model_or_features.modules()):
+            raise DifairError(
+                "the model has a DIFAIR head: its output z holds N features per class, not one logit per class; "
+                "build FeatureSets with difair.eval.posthoc.difair_feature_set(z, labels, anchors, N) and call "
+                "evaluate(None, known, unknown, fit_on=...)"
+            )
         kw = dict(feature_layer=feature_layer, device=device, batch_size=batch_size)
         want_odin = any(s == "odin" or getattr(s, "name", "") == "odin" for s in specs)
         fit = extract(model_or_features, fit_on, **kw)
@@ -229,6 +235,16 @@ def evaluate(
             f"fit_on holds {int((fit.labels < 0).sum())} unknown (-1) samples: fit the detectors on known "
             "training (or validation) data only"
         )
+    n_out = kn.logits.shape[1]
+    for name, fs in (("the known test set", kn), ("fit_on", fit)):
+        if len(fs) and int(fs.labels.max()) >= n_out:
+            raise DifairError(
+                f"{name} holds label {int(fs.labels.max())}, but the model gives {n_out} outputs per sample: labels "
+                "must be class indices below the number of logits (a DIFAIR head's z is not logits: use "
+                "difair_feature_set, or evaluate a run with difair eval --scores)"
+            )
+    if not len(un):
+        raise DifairError("the unknown test set is empty: open-set metrics need unknown samples")
     test = kn.cat(un)
     table = ScoreTable(rows=[], meta={"n_fit": len(fit), "n_known": len(kn), "n_unknown": len(un)})
     table.meta["extract_s"] = time.perf_counter() - t0

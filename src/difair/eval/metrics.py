@@ -71,6 +71,8 @@ def aupr_out(scores, labels) -> float:
 
 def fpr_at_tpr(scores, labels, tpr: float = 0.95) -> float:
     """Fraction of unknowns accepted at the highest threshold that accepts at least ``tpr`` of the knowns."""
+    if not 0 < tpr <= 1:
+        raise ValueError(f"tpr must be in (0, 1], got {tpr}")
     s, known = _split(scores, labels)
     fpr_curve, tpr_curve, _ = roc_curve(known.astype(int), s, drop_intermediate=False)
     idx = int(np.searchsorted(tpr_curve, tpr - 1e-12, side="left"))

@@ -228,7 +228,7 @@ def class_activations(z: Tensor, features_per_class: int) -> Tensor:
         raise ValueError(
             f"z has {z.shape[-1]} dims, not a multiple of features_per_class={features_per_class}"
         )
-    return z.reshape(*z.shape[:-1], -1, features_per_class).sum(-1)
+    return z.reshape(*z.shape[:-1], z.shape[-1] // features_per_class, features_per_class).sum(-1)
 
 
 def smoothed_targets(target: Tensor, num_classes: int, smoothing: float, form: str = "pytorch") -> Tensor:

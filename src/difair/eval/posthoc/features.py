@@ -68,10 +68,15 @@ class KNN(Detector):
         return knn_scores(x.get(self.source), self.bank, self.k)
 
 
-def _labels_for_gaussians(labels: Tensor, spec: str) -> Tensor:
-    classes = labels.unique()
-    if int(classes.max()) + 1 != len(classes):
-        raise DifairError(f"{spec}: every class 0..{int(classes.max())} needs fit samples; missing some")
+def _labels_for_gaussians(labels: Tensor, num_classes: int, spec: str) -> Tensor:
+    """``labels`` when every class 0..num_classes-1 (one per logit) has fit samples; else one line naming those
+    without (a missing last class would otherwise go unnoticed)."""
+    missing = sorted(set(range(num_classes)) - set(labels.unique().tolist()))
+    if missing:
+        raise DifairError(
+            f"{spec}: every class 0..{num_classes - 1} needs fit samples; none for class "
+            f"{', '.join(map(str, missing[:6]))}{' ...' if len(missing) > 6 else ''}"
+        )
     return labels
 
 
@@ -91,7 +96,10 @@ class Mahalanobis(Detector):
 
     def _fit(self, train: FeatureSet) -> None:
         detector_cls = getattr(require_pytorch_ood().detector, self._impl)
-        x, y = train.get(self.source).float(), _labels_for_gaussians(train.labels, self.spec)
+        x, y = (
+            train.get(self.source).float(),
+            _labels_for_gaussians(train.labels, train.logits.shape[1], self.spec),
+        )
         self._det = detector_cls(None).fit_features(x, y.to(x.device))
         self._n = len(x)
 
