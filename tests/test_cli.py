@@ -214,3 +214,41 @@ def test_overwrite_keeps_the_old_run_when_the_new_data_cannot_load(tmp_path: Pat
     assert "mnist" in capsys.readouterr().err.lower()
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     assert (out / "checkpoints").is_dir()
+
+
+def test_a_closed_reader_is_no_error(monkeypatch, capsys) -> None:
+    import os
+
+    read, write = os.pipe()
+    os.close(read)  # as `difair presets list | head -0`: the reader is gone
+    out = os.fdopen(write, "w")
+    monkeypatch.setattr("sys.stdout", out)
+    try:
+        assert main(["presets", "list"]) == 141
+    finally:
+        monkeypatch.undo()
+        out.close()
+    assert capsys.readouterr().err == ""  # not "cannot use: Broken pipe: check the path ..."
+
+
+def test_counts_below_one_and_stray_names_are_refused(capsys) -> None:
+    for argv, fragment in (
+        (["demo", "--epochs", "0"], "--epochs: must be >= 1, got 0"),
+        (["demo", "--jobs", "0"], "--jobs: must be >= 1, got 0"),
+        (["train", "--epochs", "0"], "--epochs: must be >= 1, got 0"),
+        (["presets", "list", "extra"], "takes no name, got 'extra'"),
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and err.count("\n") == 1, err
+
+
+def test_train_help_shows_the_defaults_a_run_gets(capsys) -> None:
+    from difair.config import TrainConfig
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        f"(default {TrainConfig().epochs}, unless --preset" in text and "seed of the run (default 0" in text
+    )

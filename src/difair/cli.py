@@ -6,6 +6,7 @@ Every problem a user can fix prints one line on stderr (``difair: error: ...``) 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -26,8 +27,10 @@ from difair.cliutil import (
     method_dataset_overrides,
     method_help,
     parse_splits,
+    positive,
     split_help,
     unfinished_note,
+    with_default,
 )
 from difair.errors import DatasetNotFound, DifairError
 from difair.version import __version__
@@ -43,13 +46,17 @@ class _Parser(argparse.ArgumentParser):
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train one run (method, dataset, split) into a run folder")
     p.set_defaults(func=_cmd_train)
-    p.add_argument("--method", choices=None, help=method_help())
-    p.add_argument("--dataset", help=dataset_help())
-    p.add_argument("--split", type=int, default=None, help=split_help())
+    p.add_argument("--method", choices=None, help=with_default(method_help(), "method"))
+    p.add_argument("--dataset", help=with_default(dataset_help(), "data.name"))
+    p.add_argument("--split", type=int, default=None, help=with_default(split_help(), "data.split"))
     p.add_argument("--preset", help="start from a paper preset, e.g. difair-cifar10 (difair presets list)")
     p.add_argument("--config", type=Path, help="a YAML config file (e.g. an edited preset) over --preset")
-    p.add_argument("--epochs", type=int, help="number of epochs (the schedule keeps its shape)")
-    p.add_argument("--seed", type=int)
+    p.add_argument(
+        "--epochs",
+        type=positive,
+        help=with_default("number of epochs (the schedule keeps its shape)", "epochs"),
+    )
+    p.add_argument("--seed", type=int, help=with_default("seed of the run", "seed"))
     p.add_argument("--out", type=Path, help="run folder (default: runs/METHOD-DATASET-splitK-seedS)")
     add_config_flags(p, "override any option, e.g. --set optim.lr=0.1 --set difair.alpha=5")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
@@ -191,10 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument(
         "--out", type=Path, default=Path("difair-demo"), help="output folder (default: ./difair-demo)"
     )
-    d.add_argument("--epochs", type=int, default=None, help=demo_epochs_help())
+    d.add_argument("--epochs", type=positive, default=None, help=demo_epochs_help())
     d.add_argument("--splits", default=None, help="splits to run, e.g. 0-4 or 0,2 (default: every split)")
     d.add_argument(
-        "--jobs", type=int, default=None, help="runs in parallel (default: one per core, at most 4)"
+        "--jobs", type=positive, default=None, help="runs in parallel (default: one per core, at most 4)"
     )
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)
@@ -242,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
             note = unfinished_note(args.run_dir) if args.command != "eval" else None  # eval says more
             if note:
                 print(f"difair: note: {note}", file=sys.stderr)
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader that went away shows here, inside the handlers below
+        return code
     except DifairError as exc:
         if debug:
             raise
@@ -255,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
             exc = DifairError(exc.for_run(run_dir))
         print(f"difair: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output went away (difair ... | head): nothing to report
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except KeyboardInterrupt:
         print(f"difair: interrupted{interrupted_hint(args)}", file=sys.stderr)
         return 130

@@ -43,6 +43,26 @@ class LazyHelp(str):
         return self._make() % params  # type: ignore[attr-defined]
 
 
+def config_default(key: str) -> Any:
+    """The default of the config option ``key`` (dotted), read from ``TrainConfig``: its one owner."""
+    from difair.config import TrainConfig  # start-up time: imports torch
+
+    value: Any = TrainConfig().to_dict()
+    for part in key.split("."):
+        value = value[part]
+    return value
+
+
+def with_default(help_text: str | LazyHelp, key: str) -> LazyHelp:
+    """``help_text`` followed by the default of config option ``key`` (what a run gets when the flag is left out)."""
+
+    def make() -> str:
+        text = help_text._make() if isinstance(help_text, LazyHelp) else help_text  # type: ignore[attr-defined]
+        return f"{text} (default {config_default(key)}, unless --preset or --config sets it)"
+
+    return LazyHelp(make)
+
+
 def method_help(prefix: str = "") -> LazyHelp:
     """``--method(s)`` help: the registered methods."""
 

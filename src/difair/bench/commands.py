@@ -15,6 +15,7 @@ from difair.cliutil import (
     parse_methods,
     parse_names,
     parse_splits,
+    positive,
 )
 from difair.errors import DifairError
 
@@ -86,6 +87,10 @@ def _cmd_presets(args: argparse.Namespace) -> int:
         preset_text,
     )
 
+    if args.action == "list" and args.name:
+        raise DifairError(
+            f"difair presets list takes no name, got {args.name!r}: difair presets show {args.name}"
+        )
     if args.action == "show":
         if not args.name:
             raise DifairError("difair presets show needs a NAME: see difair presets list")
@@ -113,11 +118,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "benchmark", help="run a (method x dataset x split) grid with the paper's presets, then write tables"
     )
     p.add_argument("--methods", default=None, help=method_help("comma-separated, default all: "))
-    p.add_argument("--datasets", help=dataset_help("comma-separated: "))
+    p.add_argument("--datasets", help=dataset_help("required unless --report-only; comma-separated: "))
     p.add_argument("--splits", default=None, help="splits, e.g. 0-4 or 0,2 (default: every split)")
-    p.add_argument("--out", type=Path, help="benchmark folder: runs/, table.md, table.csv, table.json")
     p.add_argument(
-        "--epochs", type=int, help="epochs per run (default: the presets' 600); the schedule keeps its shape"
+        "--out",
+        type=Path,
+        help="benchmark folder: runs/, table.md, table.csv, table.json (required unless --report-only)",
+    )
+    p.add_argument(
+        "--epochs",
+        type=positive,
+        help="epochs per run (default: the presets' 600); the schedule keeps its shape",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     add_config_flags(p, "override an option in every run, e.g. --set model.width=0.5")
@@ -137,6 +148,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_benchmark)
 
     q = sub.add_parser("presets", help="list the paper's presets or print one (to copy and edit)")
-    q.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    q.add_argument(
+        "action", nargs="?", choices=("list", "show"), default="list", help="list (default) or show NAME"
+    )
     q.add_argument("name", nargs="?", help="preset name for show, e.g. difair-cifar10")
     q.set_defaults(func=_cmd_presets)

@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="HTML file (default: RUN_DIR/report.html)")
     p.add_argument("--samples", type=count, default=2, help="cards per kind of sample (default 2)")
     p.add_argument("--no-tsne", action="store_true", help="leave out the t-SNE (the slowest figure)")
-    p.add_argument("--max-points", type=positive, default=1500, help="t-SNE sample size")
+    p.add_argument("--max-points", type=positive, default=1500, help="t-SNE sample size (default 1500)")
     _common(p)
     p.set_defaults(func=cmd_report, evaluates=True)
 
@@ -78,8 +78,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--all-samples", action="store_true", help="means over all samples, not only the correct ones"
     )
     p.add_argument("--top-k", type=positive, default=6, help="classes shown in the card's z (default 6)")
-    p.add_argument("--hinton", action="store_true")
-    p.add_argument("--max-points", type=positive, default=1500, help="tsne: sample size")
+    p.add_argument(
+        "--hinton", action="store_true", help="card: Hinton squares (area = activation) instead of numbers"
+    )
+    p.add_argument("--max-points", type=positive, default=1500, help="tsne: sample size (default 1500)")
     p.add_argument("--label-unknowns", action="store_true", help="tsne: colour unknowns by source class")
     _common(p)
     p.set_defaults(func=cmd_plot, evaluates=True)
