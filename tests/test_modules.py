@@ -245,3 +245,19 @@ def test_difair_learns_toy_problem() -> None:
     assert (own_distance() < loss_fn.radius).all()
     with torch.no_grad():
         assert torch.equal(S.nearest_anchor(model(x), anchors), y)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"features_per_class": 0}, "features_per_class must be >= 1, got 0"),  # not "radius must be > 0"
+        ({"mode": "bogus"}, "mode must be one of"),
+        ({"corr_variant": "bogus"}, "corr_variant must be one of"),
+        ({"inner_weight": -1.0}, "must be >= 0"),
+    ],
+)
+def test_difair_loss_refuses_bad_options_when_built(kwargs, fragment) -> None:
+    from difair.nn import DifairLoss
+
+    with pytest.raises(ValueError, match=fragment):
+        DifairLoss(6, **kwargs)

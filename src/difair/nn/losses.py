@@ -26,6 +26,14 @@ class DifairLoss(nn.Module):
         corr_variant: str = "paper",
     ):
         super().__init__()
+        if features_per_class < 1:
+            raise ValueError(f"features_per_class must be >= 1, got {features_per_class}")
+        if mode not in DF.LOSS_MODES:
+            raise ValueError(f"mode must be one of {DF.LOSS_MODES}, got {mode!r}")
+        if corr_variant not in DF.CORR_VARIANTS:
+            raise ValueError(f"corr_variant must be one of {DF.CORR_VARIANTS}, got {corr_variant!r}")
+        if inner_weight < 0 or corr_weight < 0:
+            raise ValueError(f"inner_weight and corr_weight must be >= 0, got {inner_weight} and {corr_weight}")
         self.features_per_class = features_per_class
         self.radius = DF.default_radius(features_per_class, alpha) if radius is None else float(radius)
         if not self.radius > 0:
