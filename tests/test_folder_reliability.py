@@ -108,20 +108,27 @@ def test_16_bit_training_images_decode_like_their_8_bit_copies(tmp_path):
     assert torch.equal(d8.train_images, d16.train_images)
 
 
-def test_a_run_refuses_its_dataset_once_the_known_classes_changed(tmp_path, capsys):
+def _train_folder_run(root: Path, known: str, dataset: str | None = None, out: Path | str = "run") -> None:
+    """Three 4-image classes in ``root`` and a 1-epoch run on them into ``out``, through the CLI."""
     from difair.cli import main
 
-    root = image_tree(tmp_path / "ds", {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
-    run = tmp_path / "run"
+    image_tree(root, {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
     sets = [
-        "data.known=0,1",
+        f"data.known={known}",
         "data.image_size=8",
         "model.backbone=small_cnn8",
         "model.width=0.25",
         "epochs=1",
     ]
-    argv = ["train", "--quiet", "--dataset", f"folder:{root}", "--out", str(run)]
-    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0  # known: cat, dog (by index)
+    argv = ["train", "--quiet", "--dataset", dataset or f"folder:{root}", "--out", str(out)]
+    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+
+
+def test_a_run_refuses_its_dataset_once_the_known_classes_changed(tmp_path, capsys):
+    from difair.cli import main
+
+    root, run = tmp_path / "ds", tmp_path / "run"
+    _train_folder_run(root, "0,1", out=run)  # known: cat, dog (by index)
     image_tree(root, {"bird": 4}, {"bird": 2})  # a new class folder sorts first: index 0 is now bird
     for cmd in (
         ["eval", str(run)],
@@ -138,17 +145,8 @@ def test_a_folder_run_finds_its_images_from_any_working_directory(tmp_path, monk
     from difair.cli import main
     from difair.config import TrainConfig
 
-    image_tree(tmp_path / "ds", {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
     monkeypatch.chdir(tmp_path)
-    sets = [
-        "data.known=cat,dog",
-        "data.image_size=8",
-        "model.backbone=small_cnn8",
-        "model.width=0.25",
-        "epochs=1",
-    ]
-    argv = ["train", "--quiet", "--dataset", "folder:ds", "--out", "run"]
-    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    _train_folder_run(Path("ds"), "cat,dog", dataset="folder:ds")
     saved = TrainConfig.from_yaml((tmp_path / "run" / "config.yaml").read_text())
     assert (saved.data.name, saved.data.root) == ("folder:ds", str(tmp_path))  # relative to where it started
     (tmp_path / "elsewhere").mkdir()
@@ -167,17 +165,8 @@ def test_a_run_whose_data_moved_says_what_to_do_for_the_run(tmp_path, capsys):
     from difair.cli import main
     from difair.data.build import missing_dataset
 
-    root = image_tree(tmp_path / "ds", {"cat": 4, "dog": 4, "fox": 4}, {"cat": 2, "dog": 2, "fox": 2})
-    run = tmp_path / "run"
-    sets = [
-        "data.known=cat,dog",
-        "data.image_size=8",
-        "model.backbone=small_cnn8",
-        "model.width=0.25",
-        "epochs=1",
-    ]
-    argv = ["train", "--quiet", "--dataset", f"folder:{root}", "--out", str(run)]
-    assert main([*argv, *(a for s in sets for a in ("--set", s))]) == 0
+    root, run = tmp_path / "ds", tmp_path / "run"
+    _train_folder_run(root, "cat,dog", out=run)
     root.rename(tmp_path / "moved")
     capsys.readouterr()
     assert main(["eval", str(run)]) == 2
