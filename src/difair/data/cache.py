@@ -12,6 +12,7 @@ Where caches live: ``$DIFAIR_CACHE_DIR`` if set, else ``<source>/.difair-cache``
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import sys
@@ -51,6 +52,23 @@ def to_8bit(im: Image.Image, mode: str) -> Image.Image:
         arr = np.asarray(im, dtype=np.float64) * (255.0 / full)
         im = Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
     return im.convert(mode)
+
+
+def _reserve(path: Path, label: str) -> None:
+    """Allocate ``path``'s blocks now, so that a full disk is one error here, not a bus error while decoding."""
+    size = path.stat().st_size
+    try:
+        with open(path, "r+b") as fh:
+            os.posix_fallocate(fh.fileno(), 0, size)
+    except AttributeError:  # no posix_fallocate on this platform
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return  # the filesystem cannot preallocate: write as before
+        raise DifairError(
+            f"no space for the decoded {label} cache ({size / 2**20:.0f} MiB) in {path.parent}: free space there, "
+            "or set DIFAIR_CACHE_DIR to a folder with room"
+        ) from exc
 
 
 def list_images(folder: str | os.PathLike[str]) -> list[str]:
@@ -175,18 +193,21 @@ def cached_images(
     prefix = f"{label}-{where}-{mode}{size}-"
     fp = source_fingerprint(files, root, extra=f"{mode}|{size}")[:20]
     path = cache_dir / f"{prefix}{fp}.npy"
+    shape = (len(files), channels, size, size)
     if path.is_file():
         try:
-            return torch.from_numpy(np.load(path, mmap_mode="c"))
+            cached = np.load(path, mmap_mode="c")
+            if cached.shape == shape and cached.dtype == np.uint8:
+                return torch.from_numpy(cached)
         except (OSError, ValueError):
-            path.unlink(missing_ok=True)  # unreadable cache: rebuild it
+            pass
+        path.unlink(missing_ok=True)  # unreadable, or not the images it is named for: rebuild it
     fd, tmp_name = tempfile.mkstemp(prefix=f".{prefix}", suffix=".tmp", dir=cache_dir)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        arr = np.lib.format.open_memmap(
-            tmp, mode="w+", dtype=np.uint8, shape=(len(files), channels, size, size)
-        )
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        _reserve(tmp, label)  # a sparse file on a full disk kills the process (SIGBUS) at the first write
         decode_images(
             files,
             size,

@@ -166,10 +166,7 @@ def export_run(
         _need("onnx", "onnxscript")
     pr = Predictor(run_dir, threshold=threshold, score=score, keep=keep, device=device)
     if pr.calibrated_now:
-        print(
-            f"difair: calibrated threshold {pr.threshold:.4f} stored in {run_dir}/threshold.json",
-            file=sys.stderr,
-        )
+        print(f"difair: {pr.calibration_note()}", file=sys.stderr)
     if pr.calibration is None:
         print(
             f"difair: note: {run_dir} has no calibration: the export carries the given threshold only",

@@ -139,9 +139,11 @@ def fit(
     """
     run_dir = Path(run_dir)
     created = _first_missing(run_dir)  # the folder this call creates (run_dir or an ancestor), if any
+    locked = False  # a process refused the lock must not remove the folder: it is the holder's
     try:
         # only rank 0 locks (and writes); Fabric's processes for ranks 1.. carry their rank in the environment
         with R.run_lock(run_dir) if ddp.is_rank_zero() else contextlib.nullcontext():
+            locked = True
             if (
                 ddp.is_rank_zero()
             ):  # what a write or a start killed midway left; the lock says no writer is active
@@ -153,7 +155,7 @@ def fit(
             )
     except BaseException:
         if (
-            created is not None and created.is_dir() and not _any_file(created)
+            locked and created is not None and created.is_dir() and not _any_file(created)
         ):  # a failed start leaves no folder
             shutil.rmtree(created, ignore_errors=True)
         raise

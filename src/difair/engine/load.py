@@ -28,6 +28,7 @@ class LoadedRun:
     model: OSRModel
     method: Method
     state: dict[str, Any]
+    fingerprint: str = ""  # of the checkpoint bytes loaded (rundir.read_checkpoint); "" when not from a file
 
     @property
     def class_names(self) -> list[str]:
@@ -53,7 +54,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     """Rebuild the model of ``run_dir`` from its config and last checkpoint; refuses a foreign checkpoint."""
     run_dir = Path(run_dir)
     cfg = R.read_run_config(run_dir)
-    state = R.load_checkpoint(run_dir / R.CHECKPOINT)
+    state, fingerprint = R.read_checkpoint(run_dir / R.CHECKPOINT)
     if state.get("config_digest") != cfg.digest():
         raise DifairError(
             f"checkpoint {run_dir / R.CHECKPOINT} comes from another configuration than {run_dir / R.CONFIG}: "
@@ -78,7 +79,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             f"checkpoint {run_dir / R.CHECKPOINT} does not fit its config: retrain with --overwrite"
         ) from exc
     model.eval()
-    return LoadedRun(run_dir, cfg, model, method, state)
+    return LoadedRun(run_dir, cfg, model, method, state, fingerprint)
 
 
 def check_run_data(run: LoadedRun, data: OSRData) -> OSRData:

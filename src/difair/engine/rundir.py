@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import json
 import os
 import pickle
 import random
+import shutil
 import socket
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -134,6 +138,13 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # a full disk shows as torch's "unexpected pos" RuntimeError
+        Path(tmp).unlink(missing_ok=True)
+        free = shutil.disk_usage(path.parent).free
+        raise DifairError(
+            f"cannot write checkpoint {path} ({free / 2**20:.0f} MiB free there; {type(exc).__name__}): free "
+            "space or choose another --out, then resume the run; the last checkpoint is unchanged"
+        ) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -146,14 +157,32 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     crafted file cannot run code. The allowlist adds only numpy's array reconstruction, which checkpoints of
     difair <= 0.1.0 used for the numpy RNG state.
     """
+    return read_checkpoint(path)[0]
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
+    """``load_checkpoint``'s state and the fingerprint of the very bytes it was read from (SHA-256, 16 hex
+    digits): a file replaced meanwhile cannot lend its fingerprint to what was computed from the old one. The
+    zip archive's checksums are verified first, so flipped bytes are refused instead of loaded as weights."""
     if not path.is_file():
         raise DifairError(f"no checkpoint at {path}: train the run first (difair train ...)")
+    data = path.read_bytes()
+    fingerprint = hashlib.sha256(data).hexdigest()[:16]
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        try:
+            bad = zipfile.ZipFile(io.BytesIO(data)).testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as exc:
+            bad = str(exc) or type(exc).__name__
+        if bad is not None:
+            raise DifairError(
+                f"checkpoint {path} is damaged ({bad} fails its checksum): restore it, or retrain"
+            )
     try:
         with torch.serialization.safe_globals(_LEGACY_SAFE_GLOBALS), warnings.catch_warnings():
             warnings.filterwarnings(
                 "ignore", message="Detected pickle protocol"
             )  # a foreign file: refused below
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" not in str(exc):  # no object was refused: a truncated or foreign file
             raise DifairError(f"cannot read checkpoint {path} (corrupt): delete it and retrain") from exc
@@ -172,7 +201,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise DifairError(
             f"checkpoint {path} is not a difair checkpoint (no {', '.join(missing)}): delete it and retrain"
         )
-    return state
+    return state, fingerprint
 
 
 def rng_state() -> dict[str, Any]:
@@ -206,6 +235,22 @@ class RunLock:
             if os.stat(self.path).st_ino == os.fstat(self.fh.fileno()).st_ino:  # ours, not a successor's
                 self.path.unlink()
         self.fh.close()
+
+
+def lock_held(folder: Path) -> bool:
+    """Whether a live process holds ``folder``'s run lock now (a staged run being written, a run training)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        with open(folder / LOCK) as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released when the file closes
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return False
 
 
 @contextlib.contextmanager

@@ -112,7 +112,7 @@ def remove_stale_stages(run_dir: Path) -> list[Path]:
     pattern = re.compile(re.escape(f".{run_dir.name}.{NEW}-") + r"[A-Za-z0-9_]{8}")
     removed = []
     for p in run_dir.parent.iterdir() if run_dir.parent.is_dir() else ():
-        if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
+        if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink() and not R.lock_held(p):
             shutil.rmtree(p, ignore_errors=True)
             removed.append(p)
     return removed

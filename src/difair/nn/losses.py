@@ -33,7 +33,9 @@ class DifairLoss(nn.Module):
         if corr_variant not in DF.CORR_VARIANTS:
             raise ValueError(f"corr_variant must be one of {DF.CORR_VARIANTS}, got {corr_variant!r}")
         if inner_weight < 0 or corr_weight < 0:
-            raise ValueError(f"inner_weight and corr_weight must be >= 0, got {inner_weight} and {corr_weight}")
+            raise ValueError(
+                f"inner_weight and corr_weight must be >= 0, got {inner_weight} and {corr_weight}"
+            )
         self.features_per_class = features_per_class
         self.radius = DF.default_radius(features_per_class, alpha) if radius is None else float(radius)
         if not self.radius > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,9 +66,22 @@ def _stored(run_dir: str | Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(record, dict) or record.get("checkpoint") != checkpoint_fingerprint(run_dir):
+    if not _valid(record) or record.get("checkpoint") != checkpoint_fingerprint(run_dir):
         return None
     return record
+
+
+def _valid(record: Any) -> bool:
+    """Whether a threshold.json record holds what a threshold needs (an edited or damaged one is recalibrated)."""
+    if not isinstance(record, dict):
+        return False
+    t, keep = record.get("threshold"), record.get("keep_known")
+    number = (int, float)
+    return (
+        isinstance(record.get("score"), str)
+        and isinstance(t, number) and not isinstance(t, bool) and math.isfinite(t)
+        and isinstance(keep, number) and not isinstance(keep, bool) and 0 < keep <= 1
+    )  # fmt: skip
 
 
 def read_calibration(run_dir: str | Path, score: str | None = None) -> dict[str, Any] | None:
@@ -80,7 +94,7 @@ def read_calibration(run_dir: str | Path, score: str | None = None) -> dict[str,
     if score is None or record.get("score") == score:
         return record
     other = others.get(score) if isinstance(others, dict) else None
-    return other if isinstance(other, dict) and other.get("checkpoint") == record["checkpoint"] else None
+    return other if _valid(other) and other.get("checkpoint") == record["checkpoint"] else None
 
 
 def store_calibration(run_dir: str | Path, record: dict[str, Any]) -> None:
@@ -199,6 +213,6 @@ def calibration_record(run: LoadedRun, score: str, keep: float, scores: Calibrat
         "n_known": int(known.sum()),
         "n_unknown": int((~known).sum()),
         "method": run.method.name,
-        "checkpoint": checkpoint_fingerprint(run.run_dir),
+        "checkpoint": run.fingerprint or checkpoint_fingerprint(run.run_dir),  # of what the outputs came from
         "cac_anchors": run.method.evaluation_state(run.model.head),  # re-centred CAC anchors (None otherwise)
     }

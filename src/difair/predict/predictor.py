@@ -14,7 +14,7 @@ from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
-from difair.predict.calibration import calibrate, pick_device, read_calibration
+from difair.predict.calibration import calibrate, pick_device, read_calibration, store_calibration
 from difair.predict.images import prepare_images, run_image_size
 
 UNKNOWN = "unknown"
@@ -109,14 +109,35 @@ class Predictor:
         cal = read_calibration(self.run.run_dir, self.score_name)
         needs_cal = threshold is None or self.method.prepares_evaluation
         stale = cal is None or (keep is not None and cal["keep_known"] != keep)
+        self.not_stored: str | None = (
+            None  # why a threshold calibrated now could not be kept in the run folder
+        )
         if needs_cal and stale:
-            cal = calibrate(self.run, keep or 0.95, score=self.score_name, data=data, device=self.device)
+            cal = calibrate(
+                self.run, keep or 0.95, score=self.score_name, data=data, device=self.device, write=False
+            )
             self.calibrated_now = True
+            try:
+                store_calibration(self.run.run_dir, cal)
+            except DifairError as exc:  # a read-only run folder: predict with it all the same
+                self.not_stored = str(exc)
         self.calibration = cal
         if cal is not None and cal.get("cac_anchors") is not None:
             self.method.load_evaluation_state(self.run.model.head, cal["cac_anchors"])
         self.threshold = float(threshold if threshold is not None else cal["threshold"])
         self.model = self.run.model.to(self.device).eval()
+
+    def calibration_note(self) -> str | None:
+        """One line on a threshold calibrated when this predictor was made (None when it was read), and where it
+        was kept."""
+        if not self.calibrated_now:
+            return None
+        where = (
+            f"stored in {self.run.run_dir}/threshold.json"
+            if self.not_stored is None
+            else f"used without storing it ({self.not_stored})"
+        )
+        return f"calibrated threshold {self.threshold:.4f} ({self.score_name}), {where}"
 
     @property
     def class_names(self) -> list[str]:

@@ -101,10 +101,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         check_writable(args.out)
     pr = Predictor(args.run_dir, threshold=args.threshold, score=args.score, device=args.device)
     if pr.calibrated_now:
-        print(
-            f"difair: calibrated threshold {pr.threshold:.4f} stored in {args.run_dir}/threshold.json",
-            file=sys.stderr,
-        )
+        print(f"difair: {pr.calibration_note()}", file=sys.stderr)
     res = pr.predict(list(args.images), on_error="skip")
     for name, why in res.skipped:
         print(f"difair: skipped {name}: {why}", file=sys.stderr)
