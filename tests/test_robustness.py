@@ -120,3 +120,38 @@ def test_a_full_disk_is_one_line_for_checkpoints_and_caches(tmp_path: Path, monk
     (tmp_path / "f.bin").write_bytes(b"\0" * 10)
     with pytest.raises(DifairError, match="no space for the decoded folder-train cache .*DIFAIR_CACHE_DIR"):
         cache_mod._reserve(tmp_path / "f.bin", "folder-train")
+
+
+def test_a_damaged_outputs_cache_is_recomputed_and_a_read_only_folder_still_analyses(
+    run: Path, monkeypatch
+) -> None:
+    from difair.data import get_dataset
+    from difair.engine.feature_cache import FEATURES_DIR, cached_outputs
+
+    loaded = load_run(run)
+    images = get_dataset(loaded.config.data).test_images
+    first = cached_outputs(loaded, "test", images, batch_size=256, device=torch.device("cpu"))
+    path = run / FEATURES_DIR / "outputs-test.pt"
+    saved = torch.load(path, weights_only=True)
+    saved["tensors"]["outputs"] = saved["tensors"]["outputs"][:100]  # cut short, its key intact
+    torch.save(saved, path)
+    again = cached_outputs(loaded, "test", images, batch_size=256, device=torch.device("cpu"))
+    torch.testing.assert_close(again, first)
+
+    def read_only(*_a, **_k):
+        raise DifairError("cannot write checkpoint: Read-only file system")
+
+    path.unlink()
+    monkeypatch.setattr(R, "save_checkpoint", read_only)
+    torch.testing.assert_close(
+        cached_outputs(loaded, "test", images, batch_size=256, device=torch.device("cpu")), first
+    )
+
+
+@pytest.mark.parametrize("epoch", [-4, 10])
+def test_a_checkpoint_epoch_out_of_range_is_damage(run: Path, epoch: int) -> None:
+    state = R.load_checkpoint(run / R.CHECKPOINT)
+    state["epoch"] = epoch  # the run has 4 epochs: 0..3
+    R.save_checkpoint(run / R.CHECKPOINT, state)
+    with pytest.raises(DifairError, match="damaged .*epoch.* out of range"):
+        load_run(run)

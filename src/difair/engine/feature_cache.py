@@ -18,6 +18,7 @@ from torch import Tensor
 from difair.engine import rundir as R
 from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun
+from difair.errors import DifairError
 
 FEATURES_DIR = "features"
 FEATURES_VERSION = 1
@@ -41,14 +42,20 @@ def cached(
     compute: Callable[[], dict[str, Tensor]],
     *,
     max_bytes: int | None = None,
+    accept: Callable[[dict[str, Tensor]], bool] | None = None,
 ) -> dict[str, Tensor]:
-    """``compute()``, read from ``RUN/features/<name>.pt`` when that file holds ``key``; else computed and saved
-    (unless the tensors are larger than ``max_bytes`` or the folder cannot be written)."""
+    """``compute()``, read from ``RUN/features/<name>.pt`` when that file holds ``key`` (and its tensors pass
+    ``accept``: a damaged file is recomputed); else computed and saved (unless the tensors are larger than
+    ``max_bytes`` or the folder cannot be written)."""
     path = run.run_dir / FEATURES_DIR / f"{name}.pt"
     if path.is_file():
         try:
             saved = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(saved, dict) and saved.get("key") == key:
+            if (
+                isinstance(saved, dict)
+                and saved.get("key") == key
+                and (accept is None or accept(saved["tensors"]))
+            ):
                 return saved["tensors"]
         except Exception:  # a torn or foreign cache file is rebuilt
             pass
@@ -58,7 +65,7 @@ def cached(
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             R.save_checkpoint(path, {"key": key, "tensors": tensors})  # atomic: temp file and rename
-        except OSError:  # a read-only or full run folder: the tensors are still good
+        except (OSError, DifairError):  # a read-only or full run folder: the tensors are still good
             pass
     return tensors
 
@@ -71,8 +78,19 @@ def cached_outputs(
     def compute() -> dict[str, Tensor]:
         return {"outputs": collect_outputs(run.model, images, batch_size, device)}
 
+    def accept(saved: dict[str, Tensor]) -> bool:  # one finite row per image: else a damaged file
+        out = saved.get("outputs")
+        return (
+            isinstance(out, Tensor)
+            and out.dim() == 2
+            and len(out) == len(images)
+            and bool(out.isfinite().all())
+        )
+
     key = cache_key(run, images, "outputs")
-    return cached(run, f"outputs-{name}", key, compute, max_bytes=OUTPUTS_CACHE_MAX_BYTES)["outputs"]
+    return cached(run, f"outputs-{name}", key, compute, max_bytes=OUTPUTS_CACHE_MAX_BYTES, accept=accept)[
+        "outputs"
+    ]
 
 
 __all__ = [

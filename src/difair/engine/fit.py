@@ -274,7 +274,7 @@ def _restore(
                 f"checkpoint {ckpt_path} belongs to another configuration than {run_dir / R.CONFIG}: restore "
                 "that file, or retrain with --overwrite"
             )
-        check_state(state, ckpt_path)
+        check_state(state, ckpt_path, cfg.epochs)
         trained = list(state.get("class_names") or [])
         if trained and trained != list(class_names):
             raise DifairError(

@@ -60,7 +60,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             f"checkpoint {run_dir / R.CHECKPOINT} comes from another configuration than {run_dir / R.CONFIG}: "
             "retrain the run with --overwrite"
         )
-    check_state(state, run_dir / R.CHECKPOINT)
+    check_state(state, run_dir / R.CHECKPOINT, cfg.epochs)
     bad = [
         k for k, v in state["model"].items() if v.is_floating_point() and not bool(torch.isfinite(v).all())
     ]
@@ -110,14 +110,15 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def check_state(state: Mapping[str, Any], path: Path) -> None:
+def check_state(state: Mapping[str, Any], path: Path, epochs: int | None = None) -> None:
     """One line when the fields of a checkpoint that rebuild its model have the wrong types (an edited or damaged
     file that still unpickles)."""
     stats = [state.get("mean"), state.get("std")]
     problems = {
         "model": isinstance(state.get("model"), Mapping)
         and all(isinstance(v, torch.Tensor) for v in state["model"].values()),
-        "epoch": type(state.get("epoch")) is int,
+        "epoch": type(state.get("epoch")) is int
+        and 0 <= state["epoch"] < (epochs if epochs is not None else state["epoch"] + 1),
         "num_classes": type(state.get("num_classes")) is int and state["num_classes"] > 0,
         "channels": type(state.get("channels")) is int and state["channels"] > 0,
         "mean and std": all(
@@ -130,7 +131,7 @@ def check_state(state: Mapping[str, Any], path: Path) -> None:
     bad = [k for k, ok in problems.items() if not ok]
     if bad:
         raise DifairError(
-            f"checkpoint {path} is damaged ({', '.join(bad)} of the wrong type): restore it, or retrain the run "
+            f"checkpoint {path} is damaged ({', '.join(bad)} of the wrong type or out of range): restore it, or retrain the run "
             "with --overwrite"
         )
 
