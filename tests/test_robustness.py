@@ -155,3 +155,13 @@ def test_a_checkpoint_epoch_out_of_range_is_damage(run: Path, epoch: int) -> Non
     R.save_checkpoint(run / R.CHECKPOINT, state)
     with pytest.raises(DifairError, match="damaged .*epoch.* out of range"):
         load_run(run)
+
+
+def test_a_results_record_without_its_fields_names_the_fix(run: Path) -> None:
+    from difair.engine.runner import read_results
+
+    results = json.loads((run / R.RESULTS).read_text())
+    del results["scores"]
+    (run / R.RESULTS).write_text(json.dumps(results))
+    with pytest.raises(DifairError, match=f"no scores\\): difair eval {run} rewrites it"):
+        read_results(run)

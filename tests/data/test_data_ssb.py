@@ -317,3 +317,17 @@ def test_subset_metrics_known_answer() -> None:
     assert out["Empty"] == {"n_unknown": 0}
     with pytest.raises(ValueError, match="test_source_labels"):
         OSRData(**{**d.__dict__, "test_source_labels": None})
+
+
+@pytest.mark.parametrize(
+    "line, fragment", [("1 abc", "is not 'ID VALUE'"), ("1 201", "names classes outside 1..200")]
+)
+def test_malformed_cub_metadata_is_one_line(tmp_path: Path, line: str, fragment: str) -> None:
+    from difair.data.fgvc import cub_pools
+
+    folder = write_cub(tmp_path)
+    labels = (folder / "image_class_labels.txt").read_text().splitlines()
+    (folder / "image_class_labels.txt").write_text("\n".join([line, *labels[1:]]) + "\n")
+    with pytest.raises(DifairError, match=fragment) as err:
+        cub_pools(folder)
+    assert "\n" not in str(err.value)

@@ -40,6 +40,7 @@ from difair.errors import DatasetNotFound, DifairError
 SSB_IMAGE_SIZE = 448  # Vaze et al.'s fine-grained protocol
 
 CUB_DIR = "CUB_200_2011"
+CUB_CLASSES = 200  # image_class_labels.txt ids 1..200
 CUB_FILES = ("images.txt", "image_class_labels.txt", "train_test_split.txt", "images")
 CUB_SOURCE = "https://www.vision.caltech.edu/datasets/cub_200_2011/ (CUB_200_2011.tgz)"
 AIRCRAFT_DIR = "fgvc-aircraft-2013b"
@@ -83,9 +84,19 @@ def _lines(path: Path) -> list[list[str]]:
 
 def cub_pools(folder: Path) -> tuple[Pool, Pool, list[str]]:
     """CUB-200-2011 (train, test) pools from the official metadata, and the 200 class names by index."""
-    paths = {int(i): p for i, p in _lines(folder / "images.txt")}
-    labels = {int(i): int(c) - 1 for i, c in _lines(folder / "image_class_labels.txt")}
-    is_train = {int(i): t == "1" for i, t in _lines(folder / "train_test_split.txt")}
+    try:
+        paths = {int(i): p for i, p in _lines(folder / "images.txt")}
+        labels = {int(i): int(c) - 1 for i, c in _lines(folder / "image_class_labels.txt")}
+        is_train = {int(i): t == "1" for i, t in _lines(folder / "train_test_split.txt")}
+    except ValueError as exc:  # a line that is not "ID VALUE" with whole numbers
+        raise DifairError(
+            f"{folder}: a line of images.txt, image_class_labels.txt or train_test_split.txt is not 'ID VALUE' "
+            f"({exc}): restore the official CUB-200-2011 files"
+        ) from exc
+    if labels and not 0 <= min(labels.values()) <= max(labels.values()) < CUB_CLASSES:
+        raise DifairError(
+            f"{folder}/image_class_labels.txt names classes outside 1..{CUB_CLASSES}: restore the official file"
+        )
     if not (paths.keys() == labels.keys() == is_train.keys()):
         raise DifairError(
             f"{folder}: images.txt, image_class_labels.txt and train_test_split.txt list different image ids"

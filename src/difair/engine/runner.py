@@ -30,8 +30,15 @@ def read_results(run_dir: Path) -> dict[str, Any] | None:
         raise DifairError(
             f"{path} is not valid JSON ({type(exc).__name__}): difair eval {run_dir} rewrites it"
         ) from exc
-    if not isinstance(results, dict):
-        raise DifairError(f"{path} is not a difair results record: difair eval {run_dir} rewrites it")
+    missing = [
+        k
+        for k in ("method", "dataset", "split", "score", "scores")
+        if not isinstance(results, dict) or k not in results
+    ]
+    if missing:
+        raise DifairError(
+            f"{path} is not a difair results record (no {', '.join(missing)}): difair eval {run_dir} rewrites it"
+        )
     return results
 
 
