@@ -47,6 +47,18 @@ def test_svhn_from_official_mat_format(tmp_path: Path) -> None:
         load_svhn(cfg)
 
 
+def test_svhn_labels_outside_the_digits_are_refused(tmp_path: Path) -> None:
+    import scipy.io
+
+    _write_svhn(tmp_path / "svhn", 20, seed=0)
+    x, y = _write_svhn(tmp_path / "svhn", 20, seed=1)
+    mat = scipy.io.loadmat(tmp_path / "svhn" / "test_32x32.mat")
+    mat["y"][3, 0] = 11  # no digit: it used to vanish from the split silently
+    scipy.io.savemat(tmp_path / "svhn" / "test_32x32.mat", {"X": mat["X"], "y": mat["y"]})
+    with pytest.raises(DifairError, match="test_32x32.mat holds labels outside 1..10"):
+        load_svhn(DataConfig(name="svhn", root=str(tmp_path), balance="none"), verify=False)
+
+
 def test_svhn_reference_normalization_uses_sqrt_of_stored_value(tmp_path: Path) -> None:
     _write_svhn(tmp_path / "svhn", 100, seed=0)
     _write_svhn(tmp_path / "svhn", 50, seed=1)

@@ -41,7 +41,15 @@ def load_svhn_arrays(
         ds = CheckedSVHN(str(folder), split, download=download, verify=verify)
     except (RuntimeError, OSError, ValueError, KeyError) as e:
         raise DifairError(f"could not load SVHN from {folder / SVHN_FILES[split]}: {one_line(e)}") from e
-    return torch.from_numpy(np.ascontiguousarray(ds.data)), np.asarray(ds.labels, dtype=np.int64)
+    labels = np.asarray(ds.labels, dtype=np.int64)
+    if (
+        labels.size and not 0 <= labels.min() <= labels.max() <= 9
+    ):  # torchvision maps the file's 10 to digit 0
+        raise DifairError(
+            f"{folder / SVHN_FILES[split]} holds labels outside 1..10 (the file's digit labels): restore the "
+            "official file"
+        )
+    return torch.from_numpy(np.ascontiguousarray(ds.data)), labels
 
 
 @register_dataset("svhn")
