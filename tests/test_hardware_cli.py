@@ -91,6 +91,20 @@ def test_explicit_values_and_a_cgroup_quota(capsys, monkeypatch):
     assert r["cpu_allocator"]["resolved"] == "system"
 
 
+def test_the_peak_counts_the_threads_the_run_computes_on(capsys, monkeypatch):
+    from difair.engine.hardware import cpu_peak_gflops
+
+    monkeypatch.setattr("difair.engine.hardware.cpu_capacity", lambda: 2.0)
+    if cpu_peak_gflops("32-true", cores=1) is None:
+        pytest.skip("no vector ISA read on this machine: no peak to count")
+    one = _report(capsys, "--set", "cpu_threads=1", "--set", "channels_last=false")["peak_gflops"]["32-true"]
+    assert one["gflops"] == round(cpu_peak_gflops("32-true", cores=1)[0], 1) and one["how"].startswith(
+        "1 core x"
+    )
+    two = _report(capsys, "--set", "cpu_threads=4", "--set", "channels_last=false")["peak_gflops"]["32-true"]
+    assert two["gflops"] == round(cpu_peak_gflops("32-true", cores=2)[0], 1)  # at most the CPUs it may use
+
+
 def test_a_device_that_is_not_there_is_refused_in_one_line(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["hardware", "--set", "accelerator=cuda"]) == 2

@@ -212,10 +212,16 @@ def cpu_peak_gflops(
     if precision.startswith("bf16") and native_bf16_cpu(flags, cap):
         if "amx_bf16" in flags and (cap is None or "AMX" in cap):
             peak = cores * AMX_BF16_FLOP_PER_CYCLE * ghz
-            return peak, f"{cores:g} cores x {AMX_BF16_FLOP_PER_CYCLE} flop (AMX-BF16 tiles) x {ghz:.2f} GHz"
+            return (
+                peak,
+                f"{cores:g} core{'s' * (cores != 1)} x {AMX_BF16_FLOP_PER_CYCLE} flop (AMX-BF16 tiles) x {ghz:.2f} GHz",
+            )
         lanes, isa = lanes * 2, isa + "+bf16"
     peak = cores * 2 * lanes * 2 * ghz
-    return peak, f"{cores:g} cores x 2 FMA x {lanes} lanes ({isa}) x 2 flop x {ghz:.2f} GHz"
+    return (
+        peak,
+        f"{cores:g} core{'s' * (cores != 1)} x 2 FMA x {lanes} lanes ({isa}) x 2 flop x {ghz:.2f} GHz",
+    )
 
 
 def _nominal_ghz(cpuinfo: str = "/proc/cpuinfo") -> float | None:
