@@ -64,8 +64,13 @@ def test_the_lock_is_released_after_the_block_and_on_errors(tmp_path: Path):
 def test_stale_temp_files_of_a_killed_write_are_removed(tmp_path: Path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
+    (run / R.FEATURES).mkdir()
     R.save_checkpoint(run / R.CHECKPOINT, {"model": {}, "epoch": 0, "config_digest": "x"})
-    stale = [run / "checkpoints" / ".last.pt.abc123.tmp", run / ".results.json.x1.tmp"]
+    stale = [
+        run / "checkpoints" / ".last.pt.abc123.tmp",
+        run / ".results.json.x1.tmp",
+        run / R.FEATURES / ".outputs-test.pt.k2.tmp",  # a killed analysis
+    ]
     for p in stale:
         p.write_bytes(b"half")
     keep = run / "notes.tmp"  # not one of difair's temp names

@@ -20,7 +20,7 @@ from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun
 from difair.errors import DifairError
 
-FEATURES_DIR = "features"
+FEATURES_DIR = R.FEATURES  # RUN/features/: the run-folder name lives in rundir
 FEATURES_VERSION = 1
 OUTPUTS_CACHE_MAX_BYTES = 256 << 20  # outputs of more images than this holds are computed each time, not kept
 

@@ -30,6 +30,7 @@ METRICS = "metrics.jsonl"
 RESULTS = "results.json"
 CHECKPOINT = "checkpoints/last.pt"
 LOCK = ".lock"  # held (flock) while a process trains the run
+FEATURES = "features"  # what analyses computed, kept for the next one (difair.engine.feature_cache)
 # numpy's array reconstruction: the numpy RNG state of checkpoints written by difair <= 0.1.0
 _RECONSTRUCT = (getattr(np, "_core", None) or np.core).multiarray._reconstruct  # numpy 2 | numpy 1
 _LEGACY_SAFE_GLOBALS = [
@@ -303,7 +304,7 @@ def remove_stale_temps(run_dir: Path) -> list[Path]:
     """Delete the temp files (``.NAME.*.tmp``) an atomic write left when its process was killed; call it while
     holding ``run_lock``, so that no writer is active. Returns what was removed."""
     removed = []
-    for folder in (run_dir, run_dir / "checkpoints"):
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / FEATURES):
         if folder.is_dir():
             for p in folder.glob(".*.tmp"):
                 if p.is_file():
