@@ -54,7 +54,7 @@ def test_cifar10_split_remap_and_balance(cifar_root: Path, split: int) -> None:
 
 
 def test_cifar10_md5_check_is_on_by_default(cifar_root: Path) -> None:
-    with pytest.raises(DifairError, match="could not load CIFAR-10 from .*cifar-10-batches-py"):
+    with pytest.raises(DifairError, match="CIFAR-10 at .*cifar-10-batches-py fails torchvision.s md5 check"):
         load_cifar10(_cfg(cifar_root))
 
 

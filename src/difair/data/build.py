@@ -39,6 +39,17 @@ def missing_dataset(
     return DatasetNotFound(f"{found}: get it with {' or '.join(fixes)}{hint}", found)
 
 
+def load_failure(what: str, where: Path, exc: BaseException) -> DifairError:
+    """The error for files torchvision could not load: present files that fail its md5 check are named as such
+    (its own words, "not found or corrupted ... download=True", read as if nothing were there)."""
+    if "corrupted" in str(exc) and where.exists():
+        return DifairError(
+            f"{what} at {where} fails torchvision's md5 check (a damaged or non-official copy): restore the "
+            "official files, or fetch them again with --set data.download=true"
+        )
+    return DifairError(f"could not load {what} from {where}: {one_line(exc)}")
+
+
 def one_line(err: BaseException) -> str:
     """An exception's message on one line."""
     return " ".join(str(err).split()) or type(err).__name__

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from difair.config import DataConfig
 from difair.data.base import OSRData
-from difair.data.build import build_osr, image_size, missing_dataset, one_line
+from difair.data.build import build_osr, image_size, load_failure, missing_dataset
 from difair.data.cache import cache_dir_for, cached_images, list_images
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
@@ -73,7 +73,7 @@ def load_cifar10_arrays(
             train = _torchvision_arrays(CheckedCIFAR10(str(root), True, download=download, verify=verify))
             test = _torchvision_arrays(CheckedCIFAR10(str(root), False, download=download, verify=verify))
         except (RuntimeError, OSError, ValueError, KeyError, EOFError) as e:
-            raise DifairError(f"could not load CIFAR-10 from {pickles}: {one_line(e)}") from e
+            raise load_failure("CIFAR-10", pickles, e) from e
         return train, test, {"cifar10_source": "pickles", "source_paths": [str(pickles)]}
     if (tree / "train").is_dir() and (tree / "test").is_dir():
         cache_dir = cache_dir or cache_dir_for(root)
@@ -97,7 +97,7 @@ def load_cifar100_test(
     try:
         ds = CheckedCIFAR100(str(root), False, download=download, verify=verify)
     except (RuntimeError, OSError, ValueError, KeyError, EOFError) as e:
-        raise DifairError(f"could not load CIFAR-100 from {folder}: {one_line(e)}") from e
+        raise load_failure("CIFAR-100", folder, e) from e
     return _torchvision_arrays(ds), list(ds.classes)
 
 

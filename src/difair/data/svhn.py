@@ -13,7 +13,7 @@ import torch
 
 from difair.config import DataConfig
 from difair.data.base import OSRData
-from difair.data.build import build_osr, image_size, missing_dataset, one_line
+from difair.data.build import build_osr, image_size, load_failure, missing_dataset
 from difair.data.mnist import DIGIT_NAMES
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
@@ -40,7 +40,7 @@ def load_svhn_arrays(
     try:
         ds = CheckedSVHN(str(folder), split, download=download, verify=verify)
     except (RuntimeError, OSError, ValueError, KeyError) as e:
-        raise DifairError(f"could not load SVHN from {folder / SVHN_FILES[split]}: {one_line(e)}") from e
+        raise load_failure("SVHN", folder / SVHN_FILES[split], e) from e
     labels = np.asarray(ds.labels, dtype=np.int64)
     if (
         labels.size and not 0 <= labels.min() <= labels.max() <= 9
