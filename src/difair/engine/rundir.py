@@ -161,6 +161,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return read_checkpoint(path)[0]
 
 
+def fingerprint(chunks: Iterator[bytes] | list[bytes]) -> str:
+    """A checkpoint's fingerprint: SHA-256 of its bytes, 16 hex digits (what threshold.json records)."""
+    h = hashlib.sha256()
+    for chunk in chunks:
+        h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def file_fingerprint(path: Path) -> str:
+    """``fingerprint`` of the file at ``path``, read in 1 MiB chunks."""
+    with open(path, "rb") as fh:
+        return fingerprint(iter(lambda: fh.read(1 << 20), b""))
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
     """``load_checkpoint``'s state and the fingerprint of the very bytes it was read from (SHA-256, 16 hex
     digits): a file replaced meanwhile cannot lend its fingerprint to what was computed from the old one. The
@@ -168,7 +182,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
     if not path.is_file():
         raise DifairError(f"no checkpoint at {path}: train the run first (difair train ...)")
     data = path.read_bytes()
-    fingerprint = hashlib.sha256(data).hexdigest()[:16]
+    digest = fingerprint([data])
     if zipfile.is_zipfile(io.BytesIO(data)):
         try:
             bad = zipfile.ZipFile(io.BytesIO(data)).testzip()
@@ -202,7 +216,7 @@ def read_checkpoint(path: Path) -> tuple[dict[str, Any], str]:
         raise DifairError(
             f"checkpoint {path} is not a difair checkpoint (no {', '.join(missing)}): delete it and retrain"
         )
-    return state, fingerprint
+    return state, digest
 
 
 def rng_state() -> dict[str, Any]:

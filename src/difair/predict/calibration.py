@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -46,19 +45,16 @@ def threshold_for_known_fraction(known_scores: Tensor | np.ndarray, keep: float 
 
 
 def checkpoint_fingerprint(run_dir: str | Path) -> str:
-    """SHA-256 (first 16 hex digits) of the run's checkpoint: a calibration is valid for this file only."""
-    h = hashlib.sha256()
-    with open(Path(run_dir) / R.CHECKPOINT, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """The fingerprint of the run's checkpoint file (``rundir.fingerprint``): a calibration is valid for it only."""
+    return R.file_fingerprint(Path(run_dir) / R.CHECKPOINT)
 
 
 OTHER_SCORES = "others"  # threshold.json: the records of the other scores calibrated on this checkpoint
 
 
-def _stored(run_dir: str | Path) -> dict[str, Any] | None:
-    """The whole ``threshold.json`` of ``run_dir``, or None when absent, unreadable or for another checkpoint."""
+def _stored(run_dir: str | Path, checkpoint: str | None = None) -> dict[str, Any] | None:
+    """The whole ``threshold.json`` of ``run_dir``, or None when absent, unreadable or for another checkpoint than
+    ``checkpoint`` (a fingerprint; default: the checkpoint file's now)."""
     path = Path(run_dir) / THRESHOLD_FILE
     if not path.is_file():
         return None
@@ -66,7 +62,7 @@ def _stored(run_dir: str | Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if not _valid(record) or record.get("checkpoint") != checkpoint_fingerprint(run_dir):
+    if not _valid(record) or record.get("checkpoint") != (checkpoint or checkpoint_fingerprint(run_dir)):
         return None
     return record
 
@@ -84,10 +80,12 @@ def _valid(record: Any) -> bool:
     )  # fmt: skip
 
 
-def read_calibration(run_dir: str | Path, score: str | None = None) -> dict[str, Any] | None:
+def read_calibration(
+    run_dir: str | Path, score: str | None = None, checkpoint: str | None = None
+) -> dict[str, Any] | None:
     """The stored calibration of ``score`` (default: the last one calibrated) in ``run_dir``, or None when there is
-    none for this score and checkpoint."""
-    record = _stored(run_dir)
+    none for this score and checkpoint (``checkpoint``: a loaded run's fingerprint; default: the file's now)."""
+    record = _stored(run_dir, checkpoint)
     if record is None:
         return None
     others = record.pop(OTHER_SCORES, None)
@@ -98,8 +96,8 @@ def read_calibration(run_dir: str | Path, score: str | None = None) -> dict[str,
 
 
 def store_calibration(run_dir: str | Path, record: dict[str, Any]) -> None:
-    """Write ``record`` as the run's current calibration; those of other scores on this checkpoint are kept."""
-    old = _stored(run_dir)
+    """Write ``record`` as the run's current calibration; those of other scores on its checkpoint are kept."""
+    old = _stored(run_dir, record["checkpoint"])
     others: dict[str, Any] = {}
     if old is not None:
         kept = old.pop(OTHER_SCORES, None)

@@ -106,7 +106,7 @@ class Predictor:
         self.image_size = run_image_size(self.run)
         self.channels = int(self.run.state["channels"])
         self.calibrated_now = False
-        cal = read_calibration(self.run.run_dir, self.score_name)
+        cal = read_calibration(self.run.run_dir, self.score_name, self.run.fingerprint or None)
         needs_cal = threshold is None or self.method.prepares_evaluation
         stale = cal is None or (keep is not None and cal["keep_known"] != keep)
         self.not_stored: str | None = (

@@ -49,7 +49,7 @@ class RunAnalysis:
         self.method.check_score(self.score_name)
         if needs_recenter(run):
             recenter_if_needed(run, self.train_outputs, data.train_labels)
-        cal = read_calibration(run.run_dir, self.score_name)
+        cal = read_calibration(run.run_dir, self.score_name, run.fingerprint or None)
         usable = cal is not None and keep in (None, cal.get("keep_known"))
         self.keep = float(cal["keep_known"]) if usable and keep is None else (keep or 0.95)
         if threshold is not None:
