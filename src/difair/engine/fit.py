@@ -26,7 +26,7 @@ from difair.engine.build import build_model, load_data, make_fabric, make_optimi
 from difair.engine.evaluate import evaluate_run, validation_accuracy
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
-from difair.engine.load import check_state, class_change
+from difair.engine.load import check_classes, check_state
 from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
 from difair.engine.progress import EpochProgress
 from difair.engine.schedule import EpochSchedule
@@ -275,11 +275,7 @@ def _restore(
                 "that file, or retrain with --overwrite"
             )
         check_state(state, ckpt_path, cfg.epochs)
-        trained = list(state.get("class_names") or [])
-        if trained and trained != list(class_names):
-            raise DifairError(
-                f"{run_dir} {class_change(trained, list(class_names))}: restore the dataset as it was"
-            )
+        check_classes(run_dir, state.get("class_names") or [], class_names)
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])

@@ -85,15 +85,19 @@ def load_run(run_dir: str | Path) -> LoadedRun:
 def check_run_data(run: LoadedRun, data: OSRData) -> OSRData:
     """``data`` when its known classes are the ones ``run`` was trained on; one line when they changed (a class
     folder added or renamed makes ``data.known`` by index name other classes)."""
-    trained, now = run.class_names, list(data.class_names)
-    if trained and now != trained:
-        raise DifairError(
-            f"{run.run_dir} {class_change(trained, now)}: restore the dataset as it was, or train a new run"
-        )
+    check_classes(run.run_dir, run.class_names, list(data.class_names))
     return data
 
 
-def class_change(trained: list[str], now: list[str]) -> str:
+def check_classes(run_dir: Path, trained: list[str], now: list[str]) -> None:
+    """One line when the known classes a run was trained on (``trained``; empty: not recorded) are not ``now``'s."""
+    if trained and list(now) != list(trained):
+        raise DifairError(
+            f"{run_dir} {_class_change(list(trained), list(now))}: restore the dataset as it was, or train a new run"
+        )
+
+
+def _class_change(trained: list[str], now: list[str]) -> str:
     """How the known classes differ, in a few words: the first differing position (or the counts)."""
     if len(trained) != len(now):
         return f"was trained on {len(trained)} known classes, but its dataset now gives {len(now)}"
