@@ -122,7 +122,8 @@ def check_state(state: Mapping[str, Any], path: Path, epochs: int | None = None)
         "model": isinstance(state.get("model"), Mapping)
         and all(isinstance(v, torch.Tensor) for v in state["model"].values()),
         "epoch": type(state.get("epoch")) is int
-        and 0 <= state["epoch"] < (epochs if epochs is not None else state["epoch"] + 1),
+        and state["epoch"] >= 0
+        and (epochs is None or state["epoch"] < epochs),
         "num_classes": type(state.get("num_classes")) is int and state["num_classes"] > 0,
         "channels": type(state.get("channels")) is int and state["channels"] > 0,
         "mean and std": all(

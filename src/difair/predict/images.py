@@ -20,11 +20,12 @@ def run_image_size(run: LoadedRun) -> int:
     """The square input size the run was trained at."""
     if run.config.data.image_size:
         return int(run.config.data.image_size)
-    data = (read_results(run.run_dir) or {}).get("data")
-    recorded = data.get("image_size") if isinstance(data, dict) else None
-    for size in (run.state.get("image_size"), recorded):  # the checkpoint's (newer runs), else results.json's
-        if type(size) is int and size > 0:
-            return size
+    size = run.state.get("image_size")  # the checkpoint's (newer runs), else results.json's
+    if not (type(size) is int and size > 0):
+        data = (read_results(run.run_dir) or {}).get("data")
+        size = data.get("image_size") if isinstance(data, dict) else None
+    if type(size) is int and size > 0:
+        return size
     raise DifairError(
         f"cannot tell the image size of {run.run_dir} (its checkpoint predates the record): "
         f"run difair eval {run.run_dir} first, which records it in results.json"
@@ -63,9 +64,8 @@ def _from_pil(im, size: int, channels: int) -> Tensor:
     return torch.from_numpy(arr.copy()).float().div_(255)
 
 
-FLOAT_RANGE_SLACK = (
-    0.01  # float pixels this far outside [0, 1] (interpolation overshoot) are clamped, not refused
-)
+# float pixels this far outside [0, 1] (interpolation overshoot) are clamped, not refused
+FLOAT_RANGE_SLACK = 0.01
 
 
 def _from_tensor(x: Tensor, size: int, channels: int, name: str) -> Tensor:

@@ -109,9 +109,8 @@ class Predictor:
         cal = read_calibration(self.run.run_dir, self.score_name, self.run.fingerprint or None)
         needs_cal = threshold is None or self.method.prepares_evaluation
         stale = cal is None or (keep is not None and cal["keep_known"] != keep)
-        self.not_stored: str | None = (
-            None  # why a threshold calibrated now could not be kept in the run folder
-        )
+        # why a threshold calibrated now could not be kept in the run folder (None: stored, or not calibrated)
+        self.not_stored: str | None = None
         if needs_cal and stale:
             cal = calibrate(
                 self.run, keep or 0.95, score=self.score_name, data=data, device=self.device, write=False

@@ -56,7 +56,10 @@ class RunAnalysis:
             self.threshold, self.threshold_source = float(threshold), "given"
         elif usable:
             self.threshold = float(cal["threshold"])
-            self.threshold_source = f"stored in threshold.json: keeps {self.keep:.0%} of the known images of its calibration set, {cal.get('calibrated_on', 'not recorded')}"
+            self.threshold_source = (
+                f"stored in threshold.json: keeps {self.keep:.0%} of the known images of its calibration set, "
+                f"{cal.get('calibrated_on', 'not recorded')}"
+            )
         else:
             self.threshold = self._calibrate(self.score_name)
             self.threshold_source = (
