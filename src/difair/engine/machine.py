@@ -67,9 +67,8 @@ def machine_report(
     allocator, why = allocator_choice(cfg.cpu_allocator, dev.type, glibc() is not None)
     report["cpu_allocator"] = {"requested": cfg.cpu_allocator, "resolved": allocator, "why": why}
     if dev.type == "cpu":
-        cores = min(
-            float(threads), H.cpu_capacity()
-        )  # a run computes on its threads, at most the CPUs it may use
+        # a run computes on its threads, at most the CPUs it may use
+        cores = min(float(threads), H.cpu_capacity())
         report["peak_gflops"] = {
             p: {"gflops": round(v[0], 1), "how": v[1]}
             for p in dict.fromkeys((cfg.precision, "32-true"))

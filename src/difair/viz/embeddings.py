@@ -7,7 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 from difair.viz.analysis import RunAnalysis
-from difair.viz.style import heatmap, new_figure, short
+from difair.viz.style import heatmap, new_figure, short, short_all
 
 REJECTED = "unknown (rejected)"
 
@@ -161,9 +161,7 @@ def _count_heatmap(ax, mat: np.ndarray, rows: list[str], cols: list[str]):
         fmt=".0f",
         cmap="Blues",
     )
-    ax.set_xticks(
-        range(len(cols)), labels=[short(c) for c in cols], rotation=40, ha="right", rotation_mode="anchor"
-    )
+    ax.set_xticks(range(len(cols)), labels=short_all(cols), rotation=40, ha="right", rotation_mode="anchor")
     return im
 
 

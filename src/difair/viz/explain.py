@@ -135,9 +135,8 @@ def explain_image(
             )
         except DifairError as e:
             notes.append(f"class means left out: {e}")
-    chosen = (
-        [resolve_class(predictor.run, c) for c in classes] if classes else None
-    )  # before any file is written
+    # the classes are resolved before any file is written
+    chosen = [resolve_class(predictor.run, c) for c in classes] if classes else None
     card, x = card_for_image(predictor, image, ra, label)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

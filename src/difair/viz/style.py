@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,7 @@ def short(name: str, limit: int = LABEL_CHARS) -> str:
 def short_all(names) -> list[str]:
     """``short`` of each name, kept apart: names that shorten alike get their position appended (``... #3``)."""
     out = [short(str(n)) for n in names]
-    seen = {s: out.count(s) for s in out}
+    seen = Counter(out)
     return [
         f"{short(str(n), LABEL_CHARS - 4)} #{i}" if seen[s] > 1 else s
         for i, (n, s) in enumerate(zip(names, out, strict=True))
