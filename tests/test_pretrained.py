@@ -3,6 +3,7 @@ the config's pretrained resolution, learning-rate groups, the frozen backbone, a
 
 from __future__ import annotations
 
+import socket
 import warnings
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from difair.engine.build import build_model, make_optimizer
 from difair.engine.schedule import EpochSchedule
 from difair.errors import DifairError
 from difair.nn import pretrained as P
+from difair.nn.backbones import create_backbone
 
 TINY_IMAGENET = Path.home() / ".cache" / "difair-data" / "tiny-imagenet-200"
 
@@ -86,6 +88,62 @@ def test_offline_torchvision_weights_name_the_cache_and_model_weights(monkeypatc
     assert str(P.torch_hub_dir()) in msg and "model.weights=PATH" in msg and "\n" not in msg
     long = P.unavailable("timm:x", Path("/c"), OSError("Please check your connection and try again. " * 10))
     assert "Please check your ...)" in str(long)  # cut between words, and marked as cut
+
+
+def _no_network(monkeypatch, tmp_path: Path) -> list[str]:
+    """An empty Hugging Face cache under tmp_path and a resolver that fails as it does offline; the hosts asked."""
+    from huggingface_hub import constants
+
+    asked: list[str] = []
+
+    def unresolvable(host, *_a, **_k):
+        asked.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for var in P.PROXY_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", unresolvable)
+    return asked
+
+
+def test_offline_timm_weights_fail_at_once_without_the_hubs_retries(monkeypatch, tmp_path: Path) -> None:
+    timm = pytest.importorskip("timm")
+    asked = _no_network(monkeypatch, tmp_path)
+    downloads: list[str] = []
+    make = timm.create_model
+
+    def create(name, pretrained=False, **kw):
+        if pretrained:  # huggingface_hub would retry the unresolvable host for ~50 s here
+            downloads.append(name)
+        return make(name, pretrained=False, **kw)
+
+    monkeypatch.setattr(timm, "create_model", create)
+    with pytest.raises(DifairError) as err:
+        create_backbone("timm:resnet10t", pretrained=True)
+    msg = str(err.value)
+    assert downloads == [] and asked == ["huggingface.co"]
+    assert "timm/resnet10t.c3_in1k is not in the cache and huggingface.co cannot be reached" in msg
+    assert "model.weights=PATH" in msg and "\n" not in msg
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")  # the proxy resolves names: timm is left to try
+    assert P.hub_unreachable("timm/resnet10t.c3_in1k") is None and asked == ["huggingface.co"]
+
+
+def test_cached_timm_weights_load_offline(monkeypatch, tmp_path: Path) -> None:
+    timm = pytest.importorskip("timm")
+    safetensors = pytest.importorskip("safetensors.torch")
+    asked = _no_network(monkeypatch, tmp_path)
+    torch.manual_seed(0)
+    state = {k: v.contiguous() for k, v in timm.create_model("resnet10t").state_dict().items()}
+    snapshot = tmp_path / "hub" / "models--timm--resnet10t.c3_in1k" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    safetensors.save_file(state, str(snapshot / "model.safetensors"))
+    assert P.hub_unreachable("timm/resnet10t.c3_in1k") is None and asked == []  # cached: nothing asked
+    net = create_backbone("timm:resnet10t", pretrained=True).net
+    assert torch.equal(net.state_dict()["conv1.0.weight"], state["conv1.0.weight"])
 
 
 # ------------------------------------------------------------------ config resolution

@@ -9,6 +9,7 @@ timm) starts from ImageNet weights, ``weights=PATH`` from a local state dict (``
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 from torch import Tensor, nn
@@ -185,7 +186,10 @@ class TimmFeatures(nn.Module):
         make = lambda: timm.create_model(  # noqa: E731
             name, pretrained=pretrained and not weights, in_chans=in_channels, num_classes=0, global_pool=""
         )
-        self.net = P.fetch(f"timm:{name}", P.hf_hub_dir(), make) if pretrained and not weights else make()
+        if pretrained and not weights:
+            self.net = P.fetch(f"timm:{name}", P.hf_hub_dir(), lambda: _offline_check(timm, name) or make())
+        else:
+            self.net = make()
         if weights:
             classifier = self.net.pretrained_cfg.get("classifier", "classifier")
             P.load_checked(
@@ -198,6 +202,18 @@ class TimmFeatures(nn.Module):
         if out.dim() == 3:  # token sequence [B, T, C] of a transformer: treat as a 1 x T map
             out = out.transpose(1, 2).unsqueeze(2)
         return out
+
+
+def _offline_check(timm: ModuleType, name: str) -> None:
+    """Raise at once when timm would wait on the network for weights it cannot get (``P.hub_unreachable``)."""
+    try:
+        cfg = timm.get_pretrained_cfg(name)
+    except RuntimeError:  # an unknown weight tag: timm.create_model says so
+        return None
+    why = P.hub_unreachable(cfg.hf_hub_id, cfg.hf_hub_filename) if cfg is not None and cfg.hf_hub_id else None
+    if why:
+        raise ConnectionError(why)
+    return None
 
 
 def _timm():

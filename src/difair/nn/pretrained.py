@@ -9,10 +9,12 @@ keys of the file the backbone lacks, are a ``DifairError`` naming them, except t
 from __future__ import annotations
 
 import os
+import socket
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
@@ -63,6 +65,36 @@ def fetch(what: str, cache: Path, get: Callable[[], Any]) -> Any:
         raise
     except Exception as exc:  # urllib, requests and huggingface_hub raise their own classes
         raise unavailable(what, cache, exc) from exc
+
+
+# what timm asks the hub for, in the order it asks, when a config names no file
+HF_WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "open_clip_model.safetensors",
+    "open_clip_pytorch_model.bin",
+)
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+def hub_unreachable(repo_id: str, filename: str | None = None) -> str | None:
+    """Why the Hugging Face repo ``repo_id``'s weights cannot be had now: none is cached and the hub's host does
+    not resolve (no network). None when a file is cached, a proxy is set (it resolves names itself), the hub is in
+    offline mode (it fails at once) or the host resolves. huggingface_hub retries a host that does not resolve for
+    about 50 s before it fails the same way."""
+    from huggingface_hub import constants, try_to_load_from_cache  # optional: comes with timm
+
+    for name in (filename,) if filename else HF_WEIGHT_FILES:
+        if isinstance(try_to_load_from_cache(repo_id, name), str):
+            return None
+    if constants.HF_HUB_OFFLINE or any(os.environ.get(v) for v in PROXY_VARIABLES):
+        return None
+    host = urlparse(constants.ENDPOINT).hostname or constants.ENDPOINT
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:
+        return f"{repo_id} is not in the cache and {host} cannot be reached: {exc.strerror or exc}"
+    return None
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, Tensor]:
@@ -145,6 +177,7 @@ __all__ = [
     "TORCHVISION_DATA_CONFIG",
     "fetch",
     "hf_hub_dir",
+    "hub_unreachable",
     "load_checked",
     "read_state_dict",
     "torch_hub_dir",
