@@ -139,6 +139,28 @@ def test_cache_rebuilt_when_a_source_file_changes(tmp_path: Path, gen) -> None:
     assert big.shape == (6, 3, 16, 16) and len(list((tmp_path / "c").glob("*.npy"))) == 2
 
 
+def test_a_killed_decodes_temp_file_is_swept_and_a_live_ones_kept(tmp_path: Path, gen) -> None:
+    fcntl = pytest.importorskip("fcntl", reason="temp files are swept where flock exists (POSIX)")
+    files = _frames(tmp_path / "src", gen, n=3)
+    kw = {"root": tmp_path / "src", "size": 8, "mode": "L", "label": "t", "cache_dir": tmp_path / "c"}
+    cache_mod.cached_images(files, **kw)
+    (cached,) = (tmp_path / "c").glob("*.npy")
+    prefix = cached.name[: -len("0" * 20 + ".npy")]  # label-where-modesize-, then the source fingerprint
+    dead = tmp_path / "c" / f".{prefix}killed.tmp"
+    dead.write_bytes(b"\0" * 4096)  # its writer was killed: nobody holds its lock
+    live = tmp_path / "c" / f".{prefix}live.tmp"
+    live.write_bytes(b"\0" * 4096)
+    other = tmp_path / "c" / ".u-00000000-L8-killed.tmp"  # another dataset's decode: not this one's to judge
+    other.write_bytes(b"\0")
+    with open(live, "rb") as holder:  # another open file: a lock this process's sweep cannot take
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        time.sleep(0.01)
+        gen.image(Path(files[1]), np.full((8, 8), 7, np.uint8))  # a changed source: decoded again
+        assert cache_mod.cached_images(files, **kw)[1, 0, 0, 0] == 7
+        assert not dead.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in (tmp_path / "c").glob(f".{prefix}*.tmp")) == [live.name]  # none of its own
+
+
 def test_corrupt_cache_is_rebuilt(tmp_path: Path, gen) -> None:
     files = _frames(tmp_path / "src", gen, n=3)
     kw = {"root": tmp_path / "src", "size": 8, "mode": "L", "label": "t", "cache_dir": tmp_path / "c"}

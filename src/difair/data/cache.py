@@ -4,7 +4,8 @@ A cache file holds the images ``[N, C, H, W]`` of one list of files, decoded (an
 where needed) in list order. Its name carries a fingerprint of the source (relative paths, sizes and
 modification times of the files, and the decoding parameters), so a changed, added or removed file yields a
 new fingerprint and the cache is rebuilt; the stale file is removed. Files are written to a temporary name
-and renamed, so a crash never leaves a truncated cache behind.
+and renamed, so a crash never leaves a truncated cache behind; the temp file of a decode that was killed is
+removed by the next decode of the same images (a live decode holds a lock on its own).
 
 Where caches live: ``$DIFAIR_CACHE_DIR`` if set, else ``<source>/.difair-cache`` when writable, else
 ``~/.cache/difair/cache``.
@@ -170,6 +171,49 @@ def decode_images(
     return out
 
 
+def _lock(fd: int, wait: bool = True) -> bool:
+    """An exclusive ``flock`` on ``fd``; False when another process holds it and ``wait`` is False (and where the
+    platform has no flock, which leaves every temp file to its writer)."""
+    try:
+        import fcntl  # POSIX only
+    except ImportError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _locked_temp(cache_dir: Path, prefix: str) -> tuple[int, Path]:
+    """A new temp file for a decode and its descriptor, locked while this process lives (the kernel lets go
+    however it ends). A sweep may remove the file between its creation and the lock: then another is made."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=f".{prefix}", suffix=".tmp", dir=cache_dir)
+        _lock(fd)
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(name)):
+                return fd, Path(name)
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def sweep_dead_decodes(cache_dir: Path, prefix: str) -> None:
+    """Remove the temp files of decodes of ``prefix`` whose process ended before renaming them (killed): a live
+    decode holds its file's lock, so it is left alone."""
+    for tmp in cache_dir.glob(f".{prefix}*.tmp"):
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        try:
+            if _lock(fd, wait=False):
+                tmp.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+
+
 def cached_images(
     files: Sequence[str | os.PathLike[str]],
     *,
@@ -202,9 +246,8 @@ def cached_images(
         except (OSError, ValueError):
             pass
         path.unlink(missing_ok=True)  # unreadable, or not the images it is named for: rebuild it
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{prefix}", suffix=".tmp", dir=cache_dir)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    fd, tmp = _locked_temp(cache_dir, prefix)
+    sweep_dead_decodes(cache_dir, prefix)
     try:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         _reserve(tmp, label)  # a sparse file on a full disk kills the process (SIGBUS) at the first write
@@ -222,6 +265,7 @@ def cached_images(
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        os.close(fd)
     for stale in cache_dir.glob(f"{prefix}*.npy"):
         if stale != path:
             stale.unlink(missing_ok=True)
