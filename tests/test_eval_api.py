@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
-from torch import nn
+from torch import Tensor, nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
 from difair.errors import DifairError
@@ -190,6 +190,52 @@ def test_extract_leaves_the_model_as_it_was() -> None:
     assert model.training and not model[3]._forward_hooks
     assert fs.features["pooled"].shape == (90, 8) and fs.features["odin"].shape == (90, 3)
     assert fs.linear[0].shape == (3, 8) and torch.equal(fs.head(fs.features["pooled"]), fs.logits)
+    model[1].eval()  # a part the caller froze (BatchNorm statistics, dropout) stays frozen
+    extract(model, train, batch_size=32)
+    assert [m.training for m in model] == [True, False, True, True]
+    assert not any(m._forward_hooks for m in model.modules())
+
+
+class _FcDeclaredFirst(nn.Module):
+    """The logits layer declared before the projection that feeds it: declaration order is not run order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+        self.proj = nn.Linear(12, 8)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(torch.relu(self.proj(x)))
+
+
+class _ScaledLogits(_FcDeclaredFirst):
+    def forward(self, x: Tensor) -> Tensor:
+        return 2.0 * super().forward(x)  # the last layer to run does not give the output
+
+
+def test_the_feature_layer_is_the_linear_that_gives_the_logits() -> None:
+    _, train, _, _ = _model_and_data()
+    torch.manual_seed(0)
+    model = _FcDeclaredFirst()
+    fs = extract(model, train, batch_size=32)
+    with torch.no_grad():
+        pooled = torch.relu(model.proj(train[0]))
+    torch.testing.assert_close(fs.features["pooled"], pooled)  # fc's input, not proj's (the last declared)
+    assert torch.equal(fs.linear[0], model.fc.weight) and torch.equal(fs.head(pooled), fs.logits)
+    scaled = _ScaledLogits()
+    scaled.load_state_dict(model.state_dict())
+    with pytest.warns(
+        UserWarning, match=r"feature layer 'fc' \(the last to run\) does not give the model's output"
+    ):
+        fs = extract(scaled, train, batch_size=32)
+    assert (
+        fs.head is None and fs.linear is None
+    )  # react, ash and vim are skipped, not computed on fc's output
+    torch.testing.assert_close(fs.features["pooled"], pooled)  # knn and mahalanobis still have the features
+    _, _, known, unknown = _model_and_data()
+    with pytest.warns(UserWarning):
+        table = evaluate(scaled, known, unknown, fit_on=train, scores=["vim", "react", "knn"])
+    assert set(table.skipped) == {"vim", "react"} and [r["score"] for r in table.rows] == ["knn"]
 
 
 def test_a_detector_with_non_finite_scores_is_named() -> None:
@@ -222,3 +268,20 @@ def test_a_gaussian_score_names_the_class_without_fit_samples() -> None:
     with pytest.raises(DifairError, match="every class 0..5 needs fit samples; none for class 5"):
         _labels_for_gaussians(torch.tensor([0, 1, 2, 3, 4]), 6, "mahalanobis")  # the last class, missing
     assert torch.equal(_labels_for_gaussians(torch.tensor([1, 0]), 2, "rmd"), torch.tensor([1, 0]))
+
+
+def test_a_gaussian_score_is_skipped_when_its_covariance_cannot_be_estimated() -> None:
+    model, train, known, unknown = _model_and_data()  # 8 pooled features, 3 classes
+    few = (train[0][:10], train[1][:10])  # 10 - 3 < 8: the tied covariance is singular, its inverse noise
+    table = evaluate(model, known, unknown, fit_on=few, scores=["mahalanobis", "rmd", "msp"])
+    reason = (
+        "a tied covariance of 8 features needs at least 11 fit samples (8 + one per class), fit_on has 10"
+    )
+    assert table.skipped["mahalanobis"].startswith(reason) and table.skipped["rmd"].startswith(reason)
+    enough = (train[0][:11], train[1][:11])
+    shuffled = torch.randperm(11, generator=torch.Generator().manual_seed(1))
+    rows = [
+        evaluate(model, known, unknown, fit_on=fit, scores=["mahalanobis"])["mahalanobis"]["auroc"]
+        for fit in (enough, (enough[0][shuffled], enough[1][shuffled]))
+    ]
+    assert rows[0] == pytest.approx(rows[1], abs=1e-6)  # the same samples in another order: the same ranking

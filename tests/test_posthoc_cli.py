@@ -98,8 +98,9 @@ def test_a_folder_run_gets_every_score(tmp_path):
     assert main(["eval", str(run), "--scores", "all"]) == 0
     results = json.loads((run / "results.json").read_text())
     post = results["posthoc"]
-    assert {"energy", "mahalanobis", "vim"} <= set(post["added"]) and post["fit_on"] == "train"
+    assert {"energy", "mahalanobis:z", "vim"} <= set(post["added"]) and post["fit_on"] == "train"
     assert "k=50 exceeds the 24 fit samples" in post["skipped"]["knn"]  # 2 known classes x 12 images
+    assert "needs at least" in post["skipped"]["mahalanobis"]  # more pooled features than 24 samples estimate
 
 
 def test_benchmark_scores_puts_them_in_the_table_with_the_best_marked(tmp_path, capsys):

@@ -7,6 +7,7 @@ plain torchvision model included) with DataLoaders, datasets or tensors, and on 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,14 +47,18 @@ def _batches(data: Data, batch_size: int) -> Iterator[tuple[Tensor, Tensor | Non
             yield batch[0], torch.as_tensor(batch[1]) if len(batch) > 1 else None
 
 
-def _feature_layer(model: nn.Module, feature_layer: nn.Module | str | None) -> nn.Module | None:
-    """The layer whose input is the pooled feature: named, given, or the model's last ``nn.Linear``."""
+def _feature_layers(model: nn.Module, feature_layer: nn.Module | str | None) -> list[nn.Module]:
+    """The candidates for the layer whose input is the pooled feature: the one named or given, else every
+    ``nn.Linear`` (the one that runs last is taken)."""
     if isinstance(feature_layer, str):
-        return model.get_submodule(feature_layer)
+        return [model.get_submodule(feature_layer)]
     if feature_layer is not None:
-        return feature_layer
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return linears[-1] if linears else None
+        return [feature_layer]
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def _layer_name(model: nn.Module, layer: nn.Module) -> str:
+    return next((name for name, m in model.named_modules() if m is layer), type(layer).__name__)
 
 
 def _on_device(layer: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
@@ -77,49 +82,71 @@ def extract(
     """Stream ``data`` through ``model`` once (eval mode, no grad, fp32 on the CPU) into a FeatureSet.
 
     ``logits`` and ``features["z"]`` are the model's outputs; ``features["pooled"]`` is the input of
-    ``feature_layer`` (default: the last ``nn.Linear``, the penultimate features of a torchvision classifier), which
-    becomes the FeatureSet's ``head`` (and ``linear`` when it is an ``nn.Linear``). ``unknown=True`` labels every row
-    -1; otherwise the data must carry labels. ``odin`` (True or ``odin_logits`` options) adds ``features["odin"]``.
+    ``feature_layer`` (default: the ``nn.Linear`` that runs last, the penultimate features of a torchvision
+    classifier), which becomes the FeatureSet's ``head`` (and ``linear`` when it is an ``nn.Linear``) when its output
+    is the model's output (else a warning, and no head). ``unknown=True`` labels every row -1; otherwise the data
+    must carry labels. ``odin`` (True or ``odin_logits`` options) adds ``features["odin"]``. Every module's
+    train/eval mode is as it was afterwards.
     """
     device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
-    layer = _feature_layer(model, feature_layer)
-    pooled: list[Tensor] = []
+    candidates = _feature_layers(model, feature_layer)
+    calls: list[tuple[nn.Module, Tensor, Tensor]] = []  # this batch's calls of the candidates, in order
     capture = [True]  # off while ODIN runs its extra forward passes
 
     def keep_input(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
         if capture[0]:
-            pooled.append(inputs[0].detach().flatten(1).float().cpu())
+            calls.append((module, inputs[0].detach(), output.detach()))
 
-    hook = layer.register_forward_hook(keep_input) if layer is not None else None
+    hooks = [m.register_forward_hook(keep_input) for m in candidates]
+    layer: nn.Module | None = None
+    gives_logits = False
+    pooled: list[Tensor] = []
     logits, labels, odin_out = [], [], []
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each module's own: a frozen part stays in eval
     model.eval()
     try:
         for x, y in _batches(data, batch_size):
             if y is None and not unknown:
                 raise DifairError("known and fit data need labels: give (inputs, labels) batches")
             x = x.to(device)
+            calls.clear()
             with torch.no_grad():
-                logits.append(model(x).float().cpu())
+                out = model(x)
+            if layer is None and calls:  # the layer that ran last; its output should be the logits
+                layer, _, first = calls[-1]
+                gives_logits = first.shape == out.shape and torch.equal(first.float(), out.float())
+            mine = [inp for m, inp, _ in calls if m is layer]
+            if mine:
+                pooled.append(mine[-1].flatten(1).float().cpu())
+            logits.append(out.float().cpu())
             labels.append(torch.full((len(x),), -1) if unknown else y.long().cpu())
             if odin:
                 capture[0] = False
                 odin_out.append(odin_logits(model, x, **({} if odin is True else dict(odin))).cpu())
                 capture[0] = True
     finally:
-        if hook is not None:
+        for hook in hooks:
             hook.remove()
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     if not logits:
         raise DifairError("no samples to extract features from (empty data)")
+    if layer is not None and not gives_logits:
+        warnings.warn(
+            f"the feature layer {_layer_name(model, layer)!r} (the last to run) does not give the model's output: "
+            "scores that apply the head to the features (react, ash, vim) are skipped; name the layer that gives "
+            "the logits with feature_layer=",
+            stacklevel=2,
+        )
     out = torch.cat(logits)
     features = {"z": out}
     if pooled:
         features["pooled"] = torch.cat(pooled)
     if odin_out:
         features["odin"] = torch.cat(odin_out)
+    head_ok = layer is not None and gives_logits and bool(pooled)
     linear = None
-    if isinstance(layer, nn.Linear):
+    if head_ok and isinstance(layer, nn.Linear):
         linear = (
             layer.weight.detach().float().cpu(),
             None if layer.bias is None else layer.bias.detach().float().cpu(),
@@ -128,7 +155,7 @@ def extract(
         logits=out,
         labels=torch.cat(labels),
         features=features,
-        head=_on_device(layer, device) if layer is not None and pooled else None,
+        head=_on_device(layer, device) if head_ok else None,
         linear=linear,
     )
 

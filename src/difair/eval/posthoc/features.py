@@ -94,6 +94,16 @@ class Mahalanobis(Detector):
     _impl = "Mahalanobis"
     _factor = 2.0  # pytorch-ood reports half the squared distance
 
+    def cannot_fit(self, train: FeatureSet) -> str | None:
+        n, dims = train.get(self.source).flatten(1).shape
+        classes = train.logits.shape[1]
+        if n - classes < dims:  # the within-class scatter has rank n - classes at most: its inverse is noise
+            return (
+                f"a tied covariance of {dims} features needs at least {dims + classes} fit samples ({dims} + one per "
+                f"class), fit_on has {n}: fit on more samples, or use knn"
+            )
+        return None
+
     def _fit(self, train: FeatureSet) -> None:
         detector_cls = getattr(require_pytorch_ood().detector, self._impl)
         x, y = (
