@@ -160,6 +160,14 @@ def test_in_memory_inputs_that_are_not_images_are_refused_not_skipped() -> None:
         load_images(torch.full((1, 3, 8, 8), -2.1), 8, 3)  # a normalised tensor
     with pytest.raises(DifairError, match=r"shape \(5, 8, 8\).*4-D array"):
         load_images(np.zeros((5, 8, 8), np.uint8), 8, 1)
+    for stack in (np.zeros((4, 8, 8), np.uint8), torch.zeros(3, 8, 8), np.zeros((2, 8, 8), np.float32)):
+        # N greyscale images or one image of N channels: read as the latter, it gave one prediction for N
+        with pytest.raises(
+            DifairError, match=rf"shape \({len(stack)}, 8, 8\) is ambiguous for this greyscale run"
+        ):
+            load_images(stack, 8, 1)
+    assert load_images(torch.zeros(3, 8, 8), 8, 3)[0].shape == (1, 3, 8, 8)  # a colour run reads (C, H, W)
+    assert load_images(np.zeros((8, 8, 3), np.uint8), 8, 1)[0].shape == (1, 1, 8, 8)  # (H, W, C) is one image
     with pytest.raises(DifairError, match="int64"):
         load_images(np.zeros((8, 8), np.int64), 8, 1)
     with pytest.raises(DifairError, match="unsupported input type dict"):

@@ -139,6 +139,13 @@ def _in_memory(item: Any, size: int, channels: int, name: str) -> Tensor:
 
     if isinstance(item, Image.Image):
         return _from_pil(item, size, channels)
+    shape = tuple(getattr(item, "shape", ()))
+    if channels == 1 and len(shape) == 3 and 2 <= shape[0] <= 4 and shape[-1] > 4:
+        raise DifairError(
+            f"{name}: shape {shape} is ambiguous for this greyscale run: one {shape[0]}-channel image (C, H, W) or "
+            f"{shape[0]} images (N, H, W); pass a batch as (N, 1, H, W) or a list of images, a colour image as a "
+            "PIL image or an (H, W, C) array"
+        )
     if isinstance(item, np.ndarray):
         return _from_tensor(_array_to_tensor(item, name), size, channels, name)
     if isinstance(item, Tensor):
