@@ -91,6 +91,13 @@ def test_export_reproduces_the_predictor(run: Path, fmt: str, tmp_path: Path, mo
         clear = np.abs(ref.scores.numpy() - meta["threshold"]) > ATOL
         assert clear.sum() >= N_IMAGES - 1
         assert np.array_equal((score >= meta["threshold"])[clear], ref.accepted.numpy()[clear])
+    for wrong in (
+        torch.rand(2, 1, 2 * size, 2 * size),
+        torch.rand(2, 1, size - 1, size - 1),
+        x[:, :, :, :, None],
+    ):
+        with pytest.raises(Exception, match=r"images must be|INVALID_ARGUMENT|Got invalid dimensions"):
+            _run_file(fmt, out / MODEL_FILES[fmt], wrong)  # never the corner of a larger image
     readme = (out / "README.md").read_text()
     assert ("onnxruntime" in readme) == (fmt == "onnx") and ("torch.jit.load" in readme) == (
         fmt == "torchscript"

@@ -39,11 +39,24 @@ class DeployModule(nn.Module):
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         t, left, s = self.top, self.left, self.image_size
+        images = check_input(images, int(self.model.mean.numel()), self.input_size)
         x = images.clamp(0, 1)[:, :, t : t + s, left : left + s]
         out = self.model(x)
         head = self.model.head
         score = self.method.scores(out, head)[self.score_name]
         return score, self.method.per_class(out, head), self.method.predict(out, head)
+
+
+@torch.jit.script_if_tracing  # kept as code in a traced graph: a traced shape check would be a constant
+def check_input(images: Tensor, channels: int, size: int) -> Tensor:
+    """``images`` when they are ``[B, channels, size, size]``; an error naming the shape otherwise (a constant
+    crop window on a larger image would score its corner)."""
+    if images.dim() != 4 or images.shape[1] != channels or images.shape[2] != size or images.shape[3] != size:
+        raise ValueError(
+            f"images must be [batch, {channels}, {size}, {size}], got {images.shape}: resize (and convert) them "
+            "as the README beside the model says"
+        )
+    return images
 
 
 def example_input(channels: int, input_size: int, batch: int = 2, seed: int = 0) -> Tensor:
