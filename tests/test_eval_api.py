@@ -258,8 +258,25 @@ def test_outputs_that_are_not_logits_are_refused() -> None:
         evaluate(model, wrong, unknown, fit_on=train, scores=["msp"])
     difair_model = nn.Sequential(nn.Conv2d(3, 4, 1), DifairHead(4, 3, features_per_class=5))
     x, y = torch.rand(6, 3, 4, 4), torch.zeros(6, dtype=torch.long)
-    with pytest.raises(DifairError, match="DIFAIR head"):
+    with pytest.raises(DifairError, match="the model's output is a DIFAIR head's z"):
         evaluate(difair_model, (x[:2], y[:2]), x[2:4], fit_on=(x[4:].clone(), y[4:]))
+    anchors = DF.class_anchors(3, 5, 10.0)
+    as_logits = _MinusDistances(difair_model, anchors)  # a DIFAIR head inside, one logit per class outside
+    table = evaluate(as_logits, (x[:2], y[:2]), x[2:4], fit_on=(x[4:].clone(), y[4:]), scores=["mls"])
+    with torch.no_grad():
+        z = difair_model(x[:4])
+    expected = -DF.anchor_distances(z, anchors).min(dim=1).values  # mls on it is the paper's min_distance
+    is_known = np.r_[1, 1, 0, 0]
+    assert table["mls"]["auroc"] == pytest.approx(roc_auc_score(is_known, expected.numpy()))
+
+
+class _MinusDistances(nn.Module):
+    def __init__(self, net: nn.Module, anchors: Tensor) -> None:
+        super().__init__()
+        self.net, self.anchors = net, anchors
+
+    def forward(self, x: Tensor) -> Tensor:
+        return -DF.anchor_distances(self.net(x), self.anchors)
 
 
 def test_a_gaussian_score_names_the_class_without_fit_samples() -> None:
@@ -285,3 +302,45 @@ def test_a_gaussian_score_is_skipped_when_its_covariance_cannot_be_estimated() -
         for fit in (enough, (enough[0][shuffled], enough[1][shuffled]))
     ]
     assert rows[0] == pytest.approx(rows[1], abs=1e-6)  # the same samples in another order: the same ranking
+
+
+def test_inputs_as_users_hold_them() -> None:
+    model, train, known, unknown = _model_and_data()
+    ref = evaluate(model, known, unknown, fit_on=train, scores=["msp", "knn"], options={"knn": {"k": 5}})
+    as_list = evaluate(
+        model,
+        list(known),
+        unknown.double(),
+        fit_on=(train[0].double(), train[1].numpy()),
+        scores=["msp", "knn"],
+        options={"knn": {"k": 5}},
+    )  # [X, y], float64 inputs, numpy labels
+    assert as_list.to_dict().keys() == ref.to_dict().keys()
+    for score in ("msp", "knn"):
+        assert as_list[score]["auroc"] == pytest.approx(ref[score]["auroc"], abs=1e-6)
+    with pytest.raises(DifairError, match="30 inputs but 29 labels"):
+        evaluate(model, (known[0], known[1][:-1]), unknown, fit_on=train, scores=["msp"])
+    fs = extract(model, train)
+    listed = FeatureSet(logits=fs.logits.numpy(), labels=fs.labels.tolist(), features=fs.features)
+    assert listed.labels.dtype == torch.int64 and torch.equal(listed.labels, fs.labels)
+    # options given for a name reach every source of it, a spec's own win
+    table = evaluate(
+        model,
+        known,
+        unknown,
+        fit_on=(train[0][:20], train[1][:20]),
+        scores=["knn", "knn:z"],
+        options={"knn": {"k": 5}, "knn:z": {"k": 3}},
+    )
+    assert not table.skipped  # k=50 (the default) exceeds the 20 fit samples
+    k3 = evaluate(
+        model,
+        known,
+        unknown,
+        fit_on=(train[0][:20], train[1][:20]),
+        scores=["knn:z"],
+        options={"knn": {"k": 3}},
+    )
+    assert table["knn:z"]["auroc"] == k3["knn:z"]["auroc"]
+    with pytest.raises(DifairError, match=r"device cuda:7 is not here"):
+        extract(model, train, device="cuda:7")

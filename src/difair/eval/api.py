@@ -12,10 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from difair.devices import pick_device
 from difair.errors import DifairError
 from difair.eval.metrics import osr_metrics
 from difair.eval.overlap import shares_samples
@@ -29,11 +31,28 @@ DEFAULT_SCORES = ("msp", "mls", "energy", "knn", "mahalanobis")
 Data = DataLoader | Dataset | Tensor | tuple[Tensor, Tensor] | Iterable
 
 
+def _is_pair(data: Any) -> bool:
+    """``(inputs, labels)``, also as a list: inputs a tensor, labels None or one per input row (never a batch of
+    inputs, which has more than one dimension)."""
+    if not isinstance(data, (tuple, list)) or len(data) != 2 or not isinstance(data[0], Tensor):
+        return False
+    y = data[1]
+    if isinstance(data, tuple):
+        if y is not None and len(y) != len(data[0]):
+            raise DifairError(
+                f"(inputs, labels): {len(data[0])} inputs but {len(y)} labels: give one label per input"
+            )
+        return True
+    return (
+        y is not None and (y.dim() if isinstance(y, Tensor) else np.ndim(y)) == 1 and len(y) == len(data[0])
+    )
+
+
 def _batches(data: Data, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
     """(inputs, labels or None) batches from a loader, a dataset, a tensor of inputs or an (inputs, labels) pair."""
     if isinstance(data, Tensor):
         data = (data, None)
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], Tensor):
+    if _is_pair(data):
         x, y = data
         for i in range(0, len(x), batch_size):
             yield x[i : i + batch_size], None if y is None else torch.as_tensor(y)[i : i + batch_size]
@@ -88,7 +107,8 @@ def extract(
     must carry labels. ``odin`` (True or ``odin_logits`` options) adds ``features["odin"]``. Every module's
     train/eval mode is as it was afterwards.
     """
-    device = torch.device(device) if device is not None else next(model.parameters(), torch.empty(0)).device
+    param = next(model.parameters(), torch.empty(0))
+    device = pick_device(device) if device is not None else param.device
     candidates = _feature_layers(model, feature_layer)
     calls: list[tuple[nn.Module, Tensor, Tensor]] = []  # this batch's calls of the candidates, in order
     capture = [True]  # off while ODIN runs its extra forward passes
@@ -98,6 +118,12 @@ def extract(
             calls.append((module, inputs[0].detach(), output.detach()))
 
     hooks = [m.register_forward_hook(keep_input) for m in candidates]
+    z_heads: list[Tensor] = []  # outputs of DIFAIR heads (N features per class) in the first batch
+    hooks += [
+        m.register_forward_hook(lambda _m, _i, o: z_heads.append(o) if not logits else None)
+        for m in model.modules()
+        if getattr(m, "features_per_class", 1) > 1
+    ]
     layer: nn.Module | None = None
     gives_logits = False
     pooled: list[Tensor] = []
@@ -108,10 +134,16 @@ def extract(
         for x, y in _batches(data, batch_size):
             if y is None and not unknown:
                 raise DifairError("known and fit data need labels: give (inputs, labels) batches")
-            x = x.to(device)
+            x = x.to(device, dtype=param.dtype if x.is_floating_point() else None)  # float64 data, fp32 model
             calls.clear()
             with torch.no_grad():
                 out = model(x)
+            if not logits and any(o.shape == out.shape and torch.equal(o, out) for o in z_heads):
+                raise DifairError(
+                    "the model's output is a DIFAIR head's z: N features per class, not one logit per class; build "
+                    "FeatureSets with difair.eval.posthoc.difair_feature_set(z, labels, anchors, N) and call "
+                    "evaluate(None, known, unknown, fit_on=...)"
+                )
             if layer is None and calls:  # the layer that ran last; its output should be the logits
                 layer, _, first = calls[-1]
                 gives_logits = first.shape == out.shape and torch.equal(first.float(), out.float())
@@ -199,6 +231,12 @@ class ScoreTable:
         return "\n".join(lines)
 
 
+def _options_for(spec: str, options: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """A score's keyword arguments: those given for its name (``knn``), then for its spec (``knn:z``)."""
+    name = spec.split(":", 1)[0]
+    return {**dict(options.get(name, {})), **(dict(options.get(spec, {})) if spec != name else {})}
+
+
 def evaluate(
     model_or_features: nn.Module | Callable[[Data], FeatureSet] | None,
     known: Data | FeatureSet,
@@ -232,12 +270,6 @@ def evaluate(
         specs = list(scores)
     t0 = time.perf_counter()
     if isinstance(model_or_features, nn.Module):
-        if any(getattr(m, "features_per_class", 1) > 1 for m in model_or_features.modules()):
-            raise DifairError(
-                "the model has a DIFAIR head: its output z holds N features per class, not one logit per class; "
-                "build FeatureSets with difair.eval.posthoc.difair_feature_set(z, labels, anchors, N) and call "
-                "evaluate(None, known, unknown, fit_on=...)"
-            )
         kw = dict(feature_layer=feature_layer, device=device, batch_size=batch_size)
         want_odin = any(s == "odin" or getattr(s, "name", "") == "odin" for s in specs)
         fit = extract(model_or_features, fit_on, **kw)
@@ -277,9 +309,7 @@ def evaluate(
     table.meta["extract_s"] = time.perf_counter() - t0
     for spec in specs:
         det = (
-            spec
-            if isinstance(spec, Detector)
-            else build_detector(spec, **dict((options or {}).get(spec, {})))
+            spec if isinstance(spec, Detector) else build_detector(spec, **_options_for(spec, options or {}))
         )
         reason = det.unavailable(test) or (det.needs_fit and (det.unavailable(fit) or det.cannot_fit(fit)))
         if reason:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.devices import pick_device
 from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs, prepare_evaluation
 from difair.engine.load import LoadedRun, load_run, run_data
@@ -19,13 +20,6 @@ from difair.errors import DifairError
 
 THRESHOLD_FILE = "threshold.json"
 """Where ``calibrate`` stores the threshold in a run folder: ``RUN_DIR/threshold.json``."""
-
-
-def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as given, else CUDA when available, else CPU."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def threshold_for_known_fraction(known_scores: Tensor | np.ndarray, keep: float = 0.95) -> float:

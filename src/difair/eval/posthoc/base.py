@@ -52,6 +52,12 @@ class FeatureSet:
     linear: tuple[Tensor, Tensor | None] | None = None
 
     def __post_init__(self) -> None:
+        self.labels = torch.as_tensor(self.labels).long()  # numpy arrays and lists too
+        self.logits = torch.as_tensor(self.logits)
+        if self.labels.dim() != 1:
+            raise ValueError(
+                f"FeatureSet: labels must be one class index per row, got shape {tuple(self.labels.shape)}"
+            )
         n = len(self.labels)
         for name, t in [("logits", self.logits), ("preds", self.preds), *self.features.items()]:
             if t is not None and len(t) != n:
