@@ -252,3 +252,22 @@ def test_train_help_shows_the_defaults_a_run_gets(capsys) -> None:
     assert (
         f"(default {TrainConfig().epochs}, unless --preset" in text and "seed of the run (default 0" in text
     )
+
+
+def test_python_dash_m_difair_is_the_command() -> None:
+    import subprocess
+    import sys
+
+    from difair import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "difair", "--version"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0 and __version__ in done.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "difair", "train", "--method", "nope"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
