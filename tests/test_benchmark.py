@@ -16,6 +16,7 @@ import pytest
 from difair.bench.grid import MANIFEST, RunSpec, run_config, write_manifest
 from difair.bench.report import write_tables
 from difair.cli import main
+from difair.config import TrainConfig, apply_overrides
 from difair.data import default_root
 from difair.errors import DifairError
 from tiny import TINY
@@ -64,7 +65,7 @@ def test_grid_writes_three_tables(grid: Path) -> None:
     ):
         assert row in md
     csv_lines = (grid / "table.csv").read_text().splitlines()
-    assert csv_lines[0].startswith("dataset,method,score,n_runs,splits,acc_mean_pct")
+    assert csv_lines[0].startswith("dataset,method,score,seed,n_runs,splits,acc_mean_pct")
     assert len(csv_lines) == 1 + 7  # difair 3 scores, ce 2, cac 2
     table = json.loads((grid / "table.json").read_text())
     assert table["benchmark"]["epochs"] == [2] and table["benchmark"]["proxy"]
@@ -150,11 +151,72 @@ def test_paper_numbers_beside_ours(tmp_path: Path) -> None:
     assert "MLS: 99.80 / 99.55; MLS [Vaze]: - / 99.30" in md
     csv = (out / "table.csv").read_text()
     assert (
-        "mnist,difair,min_distance,1,0,99.0000,0.0000,97.0000,0.0000" in csv
+        "mnist,difair,min_distance,0,1,0,99.0000,0.0000,97.0000,0.0000" in csv
         and ",DIFAIR,99.8100,98.3500," in csv
     )
     rows = json.loads((out / "table.json").read_text())["rows"]
-    assert rows[0]["paper"] == {"row": "DIFAIR", "closed_set_accuracy": 0.9981, "auroc": 0.9835}
+    assert rows[0]["paper"] == {
+        "row": "DIFAIR",
+        "closed_set_accuracy": 0.9981,
+        "auroc": 0.9835,
+        "differs": [],
+    }
+    assert "†" not in md and "Seed" not in md
+
+
+def _fake_run(out: Path, method: str, dataset: str, split: int, seed: int, auroc: float, **fidelity) -> Path:
+    run = out / "runs" / f"{method}-{dataset}-split{split}-seed{seed}"
+    run.mkdir(parents=True)
+    metrics = {"closed_set_accuracy": 0.9, "auroc": auroc, "oscr": 0.9 * auroc}
+    score = {"difair": "min_distance", "cac": "cac"}.get(method, "mls")
+    res = {"method": method, "dataset": dataset, "split": split, "seed": seed, "epochs": 3, "score": score,
+           "scores": {score: metrics}, "fidelity": {"split_family": "vaze", **fidelity}, **metrics,
+           "checkpoint": {"epoch": 3, "epochs": 3, "complete": True}}  # fmt: skip
+    (run / "results.json").write_text(json.dumps(res))
+    return run
+
+
+def test_seeds_are_rows_of_their_own_and_other_settings_mark_the_paper(tmp_path: Path) -> None:
+    out = tmp_path / "fake"
+    for split, seed, auroc in [(0, 0, 0.8), (1, 0, 0.9), (0, 1, 0.5), (1, 1, 0.7)]:
+        _fake_run(out, "difair", "tinyimagenet", split, seed, auroc, tinyimagenet_order="sorted")
+    _fake_run(out, "cac", "tinyimagenet", 0, 0, 0.6, tinyimagenet_order="wnids", cac_recenter=False)
+    _fake_run(out, "ce", "tinyimagenet", 0, 0, 0.6, tinyimagenet_order="wnids")
+    rows = write_tables(out)
+    difair = [r for r in rows if r["method"] == "difair"]
+    assert [(r["seed"], r["n_runs"], r["auroc"]["mean"]) for r in difair] == [
+        (0, 2, pytest.approx(0.85)),
+        (1, 2, 0.6),
+    ]
+    assert difair[0]["auroc"]["std"] == pytest.approx(0.05)  # over the splits of one seed, not over seeds
+    md = (out / "table.md").read_text()
+    assert "| Dataset | Method | Score | Seed | Runs |" in md
+    assert "| tinyimagenet | difair | min_distance | 1 | 2 | 3/3 |" in md
+    assert "DIFAIR: 76.06 / 73.38 †" in md and "CAC: 77.68 / 67.65 †" in md and "MLS: 74.48 / 73.87;" in md
+    note = md.split("† The paper's number comes from another setting than these runs': ")[1]
+    assert "wnids.txt order (data.tinyimagenet_order=wnids)" in note and "re-centred anchors" in note
+    ce = next(r for r in rows if r["method"] == "ce" and r["score"] == "mls")
+    assert ce["paper"]["differs"] == []  # its setting is the paper's
+
+
+def test_runs_trained_otherwise_are_not_averaged_into_one_row(tmp_path: Path) -> None:
+    out = tmp_path / "fake"
+    for split, lr in [(0, 0.01), (1, 0.5)]:
+        run = _fake_run(out, "difair", "digits", split, 0, 0.9)
+        cfg = apply_overrides(TrainConfig().to_dict(), [f"data.split={split}", f"optim.lr={lr}", "epochs=3"])
+        (run / "config.yaml").write_text(TrainConfig.from_dict(cfg).to_yaml())
+    with pytest.raises(
+        DifairError, match=r"holds difair runs on digits trained otherwise \(optim.lr: 0.01 \| 0.5\)"
+    ):
+        write_tables(out)
+    assert not (out / "table.md").exists()
+    cfg = apply_overrides(
+        TrainConfig().to_dict(), ["data.split=1", "optim.lr=0.01", "epochs=3", "eval_batch_size=64"]
+    )
+    (out / "runs" / "difair-digits-split1-seed0" / "config.yaml").write_text(
+        TrainConfig.from_dict(cfg).to_yaml()
+    )
+    assert write_tables(out)[0]["n_runs"] == 2  # splits differ, and how a run computes: one row
 
 
 @pytest.mark.parametrize(

@@ -55,9 +55,8 @@ class DataConfig:
     tinyimagenet_order: str = (
         "sorted"  # sorted wnids (Vaze) | wnids (wnids.txt line order, the DIFAIR authors)
     )
-    cifar_plus_known: str = (
-        "split"  # split (per-split lists, Vaze) | vehicles ([0,1,8,9], the DIFAIR authors)
-    )
+    # vehicles ([0,1,8,9]: the paper's Neal et al. setting, and the authors' code) | split (per-split lists, Vaze)
+    cifar_plus_known: str = "vehicles"
     balance: str = "without_replacement"  # without_replacement | with_replacement | none
     balance_seed: int = 0
     val_fraction: float = (
@@ -349,11 +348,13 @@ class TrainConfig:
         return cls.from_dict(data)
 
     def digest(self) -> str:
-        """Hash of everything that determines what is trained (device choices and ``logging`` excluded).
+        """Hash of everything that determines what is trained (``identity``)."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
 
-        Options resolved from ``auto`` enter as ``auto`` (what was asked), so a request and the run it made
-        have the same digest on every machine.
-        """
+    def identity(self) -> dict[str, Any]:
+        """The options that determine what is trained, as nested dicts: device choices, ``logging`` and paths
+        excluded. Options resolved from ``auto`` enter as ``auto`` (what was asked), so a request and the run it
+        made are the same on every machine."""
         d = self.to_dict()
         for key in EXECUTION_OPTIONS:
             d.pop(key, None)
@@ -368,7 +369,7 @@ class TrainConfig:
             value = d[section].get(key)
             if any(value == v and type(value) is type(v) for v in neutral):
                 d[section].pop(key)
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return d
 
     # ------------------------------------------------------------------ derived values
     def resolve(self) -> TrainConfig:

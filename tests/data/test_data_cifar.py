@@ -76,9 +76,18 @@ def test_cifar_plus_real_test_sizes_balance(cifar_root: Path, n: int, sizes: tup
 
 
 def test_cifar_plus_known_split_lists_and_balance_modes(cifar_root: Path) -> None:
-    cfg = _cfg(cifar_root, "cifar+10", split=0, balance="none")
+    # the default is the paper's (and the authors') setting: the four vehicles on every split
+    assert load_cifar_plus(_cfg(cifar_root, "cifar+10", split=0), 10, verify=False).meta[
+        "known_source_classes"
+    ] == [
+        0,
+        1,
+        8,
+        9,
+    ]
+    cfg = _cfg(cifar_root, "cifar+10", split=0, balance="none", cifar_plus_known="split")
     d = load_cifar_plus(cfg, 10, verify=False)
-    assert d.meta["known_source_classes"] == [4, 7, 9, 1]
+    assert d.meta["known_source_classes"] == [4, 7, 9, 1]  # Vaze/ARPL's split-0 list
     assert (d.n_known_test, d.n_unknown_test) == (4000, 1000)
     cfg.balance = "with_replacement"
     d = load_cifar_plus(cfg, 10, verify=False)
@@ -98,6 +107,9 @@ def test_cifar_reference_normalization(cifar_root: Path) -> None:
     assert (d.mean, d.std) == reference_stats("cifar10", 2)
     assert d.meta["normalization"] == "reference" and d.meta["normalization_matches_classes"] is True
     d = load_cifar_plus(_cfg(cifar_root, "cifar+10", normalization="reference"), 10, verify=False)
+    assert d.meta["normalization_matches_classes"] is True  # the vehicles, as the authors' constants
+    cfg = _cfg(cifar_root, "cifar+10", normalization="reference", cifar_plus_known="split")
+    d = load_cifar_plus(cfg, 10, verify=False)
     assert d.meta["normalization_matches_classes"] is False  # the constants belong to the vehicle classes
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from difair.bench.grid import read_manifest
-from difair.bench.paper import PAPER_EPOCHS, PAPER_SOURCE, paper_cell, vaze_mls_auroc
+from difair.bench.paper import PAPER_EPOCHS, PAPER_SOURCE, paper_cell, paper_differences, vaze_mls_auroc
+from difair.config import TrainConfig
 from difair.engine import rundir as R
 from difair.engine.runner import read_results, results_checkpoint
 from difair.errors import DifairError
-from difair.eval.tables import aggregate, epochs_label
+from difair.eval.tables import aggregate, checkpoint_of, epochs_label, several_seeds
 from difair.options import load_yaml
 
 OURS = ("closed_set_accuracy", "auroc", "oscr")
@@ -46,19 +47,72 @@ def collect_runs(out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
 
 
 def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Aggregated rows (every score of every method), each with the paper's numbers where Table 1 has them."""
-    rows = [{k: r[k] for k in ("dataset", "method", "score", "n_runs", "splits", "checkpoint", *OURS) if k in r}
-            for r in aggregate(results)]  # fmt: skip
+    """Aggregated rows (every score of every method), each with the paper's numbers where Table 1 has them and,
+    under ``differs``, why those come from another setting than the row's runs (``paper_differences``)."""
+    keys = ("dataset", "method", "score", "seed", "n_runs", "splits", "checkpoint", *OURS)
+    rows = [{k: r[k] for k in keys if k in r} for r in aggregate(results)]
     for row in rows:
         cell = paper_cell(row["dataset"], row["method"], row["score"])
+        runs = [
+            r
+            for r in results
+            if (r["dataset"], r["method"], r.get("seed")) == (row["dataset"], row["method"], row["seed"])
+        ]
+        differs = sorted(
+            {d for r in runs for d in paper_differences(row["dataset"], row["score"], r.get("fidelity", {}))}
+        )
         row["paper"] = None if cell is None else {
             "row": cell[0],
             "closed_set_accuracy": None if cell[1][0] is None else round(cell[1][0] / 100, 6),
             "auroc": round(cell[1][1] / 100, 6),
+            "differs": differs,
         }  # fmt: skip
         vaze = vaze_mls_auroc(row["dataset"], row["method"], row["score"])
         row["paper_vaze_mls_auroc"] = None if vaze is None else round(vaze / 100, 6)
     return rows
+
+
+def _protocol(cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """What a run's config trains, its split left out (the digest's view: no execution settings, paths or
+    auto-resolved values); None for a config this version cannot read."""
+    if not cfg:
+        return None
+    try:
+        config = TrainConfig.from_dict(cfg)
+    except (DifairError, TypeError, ValueError, KeyError):
+        return None
+    config.data.split = 0
+    return {"digest": config.digest(), "flat": _flat(config.identity())}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def check_one_protocol(out: Path, runs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    """Refuse to table runs that one row would average although they were trained otherwise (another lr, another
+    preset: runs added with ``run_one`` or copied in), naming the first option that differs."""
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for results, cfg in runs:
+        ck = checkpoint_of(results)
+        key = (results["dataset"], results["method"], results.get("seed"), ck["epoch"], ck["epochs"])
+        proto = _protocol(cfg)
+        if proto is not None:
+            groups.setdefault(key, []).append(proto)
+    for (dataset, method, *_), protos in groups.items():
+        if len({p["digest"] for p in protos}) > 1:
+            a, b = protos[0]["flat"], next(p["flat"] for p in protos if p["digest"] != protos[0]["digest"])
+            diff = next((k for k in sorted({*a, *b}) if a.get(k) != b.get(k)), "an option")
+            raise DifairError(
+                f"{out / 'runs'} holds {method} runs on {dataset} trained otherwise ({diff}: {a.get(diff)} | "
+                f"{b.get(diff)}), which one table row would average: move one set of runs to another folder"
+            )
 
 
 def _dig(cfg: dict[str, Any], dotted: str) -> Any:
@@ -115,6 +169,8 @@ def _ours(row: dict[str, Any], metric: str) -> str:
 def _paper(row: dict[str, Any]) -> str:
     p = row["paper"]
     text = "" if p is None else f"{p['row']}: {_pct(p['closed_set_accuracy'])} / {_pct(p['auroc'])}"
+    if p is not None and p.get("differs"):
+        text += " †"  # from another setting: the note below the table says which
     if row["paper_vaze_mls_auroc"] is not None:
         text += f"; MLS [Vaze]: - / {_pct(row['paper_vaze_mls_auroc'])}"
     return text or "-"
@@ -154,27 +210,37 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "epoch of epochs the runs' checkpoints hold. Paper: "
         "acc / AUROC from " + info["paper"] + ".",
         "",
-        "| Dataset | Method | Score | Runs | Epochs | Acc (%) | AUROC (%) | OSCR (%) | Paper (Table 1) acc / AUROC |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    best: dict[tuple[str, str], float] = {}
+    seeds = several_seeds(rows)
+    head = ["Dataset", "Method", "Score", *(["Seed"] if seeds else []), "Runs", "Epochs", "Acc (%)", "AUROC (%)",
+            "OSCR (%)", "Paper (Table 1) acc / AUROC"]  # fmt: skip
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    best: dict[tuple[str, str, Any], float] = {}
     for r in rows:
         if r.get("auroc") and r["checkpoint"]["complete"]:
-            key = (r["dataset"], r["method"])
+            key = (r["dataset"], r["method"], r["seed"])
             best[key] = max(best.get(key, -1.0), r["auroc"]["mean"])
     for r in rows:
         cells = [
             r["dataset"],
             r["method"],
             r["score"],
+            *([str(r["seed"])] if seeds else []),
             str(r["n_runs"]),
             epochs_label(r["checkpoint"]),
             *(_ours(r, m) for m in OURS),
             _paper(r),
         ]
-        if r.get("auroc") and r["auroc"]["mean"] == best.get((r["dataset"], r["method"])):
-            cells[6] = f"**{cells[6]}**"  # the method's best score on this dataset (finished runs only)
+        if r.get("auroc") and r["auroc"]["mean"] == best.get((r["dataset"], r["method"], r["seed"])):
+            at = head.index("AUROC (%)")
+            cells[at] = f"**{cells[at]}**"  # the method's best score on this dataset (finished runs only)
         lines.append("| " + " | ".join(cells) + " |")
+    notes = sorted({d for r in rows if r["paper"] for d in r["paper"].get("differs", [])})
+    if notes:
+        lines += [
+            "",
+            "† The paper's number comes from another setting than these runs': " + "; ".join(notes) + ".",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -187,8 +253,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     cols = [f"{SHORT[m]}_{s}_pct" for m in OURS for s in ("mean", "std")]
-    w.writerow(["dataset", "method", "score", "n_runs", "splits", *cols,
-                "paper_row", "paper_acc_pct", "paper_auroc_pct", "paper_vaze_mls_auroc_pct",
+    w.writerow(["dataset", "method", "score", "seed", "n_runs", "splits", *cols,
+                "paper_row", "paper_acc_pct", "paper_auroc_pct", "paper_vaze_mls_auroc_pct", "paper_setting_differs",
                 "checkpoint_epoch", "epochs", "complete"])  # fmt: skip
     for r in rows:
         ours = [_csv_pct(r[m][s]) if m in r else "" for m in OURS for s in ("mean", "std")]
@@ -196,8 +262,9 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
         paper = [p.get("row", ""), _csv_pct(p.get("closed_set_accuracy")), _csv_pct(p.get("auroc"))]
         splits = " ".join(map(str, r["splits"]))
         ck = r["checkpoint"]
-        w.writerow([r["dataset"], r["method"], r["score"], r["n_runs"], splits, *ours, *paper,
-                    _csv_pct(r["paper_vaze_mls_auroc"]), ck["epoch"], ck["epochs"], str(ck["complete"]).lower()])  # fmt: skip
+        w.writerow([r["dataset"], r["method"], r["score"], r["seed"], r["n_runs"], splits, *ours, *paper,
+                    _csv_pct(r["paper_vaze_mls_auroc"]), "; ".join(p.get("differs", [])), ck["epoch"], ck["epochs"],
+                    str(ck["complete"]).lower()])  # fmt: skip
     return buf.getvalue()
 
 
@@ -207,6 +274,7 @@ def write_tables(out: str | Path) -> list[dict[str, Any]]:
     runs = collect_runs(out)
     if not runs:
         raise DifairError(f"no finished runs under {out / 'runs'}: run difair benchmark --out {out} first")
+    check_one_protocol(out, runs)
     rows = table_rows([r for r, _ in runs])
     info = header_info(runs, read_manifest(out))
     R.atomic_write_text(out / "table.md", to_markdown(info, rows))
