@@ -248,3 +248,11 @@ def test_a_diverged_checkpoint_is_one_line_in_eval_and_calibrate(run, tmp_path, 
             assert _snapshot(run) == before  # no results.json or threshold.json written from it
     finally:
         ckpt.write_bytes(original)
+
+
+def test_the_authors_tiny_imagenet_order_on_the_neal_lists_is_refused(tmp_path, capsys):
+    # the neal lists index sorted wnids: under the authors' wnids order they would name other classes, silently
+    argv = ["train", "--preset", "difair-tinyimagenet", "--authors-code", "--set", "data.split_family=neal",
+            "--set", f"data.root={tmp_path}", "--epochs", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    _one_line(capsys, main(argv), "the neal (CAC) Tiny ImageNet lists index sorted wnids")
+    assert not (tmp_path / "run").exists()

@@ -84,6 +84,11 @@ class DataConfig:
         check_choice("data.cifar_plus_known", self.cifar_plus_known, ("split", "vehicles"))
         check_choice("data.balance", self.balance, BALANCE_MODES)
         check_choice("data.normalization", self.normalization, NORMALIZATIONS)
+        if self.name == "tinyimagenet" and self.split_family == "neal" and self.tinyimagenet_order == "wnids":
+            raise DifairError(
+                "data.tinyimagenet_order=wnids is the DIFAIR authors' order for the vaze lists; the neal (CAC) Tiny "
+                "ImageNet lists index sorted wnids: add --set data.tinyimagenet_order=sorted"
+            )
         if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
             raise DifairError(
                 f"data.crop_pct must be in (0, 1], got {self.crop_pct}: 1 keeps the whole image"
