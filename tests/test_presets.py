@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,35 @@ def test_train_layers_preset_config_file_and_set(tmp_path: Path) -> None:
     assert saved["optim"]["momentum"] == 0.9 and saved["augment"]["backend"] == "batched"  # from the preset
     assert saved["schedule"]["warmup_epochs"] == 0  # 1 epoch: no warmup
     assert json.loads((out / "results.json").read_text())["dataset"] == "digits"
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (
+            ["--preset", "cac-mnist", "--method", "difair"],
+            "holds cac's protocol .* use --preset difair-mnist instead",
+        ),
+        (
+            ["--preset", "difair-mnist", "--dataset", "cifar10"],
+            "holds the protocol of mnist; cifar10 has its own: use --preset difair-cifar10",
+        ),
+    ],
+)
+def test_flags_that_contradict_the_preset_are_refused(argv, fragment, tmp_path: Path, capsys) -> None:
+    assert (
+        main(
+            ["train", *argv, "--epochs", "1", "--set", f"data.root={tmp_path}", "--out", str(tmp_path / "r")]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert re.search(fragment, err) and err.count("\n") == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_preset_on_a_folder_or_with_its_own_flags_is_taken(tmp_path: Path) -> None:
+    from difair.cliutil import check_preset_flags
+
+    check_preset_flags("difair-tinyimagenet", "difair", "folder:/photos")  # another protocol for own images
+    check_preset_flags("difair-mnist", "difair", "mnist")
+    check_preset_flags("difair-mnist", None, None)

@@ -18,6 +18,7 @@ from rich.console import Console
 from difair.cliutil import (
     add_config_flags,
     base_config,
+    check_preset_flags,
     dataset_help,
     demo_epochs_help,
     evaluation_process,
@@ -95,6 +96,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if is_rank_zero():
             _print_results(results, args.resume)
         return 0
+    check_preset_flags(args.preset, args.method, args.dataset)
     base = base_config(args.preset, args.config)  # layering: defaults < --preset < --config < --set and flags
     overrides = flag_overrides(args.fast, args.authors_code, args.overrides)
     overrides += method_dataset_overrides(args.method, args.dataset)

@@ -236,6 +236,30 @@ def layered_config(base: dict[str, Any], overrides: list[str]) -> TrainConfig:
     return cfg
 
 
+def check_preset_flags(preset: str | None, method: str | None, dataset: str | None) -> None:
+    """Refuse ``--method`` or a benchmark ``--dataset`` that contradict ``--preset``: the run would take another
+    method's or dataset's protocol (its lr, augmentation) without a word. A folder dataset may take any preset."""
+    from difair.config import is_folder  # start-up time: imports torch
+    from difair.presets import preset_dict, preset_for
+
+    if preset is None:
+        return
+    given = preset_dict(preset)
+    own_method, own_dataset = given.get("method"), (given.get("data") or {}).get("name")
+    if method is not None and own_method is not None and method != own_method:
+        other = preset_for(method, dataset or own_dataset)
+        raise DifairError(
+            f"--preset {preset} holds {own_method}'s protocol (its lr, loss options); --method {method} would train "
+            f"with it: use {f'--preset {other}' if other else 'no preset'} instead"
+        )
+    if dataset is not None and own_dataset is not None and dataset != own_dataset and not is_folder(dataset):
+        other = preset_for(own_method or method or "difair", dataset)
+        if other is not None:
+            raise DifairError(
+                f"--preset {preset} holds the protocol of {own_dataset}; {dataset} has its own: use --preset {other}"
+            )
+
+
 def base_config(preset: str | None, config: Path | None) -> dict[str, Any]:
     """The defaults, under ``--preset`` NAME, under ``--config`` FILE: the layers below ``--fast`` and ``--set``."""
     from difair.config import TrainConfig  # start-up time: imports torch
