@@ -227,12 +227,17 @@ def test_runs_trained_otherwise_are_not_averaged_into_one_row(tmp_path: Path) ->
         (["--methods", "svm"], "unknown method 'svm'"),
         (["--datasets", "imagenet21k"], "unknown dataset 'imagenet21k'"),
         (["--splits", "0-7"], "split 5 is out of range"),
+        (
+            ["--datasets", "mnist,digits", "--authors-code", "--set", "data.root=/nonexistent"],
+            "no reference normalisation constants for 'digits'",
+        ),
     ],
 )
 def test_bad_benchmark_input_is_one_line(tmp_path: Path, extra: list[str], fragment: str, capsys) -> None:
     assert main([*_argv(tmp_path / "bad"), *extra]) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+    assert not (tmp_path / "bad" / "runs").exists()  # refused before any cell trained (mnist comes first)
     assert not (tmp_path / "bad" / "runs").exists()
 
 

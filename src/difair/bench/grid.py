@@ -13,6 +13,7 @@ from typing import Any
 
 from difair.config import TrainConfig, apply_overrides
 from difair.data.base import OSRData
+from difair.data.normalization import reference_stats
 from difair.demo import demo_config
 from difair.engine import rundir as R
 from difair.engine.fit import EpochCallback
@@ -77,7 +78,10 @@ def run_config(spec: RunSpec, epochs: int | None = None, overrides: list[str] | 
     ]
     if epochs is not None:
         coords.append(f"epochs={epochs}")
-    return TrainConfig.from_dict(apply_overrides(base, [*(overrides or []), *coords])).resolve()
+    cfg = TrainConfig.from_dict(apply_overrides(base, [*(overrides or []), *coords])).resolve()
+    if cfg.data.normalization == "reference":  # a cell without the authors' constants fails before any trains
+        reference_stats(cfg.data.name, cfg.data.split)
+    return cfg
 
 
 def epochs_done(run_dir: Path) -> int:
