@@ -153,6 +153,7 @@ def test_cli_list_and_show(capsys) -> None:
     assert main(["presets", "list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in preset_names())
+    assert "no RandAugment, contrast 0.5 and brightness 0.5 jitter, no flip" in out  # MNIST's own augmentation
     assert main(["presets", "show", "difair-svhn"]) == 0
     shown = capsys.readouterr().out
     assert shown == preset_text("difair-svhn") and "no_geometric" in shown

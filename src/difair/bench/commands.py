@@ -105,6 +105,9 @@ def _cmd_presets(args: argparse.Namespace) -> int:
             ra = "no RandAugment"
         elif aug.get("randaugment_ops") == "no_geometric":
             ra += " (no rotate/translate)"
+        jitter = [f"{k} {aug[k]}" for k in ("contrast", "brightness") if aug.get(k)]
+        if jitter:
+            ra += f", {' and '.join(jitter)} jitter"
         flip = "flip" if aug.get("hflip") else "no flip"
         lines.append(
             f"{name:<20} lr {d['optim']['lr']:<4} {d['epochs']} epochs, batch {d['batch_size']}, {ra}, {flip}"
