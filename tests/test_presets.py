@@ -153,7 +153,9 @@ def test_cli_list_and_show(capsys) -> None:
     assert main(["presets", "list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in preset_names())
-    assert "no RandAugment, contrast 0.5 and brightness 0.5 jitter, no flip" in out  # MNIST's own augmentation
+    assert (
+        "no RandAugment, contrast 0.5 and brightness 0.5 jitter, no flip" in out
+    )  # MNIST's own augmentation
     assert main(["presets", "show", "difair-svhn"]) == 0
     shown = capsys.readouterr().out
     assert shown == preset_text("difair-svhn") and "no_geometric" in shown
@@ -224,3 +226,10 @@ def test_a_preset_on_a_folder_or_with_its_own_flags_is_taken(tmp_path: Path) -> 
     check_preset_flags("difair-tinyimagenet", "difair", "folder:/photos")  # another protocol for own images
     check_preset_flags("difair-mnist", "difair", "mnist")
     check_preset_flags("difair-mnist", None, None)
+
+
+def test_a_benchmark_dataset_without_a_preset_gets_a_note() -> None:
+    from difair.cliutil import preset_note
+
+    assert "--preset difair-mnist (what difair benchmark runs)" in preset_note("difair", "mnist")
+    assert preset_note("difair", "digits") is None and preset_note("ce", "folder:/photos") is None

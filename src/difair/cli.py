@@ -29,6 +29,7 @@ from difair.cliutil import (
     method_help,
     parse_splits,
     positive,
+    preset_note,
     split_help,
     unfinished_note,
     with_default,
@@ -110,6 +111,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.devices is not None:
         overrides.append(f"devices={args.devices}")
     cfg = layered_config(base, overrides)
+    note = preset_note(cfg.method, cfg.data.name) if args.preset is None and args.config is None else None
+    if note and not args.quiet:
+        print(f"difair: note: {note}", file=sys.stderr)
     out = args.out or Path("runs") / run_name(cfg.method, cfg.data.name, cfg.data.split, cfg.seed)
     args.training = out  # named by the hint if the run is interrupted
     old_config = out / "config.yaml"

@@ -260,6 +260,21 @@ def check_preset_flags(preset: str | None, method: str | None, dataset: str | No
             )
 
 
+def preset_note(method: str, dataset: str) -> str | None:
+    """A note for a run of a benchmark dataset without ``--preset``: difair's defaults are not that dataset's
+    protocol (MNIST: no RandAugment and no flips); None for datasets without a preset of their own."""
+    from difair.config import is_folder  # start-up time: imports torch
+    from difair.presets import preset_for
+
+    name = None if is_folder(dataset) else preset_for(method, dataset)
+    if name is None:
+        return None
+    return (
+        f"without --preset this run takes difair's defaults, not the paper's protocol for {dataset}: "
+        f"difair train --preset {name} (what difair benchmark runs)"
+    )
+
+
 def base_config(preset: str | None, config: Path | None) -> dict[str, Any]:
     """The defaults, under ``--preset`` NAME, under ``--config`` FILE: the layers below ``--fast`` and ``--set``."""
     from difair.config import TrainConfig  # start-up time: imports torch

@@ -512,7 +512,9 @@ FIDELITY: tuple[FidelityChoice, ...] = (
     FidelityChoice("cac_recenter", "cac.recenter", 7),
     FidelityChoice("split_family", "data.split_family", 16),
     FidelityChoice("tinyimagenet_order", "data.tinyimagenet_order", 17, "wnids"),  # wnids.txt line order
-    FidelityChoice("cifar_plus_known", "data.cifar_plus_known", 18),  # the 4 vehicles: the paper's and the code's
+    FidelityChoice(
+        "cifar_plus_known", "data.cifar_plus_known", 18
+    ),  # the 4 vehicles: the paper's and the code's
     FidelityChoice("balance", "data.balance", 19),
     FidelityChoice("normalization", "data.normalization", 20, "reference"),  # the authors' pasted constants
     FidelityChoice("dropout_kind", "model.dropout_kind", 11),
