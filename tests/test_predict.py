@@ -327,3 +327,25 @@ def test_mnist_run_calibrates_and_predicts(tmp_path_factory) -> None:
     assert pr.calibration["keep_known"] == 0.8 and pr.image_size == 16 and pr.channels == 1
     big = Image.fromarray(data.test_images[0, 0].numpy()).resize((64, 64)).convert("RGB")
     assert pr.predict(big).nearest[0] == res.nearest[0]
+
+
+def test_a_score_that_depends_on_the_batch_is_not_given_to_one_image(tmp_path: Path) -> None:
+    from difair.engine.fit import fit
+    from tiny import tiny_config
+
+    # --authors-code's CAC softmin is taken over every sample scored together: alone, an image scored otherwise
+    run = tmp_path / "cac-global"
+    fit(tiny_config("cac", 1, ["cac.rejection_softmin=global"]), run, show_progress=False)
+    pr = difair.load(run, device="cpu")
+    assert pr.score_name == "min_distance" and pr.calibration["score"] == "min_distance"
+    d = get_dataset(pr.run.config.data)
+    one = torch.cat([pr.predict(d.test_images[i : i + 1]).scores for i in range(6)])
+    torch.testing.assert_close(one, pr.predict(d.test_images[:6]).scores)  # the same alone as in a batch
+    with pytest.raises(
+        DifairError, match=r"score cac of this run takes its softmin over all the samples .*min_distance"
+    ):
+        difair.load(run, device="cpu", score="cac")
+    assert pr.method.prediction_score(None) == "min_distance"
+    sample = load_run(run).method
+    sample.options.rejection_softmin = "sample"
+    assert sample.prediction_score(None) == "cac" and sample.prediction_score("cac") == "cac"

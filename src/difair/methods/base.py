@@ -113,6 +113,28 @@ class Method(ABC):
             linear=(head.fc.weight, None),
         )
 
+    def batch_dependent(self, score: str) -> str | None:
+        """Why ``score`` of one sample depends on the other samples scored with it (None: it does not). Such a
+        score cannot be given to one image at a time against a threshold calibrated on a set."""
+        return None
+
+    def prediction_score(self, score: str | None) -> str:
+        """The score that predicting images one batch at a time uses: ``score`` (checked), else the method's
+        default, else (when the default depends on the batch) the first score that does not."""
+        if score is not None:
+            self.check_score(score)
+            why = self.batch_dependent(score)
+            if why:
+                free = [s for s in self.score_names if not self.batch_dependent(s)]
+                raise DifairError(
+                    f"score {score} of this run {why}, so an image's score depends on the images predicted with "
+                    f"it and no threshold fits it: choose {' or '.join(free)}"
+                )
+            return score
+        if not self.batch_dependent(self.default_score):
+            return self.default_score
+        return next(s for s in self.score_names if not self.batch_dependent(s))
+
     def check_score(self, score: str) -> None:
         """Raise ``DifairError`` unless ``score`` is one of this method's scores."""
         if score not in self.score_names:

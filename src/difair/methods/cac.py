@@ -72,6 +72,11 @@ class CACMethod(Method):
     def per_class(self, outputs: Tensor, head: nn.Module) -> Tensor:
         return head.distances(outputs)
 
+    def batch_dependent(self, score: str) -> str | None:
+        if score == "cac" and self.options.rejection_softmin == "global":
+            return "takes its softmin over all the samples scored together (cac.rejection_softmin=global)"
+        return None
+
     # ------------------------------------------------------------------ re-centring (evaluation preparation)
     @property
     def prepares_evaluation(self) -> bool:

@@ -148,8 +148,7 @@ def calibrate(
     if on not in CALIBRATE_ON:
         raise DifairError(f"calibrate on 'auto', 'val' or 'test', got {on!r}")
     run = run if isinstance(run, LoadedRun) else load_run(run)
-    score = score or run.method.default_score
-    run.method.check_score(score)
+    score = run.method.prediction_score(score)  # a threshold is for images scored one batch at a time
     scores = calibration_scores(run, score, data, test_outputs, pick_device(device), on)
     record = calibration_record(run, score, keep, scores)
     if write:

@@ -99,8 +99,7 @@ class Predictor:
     ):
         self.run = run if isinstance(run, LoadedRun) else load_run(run)
         self.method = self.run.method
-        self.score_name = score or self.method.default_score
-        self.method.check_score(self.score_name)
+        self.score_name = self.method.prediction_score(score)  # one that does not depend on the batch
         self.device = pick_device(device)
         self.batch_size = batch_size
         self.image_size = run_image_size(self.run)

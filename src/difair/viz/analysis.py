@@ -45,8 +45,7 @@ class RunAnalysis:
         self.method = run.method
         self.device = pick_device(device)
         self.model = run.model.to(self.device).eval()
-        self.score_name = score or self.method.default_score
-        self.method.check_score(self.score_name)
+        self.score_name = self.method.prediction_score(score)  # an image's card scores it alone
         if needs_recenter(run):
             recenter_if_needed(run, self.train_outputs, data.train_labels)
         cal = read_calibration(run.run_dir, self.score_name, run.fingerprint or None)
