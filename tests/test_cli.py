@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from difair.cli import main
 from tiny import tiny_overrides
@@ -271,3 +272,25 @@ def test_python_dash_m_difair_is_the_command() -> None:
         timeout=120,
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "nope" in bad.stderr
+
+
+def test_vgg32_options_are_recorded_as_not_applying_to_other_backbones() -> None:
+    from difair.config import AUTHORS_CODE, TrainConfig, apply_overrides
+    from difair.engine.build import build_model
+
+    def cfg(*extra: str) -> TrainConfig:
+        return TrainConfig.from_dict(
+            apply_overrides(TrainConfig().to_dict(), [*AUTHORS_CODE, *extra])
+        ).resolve()
+
+    small = cfg("model.backbone=small_cnn8")
+    fid = small.fidelity()
+    assert (
+        fid["padding"] == fid["bn_momentum"] == fid["dropout_kind"] == "n/a (small_cnn8)"
+    )  # never read by it
+    assert fid["corr_variant"] == "reference"  # the method's choices still apply
+    vgg = cfg()
+    assert vgg.fidelity()["padding"] == "tf" and vgg.fidelity()["bn_momentum"] == 0.01
+    model, _ = build_model(vgg, 6, 1, [0.5], [0.5])
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and all((b.momentum, b.eps) == (0.01, 0.001) for b in bns)  # what the record says ran

@@ -418,8 +418,15 @@ class TrainConfig:
         return getattr(self, options_section(self.method))
 
     def fidelity(self) -> dict[str, Any]:
-        """Every choice where the paper and the authors' code differ (docs/fidelity.md), as set in this run."""
-        return {c.key: self.get(c.option) for c in FIDELITY}
+        """Every choice where the paper and the authors' code differ (docs/fidelity.md), as set in this run; an
+        option of the VGG32 body on another backbone, which never reads it, as ``"n/a (BACKBONE)"``."""
+        unused = self.model.backbone != "vgg32"
+        return {
+            c.key: f"n/a ({self.model.backbone})"
+            if unused and c.option in VGG32_OPTIONS
+            else self.get(c.option)
+            for c in FIDELITY
+        }
 
     def get(self, option: str) -> Any:
         """The value of a dotted option, e.g. ``cfg.get("difair.alpha")``."""
@@ -502,6 +509,9 @@ class FidelityChoice:
 
 # Every choice of docs/fidelity.md, in the order of results.json's "fidelity" record. ``--authors-code`` sets each
 # one with an authors' value; rows without one (same behaviour, or kept on purpose) have ``authors=None``.
+# Options that only the VGG32 body reads (engine.build passes them to it alone)
+VGG32_OPTIONS = ("model.dropout_kind", "model.padding", "model.bn_momentum", "model.bn_eps")
+
 FIDELITY: tuple[FidelityChoice, ...] = (
     FidelityChoice("corr_variant", "difair.corr_variant", 1, "reference"),  # (1/N^2) sum per class, summed
     FidelityChoice("loss_normalizer", "loss_normalizer", 2, "nominal"),  # sum / nominal batch 128
@@ -512,9 +522,8 @@ FIDELITY: tuple[FidelityChoice, ...] = (
     FidelityChoice("cac_recenter", "cac.recenter", 7),
     FidelityChoice("split_family", "data.split_family", 16),
     FidelityChoice("tinyimagenet_order", "data.tinyimagenet_order", 17, "wnids"),  # wnids.txt line order
-    FidelityChoice(
-        "cifar_plus_known", "data.cifar_plus_known", 18
-    ),  # the 4 vehicles: the paper's and the code's
+    # the 4 vehicles: the paper's and the code's
+    FidelityChoice("cifar_plus_known", "data.cifar_plus_known", 18),
     FidelityChoice("balance", "data.balance", 19),
     FidelityChoice("normalization", "data.normalization", 20, "reference"),  # the authors' pasted constants
     FidelityChoice("dropout_kind", "model.dropout_kind", 11),

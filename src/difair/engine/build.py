@@ -11,7 +11,7 @@ import logging
 import torch
 from torch import nn
 
-from difair.config import TrainConfig
+from difair.config import VGG32_OPTIONS, TrainConfig
 from difair.data import OSRData, get_dataset
 from difair.engine.threads import process_data
 from difair.errors import DifairError
@@ -101,15 +101,8 @@ def build_model(
     if m.backbone in ("small_cnn", "small_cnn8"):
         kwargs = dict(width=m.width, dropout=m.dropout, dropout_backend=m.dropout_backend)
     elif m.backbone == "vgg32":
-        kwargs = dict(
-            dropout=m.dropout,
-            dropout_kind=m.dropout_kind,
-            dropout_backend=m.dropout_backend,
-            padding=m.padding,
-            bn_momentum=m.bn_momentum,
-            bn_eps=m.bn_eps,
-            width=m.width,
-        )
+        own = {option.split(".", 1)[1]: cfg.get(option) for option in VGG32_OPTIONS}  # read by VGG32 alone
+        kwargs = dict(dropout=m.dropout, dropout_backend=m.dropout_backend, width=m.width, **own)
     run_state = P.run_backbone_state(P.read_state_dict(m.weights)) if m.weights and load_weights else None
     if m.uses_pretrained:  # a difair run's checkpoint is loaded below, into difair's own module names
         kwargs.update(
