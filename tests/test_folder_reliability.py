@@ -15,7 +15,7 @@ from difair.config import DataConfig
 from difair.data.cache import list_images, to_8bit
 from difair.data.folder import load_folder
 from difair.errors import DifairError
-from difair.predict.images import load_images
+from difair.predict.images import load_images, prepare_images
 from difair.viz.explain import display_image
 from tiny import image_tree
 
@@ -215,3 +215,20 @@ def test_resuming_refuses_data_whose_known_classes_changed(tmp_path):
         DifairError, match="trained with known class 0 = 'cat', but its dataset now gives 'bird'"
     ):
         fit(None, tmp_path / "run", resume=True, show_progress=False)
+
+
+def test_the_drawn_image_is_the_part_the_model_sees():
+    # a run with crop_pct 0.5 at size 8 resizes to 16 and keeps the central 8: the middle half of each side
+    a = np.full((20, 40), 200, np.uint8)  # H 20, W 40: the kept window is rows 5..14, columns 10..29
+    a[5:15, 10:30] = 7
+    im = Image.fromarray(a)
+    shown = display_image(im, 1, 8, 0.5)
+    assert shown.shape == (1, 10, 20) and int(shown.max()) == 7  # nothing of the border the model never sees
+    x, _, _ = prepare_images([im], 8, 1, crop_pct=0.5)
+    inner = x[
+        ..., 2:6, 2:6
+    ]  # the model input agrees: away from the resampling's blur at its edge, the window
+    assert float(inner.max()) == pytest.approx(7 / 255, abs=1e-6) and float(inner.min()) == pytest.approx(
+        7 / 255, abs=1e-6
+    )
+    assert display_image(im, 1, 8, None).shape == (1, 20, 40)  # no crop_pct: the whole image

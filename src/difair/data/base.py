@@ -220,12 +220,25 @@ def resize_crop_uint8(images: Tensor, size: int, crop_pct: float | None = None) 
     return out
 
 
+def crop_offsets(h: int, w: int, size: int) -> tuple[int, int]:
+    """Top and left of the central ``size x size`` window of an ``h x w`` image (torchvision's rounding)."""
+    return int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+
+
+def crop_window(size: int, crop_pct: float | None) -> tuple[float, float, float, float]:
+    """The part of an image a run's framing keeps (resize to ``resize_size``, centre crop ``size``), as fractions
+    of its width and height: ``(left, top, right, bottom)``; the whole image when ``crop_pct`` is None or 1."""
+    side = resize_size(size, crop_pct)
+    top, left = crop_offsets(side, side, size)
+    return left / side, top / side, (left + size) / side, (top + size) / side
+
+
 def center_crop(images: Tensor, size: int) -> Tensor:
     """The central ``size x size`` window of images ``[..., H, W]`` (torchvision's rounding); a no-op at that size."""
     h, w = images.shape[-2:]
     if (h, w) == (size, size):
         return images
-    top, left = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
+    top, left = crop_offsets(h, w, size)
     return images[..., top : top + size, left : left + size].contiguous()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.data.base import crop_window
 from difair.data.cache import to_8bit
 from difair.engine.load import load_run
 from difair.engine.rundir import write_json
@@ -22,8 +23,12 @@ from difair.viz.style import save_figure
 DISPLAY_MAX = 256  # largest side of an image drawn on a card or under activation maps
 
 
-def display_image(path_or_image: Any, channels: int) -> Tensor | None:
-    """The image at (up to ``DISPLAY_MAX``) its own resolution for drawing, or None if it is not a file/PIL image."""
+def display_image(
+    path_or_image: Any, channels: int, size: int | None = None, crop_pct: float | None = None
+) -> Tensor | None:
+    """The part of the image the model sees (a run with ``data.crop_pct`` < 1 keeps the centre of an image
+    resized to ``size / crop_pct``) at (up to ``DISPLAY_MAX``) its own resolution for drawing, or None if it is not
+    a file/PIL image."""
     from PIL import Image
 
     mode = "L" if channels == 1 else "RGB"
@@ -34,6 +39,10 @@ def display_image(path_or_image: Any, channels: int) -> Tensor | None:
         im = to_8bit(path_or_image, mode)
     else:
         return None
+    if size is not None:
+        left, top, right, bottom = crop_window(size, crop_pct)
+        w, h = im.size
+        im = im.crop((round(left * w), round(top * h), round(right * w), round(bottom * h)))
     im.thumbnail((DISPLAY_MAX, DISPLAY_MAX))
     t = torch.from_numpy(np.asarray(im, dtype=np.uint8).copy())
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
@@ -62,7 +71,7 @@ def card_for_image(
             true_mean, true_n, true_known = _label_mean(ra, label)
     elif label is not None:
         true_known = label in predictor.class_names
-    shown = display_image(image, predictor.channels)
+    shown = display_image(image, predictor.channels, predictor.image_size, predictor.run.config.data.crop_pct)
     card = CardInput(
         image=shown if shown is not None else batch[0],
         z=p.outputs[0],
@@ -142,7 +151,7 @@ def explain_image(
     out.mkdir(parents=True, exist_ok=True)
     card_path = save_figure(image_card(card, top_k=top_k, hinton=hinton), out / "card.png")
     idx = chosen or [card.predicted]
-    shown = display_image(image, predictor.channels)
+    shown = display_image(image, predictor.channels, predictor.image_size, predictor.run.config.data.crop_pct)
     maps_path = save_figure(
         activation_maps_figure(predictor.run, x, idx, display=shown), out / "activation_maps.png"
     )

@@ -89,7 +89,10 @@ def _activation_maps(ra: RunAnalysis, o: PlotOptions) -> Figure:
         if skipped:
             raise DifairError(f"{skipped[0][0]}: {skipped[0][1]}")
         return activations.activation_maps_figure(
-            run, x[0], idx, display=display_image(o.image, ra.data.channels)
+            run,
+            x[0],
+            idx,
+            display=display_image(o.image, ra.data.channels, ra.data.image_size, run.config.data.crop_pct),
         )
     if not 0 <= o.index < len(ra.data.test_labels):
         raise DifairError(f"test index {o.index} is out of range: choose 0 to {len(ra.data.test_labels) - 1}")
