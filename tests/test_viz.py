@@ -406,3 +406,24 @@ def test_long_class_names_are_shortened_in_figures_keeping_start_and_end() -> No
     heatmap(ax, np.eye(2), row_labels=twins, col_labels=["f1", "f2"])
     labels = _ylabels(ax)
     assert len(set(labels)) == 2 and labels[0].endswith(" #0") and labels[1].endswith(" #1")
+
+
+def test_every_score_is_marked_at_the_threshold_predict_uses(tmp_path: Path) -> None:
+    from difair.engine.fit import fit
+    from difair.predict import calibrate, read_calibration
+    from tiny import tiny_config
+
+    run = tmp_path / "run"
+    fit(tiny_config("difair", 2), run, show_progress=False)
+    other = calibrate(run, 0.8, score="class_activation")[
+        "threshold"
+    ]  # stored for predict --score class_activation
+    own = calibrate(run, 0.95)["threshold"]  # the default score's
+    ra = analyze(run, device="cpu")
+    assert ra.threshold == own == read_calibration(run, "min_distance")["threshold"]
+    assert ra.threshold_for("class_activation") == other  # not recalibrated at the default score's keep
+    fig = curves.score_distribution_figure(ra, "class_activation")
+    assert _ax(fig, "scores").lines[0].get_xdata()[0] == pytest.approx(other)
+    assert ra.threshold_for("max_activation") == pytest.approx(
+        float(torch.quantile(ra.scores["max_activation"][ra.data.test_labels >= 0].double(), 0.05)), abs=0.5
+    )  # no record: calibrated as the default score was, near the 5th percentile of the known scores

@@ -28,7 +28,7 @@ class RunAnalysis:
 
     ``threshold`` belongs to ``score_name``: given, else the stored calibration (``RUN_DIR/threshold.json``),
     else one keeping the fraction ``keep`` (0.95) of the validation images (``data.val_fraction``), or of the known
-    test images without a validation set. ``threshold_for(other_score)`` calibrates another score the same way.
+    test images without a validation set. ``threshold_for(other_score)`` reads or calibrates another score's the same way.
     """
 
     def __init__(
@@ -106,8 +106,12 @@ class RunAnalysis:
         return self.test_scores >= self.threshold
 
     def threshold_for(self, score: str) -> float:
-        """The threshold of ``score`` keeping ``keep`` of the known test images (``threshold`` for its own score)."""
-        return self.threshold if score == self.score_name else self._calibrate(score)
+        """The threshold of ``score``: ``threshold`` for its own score; for another, the one stored for it in
+        ``threshold.json`` (what ``predict --score`` uses), else one calibrated as ``threshold`` was, at ``keep``."""
+        if score == self.score_name:
+            return self.threshold
+        cal = read_calibration(self.run.run_dir, score, self.run.fingerprint or None)
+        return float(cal["threshold"]) if cal is not None else self._calibrate(score)
 
     @cached_property
     def val_scores(self) -> dict[str, Tensor]:
