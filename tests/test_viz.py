@@ -427,3 +427,17 @@ def test_every_score_is_marked_at_the_threshold_predict_uses(tmp_path: Path) -> 
     assert ra.threshold_for("max_activation") == pytest.approx(
         float(torch.quantile(ra.scores["max_activation"][ra.data.test_labels >= 0].double(), 0.05)), abs=0.5
     )  # no record: calibrated as the default score was, near the 5th percentile of the known scores
+
+
+def test_long_class_names_are_shortened_in_every_figure(ra) -> None:
+    import dataclasses
+
+    from difair.viz.style import LABEL_CHARS, short
+
+    long = [f"a_long_folder_name_for_class_number_{i}_of_the_dataset" for i in range(len(ra.class_names))]
+    run = dataclasses.replace(ra.run, state={**ra.run.state, "class_names": long})
+    fig = representations.filter_correlation_figure(run)
+    labels = _ylabels(_ax(fig, "correlation"))
+    assert len(set(labels)) == len(long) and all(len(t) <= LABEL_CHARS for t in labels)  # apart, and short
+    maps = A.activation_maps_figure(run, ra.data.test_images[0].float() / 255, [0])
+    assert _ax(maps, f"image:{long[0]}").get_ylabel() == f"class {short(long[0])}"

@@ -97,7 +97,7 @@ def activation_maps_figure(
         ax = fig.add_subplot(gs[r, 0], label=f"image:{names[c]}")
         ax.imshow(arr, cmap=cmap, vmin=0, vmax=1)
         ax.set_title("input", fontsize=9)
-        ax.set_ylabel(f"class {names[c]}", fontsize=10)
+        ax.set_ylabel(f"class {short(names[c])}", fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
         for j in range(n):

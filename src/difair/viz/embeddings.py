@@ -111,7 +111,7 @@ def tsne_figure(
             gid="anchors",
             zorder=5,
         )
-        for name, (x, y) in zip(ra.class_names, anc, strict=True):
+        for name, (x, y) in zip(short_all(ra.class_names), anc, strict=True):
             ax.annotate(name, (x, y), xytext=(6, 6), textcoords="offset points", fontsize=10, weight="bold")
     ax.legend(fontsize=8, markerscale=1.3, loc="best", ncol=2 if ra.num_classes > 10 else 1)
     what = "z" if ra.class_owned_features else "logits"

@@ -13,7 +13,7 @@ from torch import Tensor
 from difair.engine.load import LoadedRun
 from difair.nn.functional import _filter_correlations
 from difair.viz.analysis import RunAnalysis, require_class_features
-from difair.viz.style import feature_labels, heatmap, new_figure, short
+from difair.viz.style import feature_labels, heatmap, new_figure, short, short_all
 
 
 def mean_representations_figure(
@@ -127,8 +127,8 @@ def filter_correlation_figure(run: LoadedRun | RunAnalysis) -> Figure:
     for c in range(n_c):
         ax.add_patch(Rectangle((c * n - 0.5, c * n - 0.5), n, n, fill=False, edgecolor="black", lw=1.2))
     centres = [c * n + (n - 1) / 2 for c in range(n_c)]
-    ax.set_xticks(centres, labels=names, rotation=45 if n_c > 6 else 0)
-    ax.set_yticks(centres, labels=names)
+    ax.set_xticks(centres, labels=short_all(names), rotation=45 if n_c > 6 else 0)
+    ax.set_yticks(centres, labels=short_all(names))
     ax.tick_params(length=0)
     fig.colorbar(im, ax=ax, label="Pearson correlation of filters", shrink=0.85)
     ax.set_title(f"Filter correlations of the DIFAIR conv ({n_c} classes x {n} filters)")
