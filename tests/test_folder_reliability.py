@@ -175,6 +175,15 @@ def test_a_run_whose_data_moved_says_what_to_do_for_the_run(tmp_path, capsys):
     assert "--set" not in err and err.count("\n") == 1
     assert main(["train", "--resume", str(run)]) == 2  # --resume takes no --set either
     assert "--set" not in capsys.readouterr().err
+    image = next((tmp_path / "moved" / "test" / "cat").iterdir())
+    assert main(["predict", str(run), str(image)]) == 2  # the data would serve only to calibrate
+    err = capsys.readouterr().err
+    assert "--threshold T skips that" in err and err.count("\n") == 1
+    assert main(["predict", str(run), str(image), "--threshold=-50"]) == 0  # and it does
+    assert main(["explain", str(run), str(image), "--threshold=-50", "--out", str(tmp_path / "ex")]) == 0
+    note = capsys.readouterr().err
+    assert f"class means left out: folder dataset {root} not found, where {run} reads it" in note
+    assert "--set" not in note  # the run's options are fixed: no training hint
     # a built-in dataset: the fix is data.root in the run's config.yaml, which is outside the run's identity
     line = missing_dataset("MNIST", tmp_path / "none", prepared=True).for_run(run)
     assert (

@@ -267,7 +267,16 @@ def main(argv: list[str] | None = None) -> int:
             else getattr(args, "resume", None)
         )
         if isinstance(exc, DatasetNotFound) and run_dir is not None:  # a run's options cannot be --set
-            exc = DifairError(exc.for_run(run_dir))
+            hint = ""
+            if (
+                getattr(args, "command", None) in ("predict", "explain")
+                and getattr(args, "threshold", 1) is None
+            ):
+                hint = (
+                    f"; {args.command} reads the data only to calibrate a threshold when none is stored: "
+                    "--threshold T skips that (except for CAC runs with re-centred anchors)"
+                )
+            exc = DifairError(exc.for_run(run_dir) + hint)
         print(f"difair: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of our output went away (difair ... | head): nothing to report

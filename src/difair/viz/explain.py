@@ -13,7 +13,7 @@ from difair.data.base import crop_window
 from difair.data.cache import to_8bit
 from difair.engine.load import load_run
 from difair.engine.rundir import write_json
-from difair.errors import DifairError
+from difair.errors import DatasetNotFound, DifairError
 from difair.predict import Predictor
 from difair.viz.activations import activation_maps_figure, resolve_class
 from difair.viz.analysis import RunAnalysis, analyze, require_class_features
@@ -142,8 +142,10 @@ def explain_image(
                 threshold=predictor.threshold,
                 device=device,
             )
-        except DifairError as e:
-            notes.append(f"class means left out: {e}")
+        except DifairError as e:  # a run's missing data: what to do for the run, not for training
+            notes.append(
+                f"class means left out: {e.for_run(run_dir) if isinstance(e, DatasetNotFound) else e}"
+            )
     # the classes are resolved before any file is written
     chosen = [resolve_class(predictor.run, c) for c in classes] if classes else None
     card, x = card_for_image(predictor, image, ra, label)
