@@ -18,7 +18,7 @@ from difair.predict import Predictor
 from difair.viz.activations import activation_maps_figure, resolve_class
 from difair.viz.analysis import RunAnalysis, analyze, require_class_features
 from difair.viz.cards import CardInput, image_card
-from difair.viz.style import save_figure
+from difair.viz.style import save_figure, short_all
 
 DISPLAY_MAX = 256  # largest side of an image drawn on a card or under activation maps
 
@@ -100,8 +100,14 @@ def _label_mean(ra: RunAnalysis, label: str) -> tuple[Tensor | None, int, bool |
         known: bool | None = True
     else:
         names, group = ra.unknown_groups()
-        if label not in names or names == ["unknown"]:
+        if names == ["unknown"]:  # the dataset does not name its unknown classes: any label may be one
             return None, 0, None
+        if label not in names:
+            shown = ", ".join(short_all([*ra.class_names, *names])[:12])
+            raise DifairError(
+                f"--label {label!r} is no class of the run's dataset ({shown}{' ...' if len(ra.class_names) + len(names) > 12 else ''}): "
+                "check its spelling, or leave --label out"
+            )
         mask = group == names.index(label)
         known = False
     n = int(mask.sum())
