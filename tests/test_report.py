@@ -171,3 +171,25 @@ def test_an_unfinished_run_says_so_in_its_report_and_on_the_command_line(
     assert "nothing of it was kept" in hint and "--resume" not in hint
     assert "same difair benchmark command" in interrupted_hint(argparse.Namespace(command="benchmark"))
     assert interrupted_hint(None) == ""
+
+
+def test_a_read_only_run_folder_names_out(tmp_path_factory, capsys, monkeypatch) -> None:
+    from difair.engine import rundir
+    from difair.errors import DifairError
+
+    run = digits_run(tmp_path_factory, "difair")
+    real = rundir.check_writable
+
+    def read_only_run(path: Path) -> None:  # as on a read-only mount (root writes through permissions here)
+        if Path(path).parent == run:
+            raise rundir._cannot_write(Path(path), "Read-only file system")
+        real(path)
+
+    monkeypatch.setattr(rundir, "check_writable", read_only_run)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "Read-only file system" in err and "unless --out PATH.html says where" in err and err.count("\n") == 1
+    )
+    with pytest.raises(DifairError, match="Read-only"):
+        read_only_run(run / "x.html")

@@ -370,7 +370,9 @@ def test_cli_explain_writes_card_maps_and_prediction(tmp_path_factory, tmp_path:
     assert not pred["notes"]
     capsys.readouterr()
     typo = tmp_path / "typo"  # a label that is no class of the dataset (digits name their unknowns too)
-    assert main(["explain", str(run), str(img), "--out", str(typo), "--label", "sevn", "--device", "cpu"]) == 2
+    assert (
+        main(["explain", str(run), str(img), "--out", str(typo), "--label", "sevn", "--device", "cpu"]) == 2
+    )
     err = capsys.readouterr().err
     assert "--label 'sevn' is no class of the run's dataset" in err and not typo.exists()
     ce = digits_run(tmp_path_factory, "ce", epochs=2)

@@ -161,7 +161,15 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise DifairError(
             f"--out must end in .html (or .htm): the report is one HTML file, got {args.out.name!r}"
         )
-    check_writable(args.out or args.run_dir / "report.html")  # before the outputs are computed
+    out = args.out or args.run_dir / "report.html"
+    try:
+        check_writable(out)  # before the outputs are computed
+    except DifairError as exc:
+        if args.out is not None:
+            raise
+        raise DifairError(
+            f"{exc} (the report goes into the run folder unless --out PATH.html says where)"
+        ) from exc
     path = write_report(
         args.run_dir, args.out, score=args.score, threshold=args.threshold, device=args.device,
         samples_per_kind=args.samples, tsne=not args.no_tsne, tsne_points=args.max_points,
