@@ -329,6 +329,11 @@ def test_cli_plot_and_explain_errors(tmp_path_factory, tmp_path: Path, capsys) -
         (["plot", str(run), "tsne", "--max-points", "-3", "--out", str(tmp_path / "t.png")], "must be >= 1, got -3"),
         (["explain", str(run), str(_digit_png(tmp_path)), "--class", "zebra", "--out", str(tmp_path / "ex")],
          "unknown class 'zebra'"),
+        (["plot", str(run), "similarity", "--all-samples", "--out", str(tmp_path / "s.png")],
+         "plot similarity takes no --all-samples: of the per-kind options it reads --split"),
+        (["plot", str(run), "tsne", "--index", "3", "--out", str(tmp_path / "t.png")], "plot tsne takes no --index"),
+        (["plot", str(run), "roc", "--top-k", "3", "--out", str(tmp_path / "r.png")],
+         "plot roc takes no --top-k: it reads none of the per-kind options"),
     ]  # fmt: skip
     for argv, fragment in cases:
         assert main(argv) == 2

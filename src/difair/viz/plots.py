@@ -50,19 +50,46 @@ class PlotKind:
     draw: Callable[..., Figure]
     analysis: bool = True  # False: draw(run, options) from the weights alone
     one_image: bool = False  # needs exactly one of --index or --image, and class-owned features
+    reads: tuple[str, ...] = ()  # the PlotOptions of KIND_OPTIONS it reads; the others given are refused
 
 
 PLOTS: dict[str, PlotKind] = {}
 
+# PlotOptions that only some kinds read, and the command-line flag of each
+KIND_OPTIONS = {
+    "index": "--index", "image": "--image", "label": "--label", "classes": "--class", "split": "--split",
+    "correct_only": "--all-samples", "top_k": "--top-k", "hinton": "--hinton", "max_points": "--max-points",
+    "label_unknowns": "--label-unknowns",
+}  # fmt: skip
 
-def register_plot(kind: str, *, analysis: bool = True, one_image: bool = False) -> Callable:
-    """Decorator: register ``draw(ra_or_run, options) -> Figure`` as plot ``kind``."""
+
+def register_plot(
+    kind: str, *, analysis: bool = True, one_image: bool = False, reads: tuple[str, ...] = ()
+) -> Callable:
+    """Decorator: register ``draw(ra_or_run, options) -> Figure`` as plot ``kind``, reading the options ``reads``."""
+    assert set(reads) <= set(KIND_OPTIONS), f"{kind}: unknown options {set(reads) - set(KIND_OPTIONS)}"
 
     def wrap(fn: Callable[..., Figure]) -> Callable[..., Figure]:
-        PLOTS[kind] = PlotKind(fn, analysis, one_image)
+        PLOTS[kind] = PlotKind(fn, analysis, one_image, tuple(reads))
         return fn
 
     return wrap
+
+
+def check_options(kind: str, o: PlotOptions) -> None:
+    """Refuse an option given to a kind that does not read it (it would be ignored without a word)."""
+    defaults = PlotOptions()
+    ignored = [
+        flag
+        for name, flag in KIND_OPTIONS.items()
+        if name not in PLOTS[kind].reads and getattr(o, name) != getattr(defaults, name)
+    ]
+    if ignored:
+        reads = ", ".join(KIND_OPTIONS[r] for r in PLOTS[kind].reads)
+        takes = (
+            f"of the per-kind options it reads {reads}" if reads else "it reads none of the per-kind options"
+        )
+        raise DifairError(f"plot {kind} takes no {ignored[0]}: {takes}")
 
 
 @register_plot("filter-correlation", analysis=False)
@@ -70,7 +97,7 @@ def _filter_correlation(run: LoadedRun, o: PlotOptions) -> Figure:
     return representations.filter_correlation_figure(run)
 
 
-@register_plot("card", one_image=True)
+@register_plot("card", one_image=True, reads=("index", "image", "label", "top_k", "hinton"))
 def _card(ra: RunAnalysis, o: PlotOptions) -> Figure:
     if o.image is not None:
         pr = Predictor(ra.run, threshold=ra.threshold, score=ra.score_name, device=o.device, data=ra.data)
@@ -78,7 +105,7 @@ def _card(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return cards.sample_card(ra, o.index, top_k=o.top_k, hinton=o.hinton)
 
 
-@register_plot("activation-maps", one_image=True)
+@register_plot("activation-maps", one_image=True, reads=("index", "image", "classes"))
 def _activation_maps(ra: RunAnalysis, o: PlotOptions) -> Figure:
     run = ra.run
     idx = [activations.resolve_class(run, c) for c in o.classes] if o.classes else None
@@ -99,17 +126,17 @@ def _activation_maps(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return activations.activation_maps_figure(run, ra.data.test_images[o.index], idx)
 
 
-@register_plot("mean-representations")
+@register_plot("mean-representations", reads=("split", "correct_only"))
 def _mean_representations(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return representations.mean_representations_figure(ra, o.split or "train", o.correct_only)
 
 
-@register_plot("similarity")
+@register_plot("similarity", reads=("split",))
 def _similarity(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return representations.class_similarity_figure(ra, o.split or "test")
 
 
-@register_plot("tsne")
+@register_plot("tsne", reads=("max_points", "label_unknowns"))
 def _tsne(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return embeddings.tsne_figure(ra, max_points=o.max_points, label_unknowns=o.label_unknowns)
 
@@ -139,6 +166,7 @@ def plot(run: str | Path | LoadedRun, kind: str, **options: Any) -> Figure:
     if kind not in PLOTS:
         raise DifairError(f"unknown plot kind {kind!r}")
     spec = PLOTS[kind]
+    check_options(kind, o)
     if not spec.analysis:  # needs the weights only
         return spec.draw(run, o)
     if spec.one_image:
