@@ -45,6 +45,21 @@ CACHES = ("auto", "memory", "stream")  # data.cache: difair.data.folder.resolve_
 MEMORY_BUDGET_FRACTION = 0.5  # data.memory_budget_gb=null: this fraction of the RAM available at the start
 
 
+def _hash(identity: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict as dotted keys."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
 @dataclass
 class DataConfig:
     name: str = "digits"
@@ -260,6 +275,13 @@ DIGEST_NEUTRAL: dict[str, tuple[Any, ...]] = {
     "augment.crop_ratio": ([3 / 4, 4 / 3],),
 }
 
+# Options read by some datasets alone (the name prefixes), and the value the digest hashes for every other dataset:
+# their value under difair 0.1.0, so that a change of their default (cifar_plus_known: split -> vehicles) moves the
+# digests of the runs it concerns and of no others (tests/test_digest_compat.py).
+DATASET_OPTIONS: dict[str, tuple[tuple[str, ...], Any]] = {
+    "data.cifar_plus_known": (("cifar+",), "split"),
+}
+
 # How a run computes, not what it learns: left out of the config digest, so a run folder is found again and
 # resumes under other execution choices.
 EXECUTION_OPTIONS = (
@@ -354,9 +376,22 @@ class TrainConfig:
 
     def digest(self) -> str:
         """Hash of everything that determines what is trained (``identity``)."""
-        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:16]
+        return _hash(self.identity())
 
-    def identity(self) -> dict[str, Any]:
+    def digests(self) -> set[str]:
+        """``digest`` and the digests a checkpoint of this config may hold from earlier versions: those that hashed
+        a ``DATASET_OPTIONS`` option at its own value for every dataset (an old ``--authors-code`` run's
+        ``cifar_plus_known: vehicles`` on MNIST). What a checkpoint's ``config_digest`` is checked against."""
+        return {self.digest(), _hash(self.identity(per_dataset=False))}
+
+    def difference(self, other: TrainConfig) -> str | None:
+        """The first option whose ``identity`` value differs from ``other``'s, as ``"key: mine | theirs"``; None
+        when both train alike (same digest)."""
+        mine, theirs = _flat(self.identity()), _flat(other.identity())
+        key = next((k for k in sorted({*mine, *theirs}) if mine.get(k) != theirs.get(k)), None)
+        return None if key is None else f"{key}: {mine.get(key)} | {theirs.get(key)}"
+
+    def identity(self, per_dataset: bool = True) -> dict[str, Any]:
         """The options that determine what is trained, as nested dicts: device choices, ``logging`` and paths
         excluded. Options resolved from ``auto`` enter as ``auto`` (what was asked), so a request and the run it
         made are the same on every machine."""
@@ -369,6 +404,10 @@ class TrainConfig:
                 d[key] = AUTO
         for key in ("root", "download", "cache", "memory_budget_gb", "workers"):  # same pixels either way
             d["data"].pop(key, None)
+        for option, (datasets, hashed) in DATASET_OPTIONS.items() if per_dataset else ():
+            section, key = option.split(".")  # read by those datasets alone
+            if not str(d["data"].get("name", "")).startswith(datasets):
+                d[section][key] = hashed
         for option, neutral in DIGEST_NEUTRAL.items():
             section, key = option.split(".")
             value = d[section].get(key)

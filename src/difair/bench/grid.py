@@ -112,21 +112,22 @@ MANIFEST = "benchmark.json"
 
 def _trains_otherwise(
     old: dict[str, Any], specs: list[RunSpec], epochs: int | None, overrides: list[str]
-) -> bool:
-    """Whether ``epochs`` and ``overrides`` train any cell of the old or new grid otherwise than the old call's did:
-    compared by config digest, so the order of ``--set`` and options that do not change training (threads,
-    data.root, data.download, ...) do not count."""
+) -> str | None:
+    """How ``epochs`` and ``overrides`` train a cell of the old or new grid otherwise than the old call's did (the
+    cell and the first option that differs), or None: compared as the config digest sees them, so the order of
+    ``--set`` and options that do not change training (threads, data.root, data.download, ...) do not count."""
     seed = (old.get("seeds") or [0])[0]
     cells = {RunSpec(m, d, 0, seed) for m in old.get("methods", []) for d in old.get("datasets", [])}
     cells |= {RunSpec(s.method, s.dataset, 0, s.seed) for s in specs}
-    try:
-        return any(
-            run_config(c, old.get("epochs"), old.get("overrides") or []).digest()
-            != run_config(c, epochs, overrides).digest()
-            for c in sorted(cells, key=lambda c: (c.method, c.dataset, c.seed))
-        )
-    except DifairError:  # the old options no longer build a config: they cannot match
-        return True
+    for c in sorted(cells, key=lambda c: (c.method, c.dataset, c.seed)):
+        try:
+            before = run_config(c, old.get("epochs"), old.get("overrides") or [])
+        except DifairError:  # the old options no longer build a config: they cannot match
+            return f"{c.method} on {c.dataset}: the old options no longer build a config"
+        diff = before.difference(run_config(c, epochs, overrides))
+        if diff:
+            return f"{c.method} on {c.dataset}: {diff}"
+    return None
 
 
 def _holds_runs(out: Path) -> bool:
@@ -143,10 +144,11 @@ def write_manifest(
     old = json.loads(path.read_text()) if path.is_file() else None
     if old is not None and not _holds_runs(out):
         old = None
-    if old is not None and _trains_otherwise(old, specs, epochs, list(overrides)):
+    diff = _trains_otherwise(old, specs, epochs, list(overrides)) if old is not None else None
+    if diff:
         raise DifairError(
             f"{out} holds a benchmark with epochs={old.get('epochs')} and --set {old.get('overrides')}, which "
-            "train otherwise: rerun with those, or choose another --out"
+            f"train otherwise ({diff}; a default may have changed since): rerun with those, or choose another --out"
         )
 
     def union(key: str, new: list[Any]) -> list[Any]:

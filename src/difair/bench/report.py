@@ -72,9 +72,8 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _protocol(cfg: dict[str, Any]) -> dict[str, Any] | None:
-    """What a run's config trains, its split left out (the digest's view: no execution settings, paths or
-    auto-resolved values); None for a config this version cannot read."""
+def _protocol(cfg: dict[str, Any]) -> TrainConfig | None:
+    """What a run's config trains, its split left out; None for a config this version cannot read."""
     if not cfg:
         return None
     try:
@@ -82,23 +81,13 @@ def _protocol(cfg: dict[str, Any]) -> dict[str, Any] | None:
     except (DifairError, TypeError, ValueError, KeyError):
         return None
     config.data.split = 0
-    return {"digest": config.digest(), "flat": _flat(config.identity())}
-
-
-def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+    return config
 
 
 def check_one_protocol(out: Path, runs: list[tuple[dict[str, Any], dict[str, Any]]]) -> None:
     """Refuse to table runs that one row would average although they were trained otherwise (another lr, another
     preset: runs added with ``run_one`` or copied in), naming the first option that differs."""
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], list[TrainConfig]] = {}
     for results, cfg in runs:
         ck = checkpoint_of(results)
         key = (results["dataset"], results["method"], results.get("seed"), ck["epoch"], ck["epochs"])
@@ -106,12 +95,11 @@ def check_one_protocol(out: Path, runs: list[tuple[dict[str, Any], dict[str, Any
         if proto is not None:
             groups.setdefault(key, []).append(proto)
     for (dataset, method, *_), protos in groups.items():
-        if len({p["digest"] for p in protos}) > 1:
-            a, b = protos[0]["flat"], next(p["flat"] for p in protos if p["digest"] != protos[0]["digest"])
-            diff = next((k for k in sorted({*a, *b}) if a.get(k) != b.get(k)), "an option")
+        diff = next((d for p in protos[1:] if (d := protos[0].difference(p))), None)
+        if diff:
             raise DifairError(
-                f"{out / 'runs'} holds {method} runs on {dataset} trained otherwise ({diff}: {a.get(diff)} | "
-                f"{b.get(diff)}), which one table row would average: move one set of runs to another folder"
+                f"{out / 'runs'} holds {method} runs on {dataset} trained otherwise ({diff}), which one table row "
+                "would average: move one set of runs to another folder"
             )
 
 

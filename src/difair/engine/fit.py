@@ -46,9 +46,10 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def _config_for(cfg: TrainConfig | None, run_dir: Path, resume: bool) -> TrainConfig:
     if resume:
         saved = R.read_run_config(run_dir)
-        if cfg is not None and cfg.resolve().digest() != saved.digest():
+        diff = saved.difference(cfg.resolve()) if cfg is not None else None
+        if diff:
             raise DifairError(
-                f"the options differ from the run saved in {run_dir}: resume without changing them"
+                f"the options differ from the run saved in {run_dir} ({diff}): resume without changing them"
             )
         if cfg is not None:
             saved.logging = cfg.logging  # an execution choice (not in the digest): the caller's
@@ -269,7 +270,7 @@ def _restore(
     ckpt_path = run_dir / R.CHECKPOINT
     if resume and ckpt_path.is_file():
         state = R.load_checkpoint(ckpt_path)
-        if state.get("config_digest") != cfg.digest():
+        if state.get("config_digest") not in cfg.digests():
             raise DifairError(
                 f"checkpoint {ckpt_path} belongs to another configuration than {run_dir / R.CONFIG}: restore "
                 "that file, or retrain with --overwrite"

@@ -55,7 +55,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     run_dir = Path(run_dir)
     cfg = R.read_run_config(run_dir)
     state, fingerprint = R.read_checkpoint(run_dir / R.CHECKPOINT)
-    if state.get("config_digest") != cfg.digest():
+    if state.get("config_digest") not in cfg.digests():
         raise DifairError(
             f"checkpoint {run_dir / R.CHECKPOINT} comes from another configuration than {run_dir / R.CONFIG}: "
             "retrain the run with --overwrite"

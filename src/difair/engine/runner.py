@@ -75,9 +75,10 @@ def run_status(cfg: TrainConfig, run_dir: Path) -> str:
             f"{run_dir} holds a run of {saved.epochs} epochs, not {cfg.epochs}: rerun with --epochs "
             f"{saved.epochs}, or choose another --out"
         )
-    if saved.digest() != cfg.digest():
+    diff = saved.difference(cfg)
+    if diff:
         raise DifairError(
-            f"{run_dir} holds a run with other options: choose another --out, or delete that folder"
+            f"{run_dir} holds a run with other options ({diff}): choose another --out, or delete that folder"
         )
     results = read_results(run_dir)
     if results is None:
