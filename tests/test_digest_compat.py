@@ -63,4 +63,6 @@ def test_an_old_authors_code_run_on_another_dataset_still_loads():
     stored = old.identity(per_dataset=False)  # what 0.1.0 hashed: every option at its own value
     legacy = hashlib.sha256(json.dumps(stored, sort_keys=True).encode()).hexdigest()[:16]
     assert legacy != old.digest() and legacy in old.digests()  # accepted as the checkpoint's digest
-    assert old.difference(TrainConfig.from_yaml(OLD["difair-mnist"]["config"])) is None  # MNIST never reads it
+    assert (
+        old.difference(TrainConfig.from_yaml(OLD["difair-mnist"]["config"])) is None
+    )  # MNIST never reads it

@@ -344,3 +344,29 @@ def test_inputs_as_users_hold_them() -> None:
     assert table["knn:z"]["auroc"] == k3["knn:z"]["auroc"]
     with pytest.raises(DifairError, match=r"device cuda:7 is not here"):
         extract(model, train, device="cuda:7")
+
+
+def test_after_the_first_batch_only_the_feature_layer_is_hooked() -> None:
+    from difair.eval.extraction import _FeatureTap
+
+    model = nn.Sequential(*[nn.Linear(8, 8) for _ in range(6)], nn.Linear(8, 3))  # a ViT has hundreds
+    tap = _FeatureTap(model, None)
+    assert len(tap.hooks) == 7
+    with torch.no_grad():
+        out = model(torch.randn(4, 8))
+    tap.first_batch(out)
+    assert tap.layer is model[6] and tap.gives_logits and len(tap.hooks) == 1  # one input kept a batch
+    assert tap.take().shape == (4, 8) and tap.take() is None
+    tap.remove()
+    assert not any(m._forward_hooks for m in model)
+
+
+def test_a_named_layer_with_the_logits_shape_keeps_its_head() -> None:
+    _, train, known, unknown = _model_and_data()
+    torch.manual_seed(0)
+    scaled = _ScaledLogits()  # returns 2 * fc(...): the user names fc, the temperature is theirs to know
+    fs = extract(scaled, train, feature_layer="fc")
+    assert fs.head is not None and torch.equal(fs.linear[0], scaled.fc.weight)
+    with pytest.warns(UserWarning, match=r"feature layer 'proj' \(named\) does not give the model's output"):
+        fs = extract(scaled, train, feature_layer="proj")  # 8 outputs for 3 logits
+    assert fs.head is None

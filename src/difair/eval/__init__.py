@@ -1,6 +1,7 @@
 """Open-set scores, metrics and result tables; ``evaluate`` runs every post-hoc score on any model and data."""
 
-from difair.eval.api import ScoreTable, evaluate, extract  # after scores: the detectors build on them
+from difair.eval.api import ScoreTable, evaluate  # after scores: the detectors build on them
+from difair.eval.extraction import extract
 from difair.eval.metrics import (
     aupr_in,
     aupr_out,

@@ -7,189 +7,23 @@ plain torchvision model included) with DataLoaders, datasets or tensors, and on 
 from __future__ import annotations
 
 import time
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch import nn
 
-from difair.devices import pick_device
 from difair.errors import DifairError
+from difair.eval.extraction import Data, extract
 from difair.eval.metrics import osr_metrics
 from difair.eval.overlap import shares_samples
-from difair.eval.posthoc import Detector, FeatureSet, build_detector, odin_logits, resolve_scores
+from difair.eval.posthoc import Detector, FeatureSet, build_detector, resolve_scores
 
-__all__ = ["evaluate", "extract", "ScoreTable", "DEFAULT_SCORES"]
+__all__ = ["evaluate", "ScoreTable", "DEFAULT_SCORES"]
 
 #: Scores of ``evaluate`` when none are named: the output scores and the two feature scores most often reported.
 DEFAULT_SCORES = ("msp", "mls", "energy", "knn", "mahalanobis")
-
-Data = DataLoader | Dataset | Tensor | tuple[Tensor, Tensor] | Iterable
-
-
-def _is_pair(data: Any) -> bool:
-    """``(inputs, labels)``, also as a list: inputs a tensor, labels None or one per input row (never a batch of
-    inputs, which has more than one dimension)."""
-    if not isinstance(data, (tuple, list)) or len(data) != 2 or not isinstance(data[0], Tensor):
-        return False
-    y = data[1]
-    if isinstance(data, tuple):
-        if y is not None and len(y) != len(data[0]):
-            raise DifairError(
-                f"(inputs, labels): {len(data[0])} inputs but {len(y)} labels: give one label per input"
-            )
-        return True
-    return (
-        y is not None and (y.dim() if isinstance(y, Tensor) else np.ndim(y)) == 1 and len(y) == len(data[0])
-    )
-
-
-def _batches(data: Data, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
-    """(inputs, labels or None) batches from a loader, a dataset, a tensor of inputs or an (inputs, labels) pair."""
-    if isinstance(data, Tensor):
-        data = (data, None)
-    if _is_pair(data):
-        x, y = data
-        for i in range(0, len(x), batch_size):
-            yield x[i : i + batch_size], None if y is None else torch.as_tensor(y)[i : i + batch_size]
-        return
-    if isinstance(data, Dataset) and not isinstance(data, DataLoader):
-        data = DataLoader(data, batch_size=batch_size)
-    for batch in data:
-        if isinstance(batch, Tensor):
-            yield batch, None
-        else:
-            yield batch[0], torch.as_tensor(batch[1]) if len(batch) > 1 else None
-
-
-def _feature_layers(model: nn.Module, feature_layer: nn.Module | str | None) -> list[nn.Module]:
-    """The candidates for the layer whose input is the pooled feature: the one named or given, else every
-    ``nn.Linear`` (the one that runs last is taken)."""
-    if isinstance(feature_layer, str):
-        return [model.get_submodule(feature_layer)]
-    if feature_layer is not None:
-        return [feature_layer]
-    return [m for m in model.modules() if isinstance(m, nn.Linear)]
-
-
-def _layer_name(model: nn.Module, layer: nn.Module) -> str:
-    return next((name for name, m in model.named_modules() if m is layer), type(layer).__name__)
-
-
-def _on_device(layer: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
-    def head(x: Tensor) -> Tensor:
-        with torch.no_grad():
-            return layer(x.to(device)).float().cpu()
-
-    return head
-
-
-def extract(
-    model: nn.Module,
-    data: Data,
-    *,
-    unknown: bool = False,
-    feature_layer: nn.Module | str | None = None,
-    device: torch.device | str | None = None,
-    batch_size: int = 256,
-    odin: Mapping[str, Any] | bool | None = None,
-) -> FeatureSet:
-    """Stream ``data`` through ``model`` once (eval mode, no grad, fp32 on the CPU) into a FeatureSet.
-
-    ``logits`` and ``features["z"]`` are the model's outputs; ``features["pooled"]`` is the input of
-    ``feature_layer`` (default: the ``nn.Linear`` that runs last, the penultimate features of a torchvision
-    classifier), which becomes the FeatureSet's ``head`` (and ``linear`` when it is an ``nn.Linear``) when its output
-    is the model's output (else a warning, and no head). ``unknown=True`` labels every row -1; otherwise the data
-    must carry labels. ``odin`` (True or ``odin_logits`` options) adds ``features["odin"]``. Every module's
-    train/eval mode is as it was afterwards.
-    """
-    param = next(model.parameters(), torch.empty(0))
-    device = pick_device(device) if device is not None else param.device
-    candidates = _feature_layers(model, feature_layer)
-    calls: list[tuple[nn.Module, Tensor, Tensor]] = []  # this batch's calls of the candidates, in order
-    capture = [True]  # off while ODIN runs its extra forward passes
-
-    def keep_input(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
-        if capture[0]:
-            calls.append((module, inputs[0].detach(), output.detach()))
-
-    hooks = [m.register_forward_hook(keep_input) for m in candidates]
-    z_heads: list[Tensor] = []  # outputs of DIFAIR heads (N features per class) in the first batch
-    hooks += [
-        m.register_forward_hook(lambda _m, _i, o: z_heads.append(o) if not logits else None)
-        for m in model.modules()
-        if getattr(m, "features_per_class", 1) > 1
-    ]
-    layer: nn.Module | None = None
-    gives_logits = False
-    pooled: list[Tensor] = []
-    logits, labels, odin_out = [], [], []
-    modes = [(m, m.training) for m in model.modules()]  # each module's own: a frozen part stays in eval
-    model.eval()
-    try:
-        for x, y in _batches(data, batch_size):
-            if y is None and not unknown:
-                raise DifairError("known and fit data need labels: give (inputs, labels) batches")
-            x = x.to(device, dtype=param.dtype if x.is_floating_point() else None)  # float64 data, fp32 model
-            calls.clear()
-            with torch.no_grad():
-                out = model(x)
-            if not logits and any(o.shape == out.shape and torch.equal(o, out) for o in z_heads):
-                raise DifairError(
-                    "the model's output is a DIFAIR head's z: N features per class, not one logit per class; build "
-                    "FeatureSets with difair.eval.posthoc.difair_feature_set(z, labels, anchors, N) and call "
-                    "evaluate(None, known, unknown, fit_on=...)"
-                )
-            if layer is None and calls:  # the layer that ran last; its output should be the logits
-                layer, _, first = calls[-1]
-                gives_logits = first.shape == out.shape and torch.equal(first.float(), out.float())
-            mine = [inp for m, inp, _ in calls if m is layer]
-            if mine:
-                pooled.append(mine[-1].flatten(1).float().cpu())
-            logits.append(out.float().cpu())
-            labels.append(torch.full((len(x),), -1) if unknown else y.long().cpu())
-            if odin:
-                capture[0] = False
-                odin_out.append(odin_logits(model, x, **({} if odin is True else dict(odin))).cpu())
-                capture[0] = True
-    finally:
-        for hook in hooks:
-            hook.remove()
-        for m, mode in modes:
-            m.training = mode
-    if not logits:
-        raise DifairError("no samples to extract features from (empty data)")
-    if layer is not None and not gives_logits:
-        warnings.warn(
-            f"the feature layer {_layer_name(model, layer)!r} (the last to run) does not give the model's output: "
-            "scores that apply the head to the features (react, ash, vim) are skipped; name the layer that gives "
-            "the logits with feature_layer=",
-            stacklevel=2,
-        )
-    out = torch.cat(logits)
-    features = {"z": out}
-    if pooled:
-        features["pooled"] = torch.cat(pooled)
-    if odin_out:
-        features["odin"] = torch.cat(odin_out)
-    head_ok = layer is not None and gives_logits and bool(pooled)
-    linear = None
-    if head_ok and isinstance(layer, nn.Linear):
-        linear = (
-            layer.weight.detach().float().cpu(),
-            None if layer.bias is None else layer.bias.detach().float().cpu(),
-        )
-    return FeatureSet(
-        logits=out,
-        labels=torch.cat(labels),
-        features=features,
-        head=_on_device(layer, device) if head_ok else None,
-        linear=linear,
-    )
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """ODIN for models with logits: perturbed inputs at a temperature, extracted once into ``features["odin"]``.
 
 ODIN needs the model and its inputs (a gradient step on each input), so it cannot run on cached features; the
-extraction (``difair.eval.api.extract``) calls ``odin_logits`` per batch and the detector scores the result.
+extraction (``difair.eval.extraction.extract``) calls ``odin_logits`` per batch and the detector scores the result.
 """
 
 from __future__ import annotations
