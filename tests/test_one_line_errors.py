@@ -256,3 +256,13 @@ def test_the_authors_tiny_imagenet_order_on_the_neal_lists_is_refused(tmp_path, 
             "--set", f"data.root={tmp_path}", "--epochs", "1", "--out", str(tmp_path / "run")]  # fmt: skip
     _one_line(capsys, main(argv), "the neal (CAC) Tiny ImageNet lists index sorted wnids")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_of_that_combination_still_loads():
+    from difair.config import TrainConfig, apply_overrides
+
+    over = ["data.name=tinyimagenet", "data.split_family=neal", "data.tinyimagenet_order=wnids"]
+    cfg = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), over))
+    cfg.resolve()  # what eval, predict and export do with an existing run's config.yaml: no refusal
+    with pytest.raises(DifairError, match="neal \\(CAC\\) Tiny ImageNet lists index sorted wnids"):
+        cfg.check_new_run()  # only a new run is refused

@@ -99,11 +99,6 @@ class DataConfig:
         check_choice("data.cifar_plus_known", self.cifar_plus_known, ("split", "vehicles"))
         check_choice("data.balance", self.balance, BALANCE_MODES)
         check_choice("data.normalization", self.normalization, NORMALIZATIONS)
-        if self.name == "tinyimagenet" and self.split_family == "neal" and self.tinyimagenet_order == "wnids":
-            raise DifairError(
-                "data.tinyimagenet_order=wnids is the DIFAIR authors' order for the vaze lists; the neal (CAC) Tiny "
-                "ImageNet lists index sorted wnids: add --set data.tinyimagenet_order=sorted"
-            )
         if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
             raise DifairError(
                 f"data.crop_pct must be in (0, 1], got {self.crop_pct}: 1 keeps the whole image"
@@ -383,6 +378,15 @@ class TrainConfig:
         a ``DATASET_OPTIONS`` option at its own value for every dataset (an old ``--authors-code`` run's
         ``cifar_plus_known: vehicles`` on MNIST). What a checkpoint's ``config_digest`` is checked against."""
         return {self.digest(), _hash(self.identity(per_dataset=False))}
+
+    def check_new_run(self) -> None:
+        """Refuse combinations a new run must not train; a run folder that holds one still loads and evaluates."""
+        d = self.data
+        if d.name == "tinyimagenet" and d.split_family == "neal" and d.tinyimagenet_order == "wnids":
+            raise DifairError(
+                "data.tinyimagenet_order=wnids is the DIFAIR authors' order for the vaze lists; the neal (CAC) Tiny "
+                "ImageNet lists index sorted wnids: add --set data.tinyimagenet_order=sorted"
+            )
 
     def difference(self, other: TrainConfig) -> str | None:
         """The first option whose ``identity`` value differs from ``other``'s, as ``"key: mine | theirs"``; None

@@ -233,6 +233,8 @@ def _start(
     if resume:
         staging.check_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
     cfg = _config_for(cfg, run_dir, resume)
+    if not resume:
+        cfg.check_new_run()
     tensorboard_enabled(cfg)  # logging.tensorboard=true without the package: refused before anything is done
     if devices is not None:
         cfg.devices = devices
