@@ -146,18 +146,21 @@ def test_a_killed_decodes_temp_file_is_swept_and_a_live_ones_kept(tmp_path: Path
     cache_mod.cached_images(files, **kw)
     (cached,) = (tmp_path / "c").glob("*.npy")
     prefix = cached.name[: -len("0" * 20 + ".npy")]  # label-where-modesize-, then the source fingerprint
+    prefix += cache_mod._temp_prefix("")[1:]  # and this machine's name: another's locks may not reach here
     dead = tmp_path / "c" / f".{prefix}killed.tmp"
     dead.write_bytes(b"\0" * 4096)  # its writer was killed: nobody holds its lock
     live = tmp_path / "c" / f".{prefix}live.tmp"
     live.write_bytes(b"\0" * 4096)
     other = tmp_path / "c" / ".u-00000000-L8-killed.tmp"  # another dataset's decode: not this one's to judge
     other.write_bytes(b"\0")
+    elsewhere = tmp_path / "c" / f".{cached.name[: -len('0' * 20 + '.npy')]}othermachine-x.tmp"
+    elsewhere.write_bytes(b"\0")  # a decode on another machine sharing the folder: its lock is not seen here
     with open(live, "rb") as holder:  # another open file: a lock this process's sweep cannot take
         fcntl.flock(holder, fcntl.LOCK_EX)
         time.sleep(0.01)
         gen.image(Path(files[1]), np.full((8, 8), 7, np.uint8))  # a changed source: decoded again
         assert cache_mod.cached_images(files, **kw)[1, 0, 0, 0] == 7
-        assert not dead.exists() and live.exists() and other.exists()
+        assert not dead.exists() and live.exists() and other.exists() and elsewhere.exists()
     assert sorted(p.name for p in (tmp_path / "c").glob(f".{prefix}*.tmp")) == [live.name]  # none of its own
 
 
@@ -175,3 +178,19 @@ def test_cache_dir_env_and_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cache_mod.cache_dir_for(tmp_path / "data") == tmp_path / "env-cache"
     monkeypatch.delenv("DIFAIR_CACHE_DIR")
     assert cache_mod.cache_dir_for(tmp_path / "data") == tmp_path / "data" / ".difair-cache"
+
+
+def test_a_file_system_without_locks_still_decodes(tmp_path: Path, gen, monkeypatch) -> None:
+    import errno
+
+    fcntl = pytest.importorskip("fcntl")
+
+    def no_locks(*_a, **_k):  # Lustre without -o flock, some FUSE mounts
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    files = _frames(tmp_path / "src", gen, n=3)
+    kw = {"root": tmp_path / "src", "size": 8, "mode": "L", "label": "t", "cache_dir": tmp_path / "c"}
+    (tmp_path / "c").mkdir()
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert cache_mod.cached_images(files, **kw)[1, 0, 0, 0] == 10
+    assert len(list((tmp_path / "c").glob("*.npy"))) == 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import socket
 import sys
 import tempfile
 import warnings
@@ -172,25 +173,33 @@ def decode_images(
 
 
 def _lock(fd: int, wait: bool = True) -> bool:
-    """An exclusive ``flock`` on ``fd``; False when another process holds it and ``wait`` is False (and where the
-    platform has no flock, which leaves every temp file to its writer)."""
+    """An exclusive ``flock`` on ``fd``; False when another process holds it and ``wait`` is False, or where there is
+    no flock (Windows, a file system without it): a temp file nobody could lock is left to its writer."""
     try:
         import fcntl  # POSIX only
     except ImportError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-    except BlockingIOError:
+    except OSError:  # BlockingIOError: held; ENOSYS, ENOLCK, EOPNOTSUPP: no locks here
         return False
     return True
+
+
+def _temp_prefix(prefix: str) -> str:
+    """The name start of this machine's temp files for a cache: a lock on a network file system may be seen by
+    this machine alone, so a sweep only judges the files of decodes that ran here."""
+    host = "".join(c if c.isalnum() or c in "-_" else "_" for c in socket.gethostname())[:40] or "host"
+    return f".{prefix}{host}-"
 
 
 def _locked_temp(cache_dir: Path, prefix: str) -> tuple[int, Path]:
     """A new temp file for a decode and its descriptor, locked while this process lives (the kernel lets go
     however it ends). A sweep may remove the file between its creation and the lock: then another is made."""
     while True:
-        fd, name = tempfile.mkstemp(prefix=f".{prefix}", suffix=".tmp", dir=cache_dir)
-        _lock(fd)
+        fd, name = tempfile.mkstemp(prefix=_temp_prefix(prefix), suffix=".tmp", dir=cache_dir)
+        if not _lock(fd):  # no locks on this file system: nothing sweeps it either
+            return fd, Path(name)
         try:
             if os.path.samestat(os.fstat(fd), os.stat(name)):
                 return fd, Path(name)
@@ -202,7 +211,7 @@ def _locked_temp(cache_dir: Path, prefix: str) -> tuple[int, Path]:
 def sweep_dead_decodes(cache_dir: Path, prefix: str) -> None:
     """Remove the temp files of decodes of ``prefix`` whose process ended before renaming them (killed): a live
     decode holds its file's lock, so it is left alone."""
-    for tmp in cache_dir.glob(f".{prefix}*.tmp"):
+    for tmp in cache_dir.glob(f"{_temp_prefix(prefix)}*.tmp"):
         try:
             fd = os.open(tmp, os.O_RDONLY)
         except OSError:  # gone meanwhile, or not ours to read
@@ -247,8 +256,8 @@ def cached_images(
             pass
         path.unlink(missing_ok=True)  # unreadable, or not the images it is named for: rebuild it
     fd, tmp = _locked_temp(cache_dir, prefix)
-    sweep_dead_decodes(cache_dir, prefix)
     try:
+        sweep_dead_decodes(cache_dir, prefix)
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         _reserve(tmp, label)  # a sparse file on a full disk kills the process (SIGBUS) at the first write
         decode_images(
