@@ -333,7 +333,13 @@ def test_cli_plot_and_explain_errors(tmp_path_factory, tmp_path: Path, capsys) -
          "plot similarity takes no --all-samples: of the per-kind options it reads --split"),
         (["plot", str(run), "tsne", "--index", "3", "--out", str(tmp_path / "t.png")], "plot tsne takes no --index"),
         (["plot", str(run), "roc", "--top-k", "3", "--out", str(tmp_path / "r.png")],
-         "plot roc takes no --top-k: it reads none of the per-kind options"),
+         "plot roc takes no --top-k: of the per-kind options it reads --score, --threshold"),
+        (["plot", str(run), "tsne", "--score", "max_activation", "--out", str(tmp_path / "t.png")],
+         "plot tsne takes no --score"),
+        (["plot", str(run), "card", "--index", "0", "--label", "3", "--out", str(tmp_path / "c.png")],
+         "--label goes with --image"),
+        (["plot", str(run), "filter-correlation", "--top-k", "3", "--out", str(tmp_path / "f.png")],
+         "plot filter-correlation takes no --top-k: it reads none of the per-kind options"),
     ]  # fmt: skip
     for argv, fragment in cases:
         assert main(argv) == 2

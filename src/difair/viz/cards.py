@@ -15,6 +15,7 @@ from torch import Tensor
 from difair.errors import DifairError
 from difair.nn.functional import anchor_distances
 from difair.viz.analysis import RunAnalysis, require_class_features
+from difair.viz.kinds import TOP_K
 from difair.viz.style import (
     feature_labels,
     heatmap,
@@ -87,7 +88,7 @@ def _correct(card: CardInput) -> bool | None:
     return not card.accepted
 
 
-def image_card(card: CardInput, top_k: int = 6, hinton: bool = False) -> Figure:
+def image_card(card: CardInput, top_k: int = TOP_K, hinton: bool = False) -> Figure:
     """The card figure; axes are labelled ``image``, ``z``, ``pred_mean``, ``true_mean`` for inspection."""
     k = min(top_k, len(card.class_names))
     reps = [card.z] + [m for m in (card.pred_mean, card.true_mean) if m is not None]
@@ -169,7 +170,7 @@ def card_input(ra: RunAnalysis, index: int) -> CardInput:
     )
 
 
-def sample_card(ra: RunAnalysis, index: int, top_k: int = 6, hinton: bool = False) -> Figure:
+def sample_card(ra: RunAnalysis, index: int, top_k: int = TOP_K, hinton: bool = False) -> Figure:
     """The card of test sample ``index`` (known samples first, then unknown, as in the dataset)."""
     if not 0 <= index < len(ra.data.test_labels):
         raise DifairError(f"test index {index} is out of range: choose 0 to {len(ra.data.test_labels) - 1}")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from difair.cliutil import count, finite_float, positive
 from difair.errors import DifairError
-from difair.viz.kinds import PLOT_KINDS
+from difair.viz.kinds import PLOT_KINDS, TOP_K, TSNE_POINTS
 
 
 def _common(p: argparse.ArgumentParser, threshold: bool = True) -> None:
@@ -47,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--label", help="the image's true class name, if known")
     p.add_argument("--class", dest="classes", action="append", help="class whose maps to draw (repeatable)")
-    p.add_argument("--top-k", type=positive, default=6, help="classes shown in the card's z (default 6)")
+    p.add_argument(
+        "--top-k", type=positive, default=TOP_K, help=f"classes shown in the card's z (default {TOP_K})"
+    )
     p.add_argument(
         "--hinton", action="store_true", help="Hinton squares (area = activation) instead of numbers"
     )
@@ -59,7 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, help="HTML file (default: RUN_DIR/report.html)")
     p.add_argument("--samples", type=count, default=2, help="cards per kind of sample (default 2)")
     p.add_argument("--no-tsne", action="store_true", help="leave out the t-SNE (the slowest figure)")
-    p.add_argument("--max-points", type=positive, default=1500, help="t-SNE sample size (default 1500)")
+    p.add_argument(
+        "--max-points", type=positive, default=TSNE_POINTS, help=f"t-SNE sample size (default {TSNE_POINTS})"
+    )
     _common(p)
     p.set_defaults(func=cmd_report, evaluates=True)
 
@@ -77,11 +81,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--all-samples", action="store_true", help="means over all samples, not only the correct ones"
     )
-    p.add_argument("--top-k", type=positive, default=6, help="classes shown in the card's z (default 6)")
+    p.add_argument(
+        "--top-k", type=positive, default=TOP_K, help=f"classes shown in the card's z (default {TOP_K})"
+    )
     p.add_argument(
         "--hinton", action="store_true", help="card: Hinton squares (area = activation) instead of numbers"
     )
-    p.add_argument("--max-points", type=positive, default=1500, help="tsne: sample size (default 1500)")
+    p.add_argument(
+        "--max-points", type=positive, default=TSNE_POINTS, help=f"tsne: sample size (default {TSNE_POINTS})"
+    )
     p.add_argument("--label-unknowns", action="store_true", help="tsne: colour unknowns by source class")
     _common(p)
     p.set_defaults(func=cmd_plot, evaluates=True)

@@ -7,6 +7,7 @@ import torch
 from matplotlib.figure import Figure
 
 from difair.viz.analysis import RunAnalysis
+from difair.viz.kinds import TSNE_POINTS
 from difair.viz.style import heatmap, new_figure, short, short_all
 
 REJECTED = "unknown (rejected)"
@@ -20,7 +21,7 @@ def _subsample(n: int, max_points: int, seed: int) -> np.ndarray:
 
 def tsne_embedding(
     ra: RunAnalysis,
-    max_points: int = 1500,
+    max_points: int = TSNE_POINTS,
     perplexity: float = 30.0,
     seed: int = 0,
     anchors: bool = True,
@@ -49,7 +50,7 @@ def tsne_embedding(
 
 def tsne_figure(
     ra: RunAnalysis,
-    max_points: int = 1500,
+    max_points: int = TSNE_POINTS,
     perplexity: float = 30.0,
     seed: int = 0,
     anchors: bool = True,

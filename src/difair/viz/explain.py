@@ -18,6 +18,7 @@ from difair.predict import Predictor
 from difair.viz.activations import activation_maps_figure, resolve_class
 from difair.viz.analysis import RunAnalysis, analyze, require_class_features
 from difair.viz.cards import CardInput, image_card
+from difair.viz.kinds import TOP_K
 from difair.viz.style import save_figure, short_all
 
 DISPLAY_MAX = 256  # largest side of an image drawn on a card or under activation maps
@@ -123,7 +124,7 @@ def explain_image(
     classes: list[str] | None = None,
     threshold: float | None = None,
     score: str | None = None,
-    top_k: int = 6,
+    top_k: int = TOP_K,
     hinton: bool = False,
     data=None,
     device: str | None = None,

@@ -12,3 +12,6 @@ PLOT_KINDS = (
     "scores",
     "roc",
 )
+
+TOP_K = 6  # classes shown in a card's z (--top-k)
+TSNE_POINTS = 1500  # samples a t-SNE embeds (--max-points)

@@ -20,7 +20,7 @@ from difair.predict import Predictor, prepare_images
 from difair.viz import activations, cards, curves, embeddings, representations
 from difair.viz.analysis import RunAnalysis, analyze, require_class_features
 from difair.viz.explain import card_for_image, display_image
-from difair.viz.kinds import PLOT_KINDS
+from difair.viz.kinds import PLOT_KINDS, TOP_K, TSNE_POINTS
 
 
 @dataclass
@@ -33,9 +33,9 @@ class PlotOptions:
     classes: list[str] | None = None
     split: str | None = None
     correct_only: bool = True
-    top_k: int = 6
+    top_k: int = TOP_K
     hinton: bool = False
-    max_points: int = 1500
+    max_points: int = TSNE_POINTS
     label_unknowns: bool = False
     threshold: float | None = None
     score: str | None = None
@@ -59,8 +59,9 @@ PLOTS: dict[str, PlotKind] = {}
 KIND_OPTIONS = {
     "index": "--index", "image": "--image", "label": "--label", "classes": "--class", "split": "--split",
     "correct_only": "--all-samples", "top_k": "--top-k", "hinton": "--hinton", "max_points": "--max-points",
-    "label_unknowns": "--label-unknowns",
+    "label_unknowns": "--label-unknowns", "score": "--score", "threshold": "--threshold",
 }  # fmt: skip
+DECIDES = ("score", "threshold")  # what the kinds that draw a decision at a threshold read
 
 
 def register_plot(
@@ -97,8 +98,10 @@ def _filter_correlation(run: LoadedRun, o: PlotOptions) -> Figure:
     return representations.filter_correlation_figure(run)
 
 
-@register_plot("card", one_image=True, reads=("index", "image", "label", "top_k", "hinton"))
+@register_plot("card", one_image=True, reads=("index", "image", "label", "top_k", "hinton", *DECIDES))
 def _card(ra: RunAnalysis, o: PlotOptions) -> Figure:
+    if o.label is not None and o.image is None:
+        raise DifairError("--label goes with --image: a test image's class is known (--index)")
     if o.image is not None:
         pr = Predictor(ra.run, threshold=ra.threshold, score=ra.score_name, device=o.device, data=ra.data)
         return cards.image_card(card_for_image(pr, o.image, ra, o.label)[0], top_k=o.top_k, hinton=o.hinton)
@@ -141,17 +144,17 @@ def _tsne(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return embeddings.tsne_figure(ra, max_points=o.max_points, label_unknowns=o.label_unknowns)
 
 
-@register_plot("confusion")
+@register_plot("confusion", reads=DECIDES)
 def _confusion(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return embeddings.confusion_figure(ra)
 
 
-@register_plot("scores")
+@register_plot("scores", reads=DECIDES)
 def _scores(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return curves.score_distribution_figure(ra)
 
 
-@register_plot("roc")
+@register_plot("roc", reads=DECIDES)
 def _roc(ra: RunAnalysis, o: PlotOptions) -> Figure:
     return curves.roc_figure(ra)
 

@@ -23,6 +23,7 @@ from difair.eval.metrics import osr_metrics
 from difair.version import __version__
 from difair.viz import cards, curves, embeddings, representations
 from difair.viz.analysis import RunAnalysis, analyze
+from difair.viz.kinds import TSNE_POINTS
 from difair.viz.style import png_bytes
 
 STATUS_SCRIPT = """
@@ -236,7 +237,7 @@ def build_report(
     *,
     samples_per_kind: int = 2,
     tsne: bool = True,
-    tsne_points: int = 1500,
+    tsne_points: int = TSNE_POINTS,
     threads: int | None = None,
 ) -> str:
     """The report's HTML text: its sections in order, then the problems met while drawing them."""
