@@ -318,8 +318,9 @@ def test_inputs_as_users_hold_them() -> None:
     assert as_list.to_dict().keys() == ref.to_dict().keys()
     for score in ("msp", "knn"):
         assert as_list[score]["auroc"] == pytest.approx(ref[score]["auroc"], abs=1e-6)
-    with pytest.raises(DifairError, match="30 inputs but 29 labels"):
-        evaluate(model, (known[0], known[1][:-1]), unknown, fit_on=train, scores=["msp"])
+    for short in ((known[0], known[1][:-1]), [known[0], known[1][:-1]]):
+        with pytest.raises(DifairError, match="30 inputs but 29 labels"):
+            evaluate(model, short, unknown, fit_on=train, scores=["msp"])
     fs = extract(model, train)
     listed = FeatureSet(logits=fs.logits.numpy(), labels=fs.labels.tolist(), features=fs.features)
     assert listed.labels.dtype == torch.int64 and torch.equal(listed.labels, fs.labels)

@@ -22,7 +22,8 @@ def test_vaze_lists_verbatim() -> None:
     assert get_known_classes("mnist", 0) == [2, 4, 5, 9, 8, 3]
     assert get_known_classes("svhn", 4) == [4, 9, 2, 7, 1, 0]
     assert get_known_classes("cifar10", 1) == [7, 6, 4, 9, 0, 1]
-    assert get_known_classes("cifar+10", 0) == [4, 7, 9, 1]
+    assert get_known_classes("cifar+10", 0) == [0, 1, 8, 9]  # the default: the vehicles
+    assert get_known_classes("cifar+10", 0, cifar_plus_known="split") == [4, 7, 9, 1]
     assert get_known_classes("cifar+50", 2, cifar_plus_known="vehicles") == [0, 1, 8, 9]
     assert get_known_classes("tinyimagenet", 0)[:3] == [108, 147, 17]
     for n in (10, 50):

@@ -11,7 +11,7 @@ CIFAR+10 (vehicles known, animal CIFAR-100 unknowns) and TinyImageNet; no CIFAR+
 
 from __future__ import annotations
 
-from difair.config import SPLIT_FAMILIES
+from difair.config import SPLIT_FAMILIES, DataConfig
 from difair.errors import DifairError
 
 NUM_SPLITS = 5
@@ -369,7 +369,7 @@ def check_split(split: int) -> None:
 
 
 def get_known_classes(
-    dataset: str, split: int, family: str = "vaze", cifar_plus_known: str = "split"
+    dataset: str, split: int, family: str = "vaze", cifar_plus_known: str = DataConfig.cifar_plus_known
 ) -> list[int]:
     """Known class indices (source-dataset labels) of ``dataset``'s split, in label order."""
     check_split(split)

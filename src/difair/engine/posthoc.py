@@ -19,6 +19,7 @@ from torch import Tensor
 
 from difair.config import eval_chunks
 from difair.data import OSRData
+from difair.devices import pick_device
 from difair.engine import rundir as R
 from difair.engine.build import load_data
 from difair.engine.evaluate import prepare_evaluation
@@ -100,7 +101,7 @@ def score_table(
     run = load_run(run_dir)
     cfg = run.config
     data = check_run_data(run, load_data(cfg, data))
-    dev = torch.device(device if device is not None else device_type_for(cfg.accelerator))
+    dev = pick_device(device) if device is not None else torch.device(device_type_for(cfg.accelerator))
     bs = cfg.eval_batch_size
     prepare_evaluation(run.model, run.model.head, run.method, data, bs, dev)  # CAC: re-centred anchors
     fit, known, unknown, fit_name = feature_sets(run, data, names, batch_size=bs, device=dev)

@@ -28,15 +28,14 @@ def _is_pair(data: Any) -> bool:
     if not isinstance(data, (tuple, list)) or len(data) != 2 or not isinstance(data[0], Tensor):
         return False
     y = data[1]
-    if isinstance(data, tuple):
-        if y is not None and len(y) != len(data[0]):
-            raise DifairError(
-                f"(inputs, labels): {len(data[0])} inputs but {len(y)} labels: give one label per input"
-            )
-        return True
-    return (
-        y is not None and (y.dim() if isinstance(y, Tensor) else np.ndim(y)) == 1 and len(y) == len(data[0])
-    )
+    labels_like = y is not None and (y.dim() if isinstance(y, Tensor) else np.ndim(y)) == 1
+    if not isinstance(data, tuple) and not labels_like:
+        return False  # a list of two input batches
+    if y is not None and len(y) != len(data[0]):
+        raise DifairError(
+            f"(inputs, labels): {len(data[0])} inputs but {len(y)} labels: give one label per input"
+        )
+    return True
 
 
 def _batches(data: Data, batch_size: int) -> Iterator[tuple[Tensor, Tensor | None]]:
