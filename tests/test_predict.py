@@ -338,6 +338,10 @@ def test_a_score_that_depends_on_the_batch_is_not_given_to_one_image(tmp_path: P
     fit(tiny_config("cac", 1, ["cac.rejection_softmin=global"]), run, show_progress=False)
     pr = difair.load(run, device="cpu")
     assert pr.score_name == "min_distance" and pr.calibration["score"] == "min_distance"
+    assert pr.score_note == (
+        "score cac of this run takes its softmin over all the samples scored together "
+        "(cac.rejection_softmin=global): images are scored with min_distance"
+    )
     d = get_dataset(pr.run.config.data)
     one = torch.cat([pr.predict(d.test_images[i : i + 1]).scores for i in range(6)])
     torch.testing.assert_close(one, pr.predict(d.test_images[:6]).scores)  # the same alone as in a batch
@@ -349,3 +353,6 @@ def test_a_score_that_depends_on_the_batch_is_not_given_to_one_image(tmp_path: P
     sample = load_run(run).method
     sample.options.rejection_softmin = "sample"
     assert sample.prediction_score(None) == "cac" and sample.prediction_score("cac") == "cac"
+    assert (
+        difair.load(run, device="cpu", score="min_distance").score_note is None
+    )  # asked for: nothing to say

@@ -18,7 +18,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="fmt", default="onnx", metavar="|".join(FORMATS), help="default: onnx")
     p.add_argument("--out", type=Path, required=True, help="output folder (new or empty)")
     p.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
-    p.add_argument("--score", help="score to export (default: the method's, e.g. min_distance)")
+    p.add_argument(
+        "--score",
+        help="score to export (default: the method's own, or one that does not depend on the batch)",
+    )
     p.add_argument("--threshold", type=finite_float, help="score threshold (default: the calibrated one)")
     p.add_argument("--keep", type=float, help="calibrate to accept this fraction of knowns (default 0.95)")
     p.add_argument("--device", default=None, help="device of a calibration, if one is needed (cpu, cuda)")

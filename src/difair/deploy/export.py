@@ -165,6 +165,8 @@ def export_run(
     if fmt == "onnx":
         _need("onnx", "onnxscript")
     pr = Predictor(run_dir, threshold=threshold, score=score, keep=keep, device=device)
+    if pr.score_note:
+        print(f"difair: note: {pr.score_note}", file=sys.stderr)
     if pr.calibrated_now:
         print(f"difair: {pr.calibration_note()}", file=sys.stderr)
     if pr.calibration is None:

@@ -100,6 +100,13 @@ class Predictor:
         self.run = run if isinstance(run, LoadedRun) else load_run(run)
         self.method = self.run.method
         self.score_name = self.method.prediction_score(score)  # one that does not depend on the batch
+        why = self.method.batch_dependent(self.method.default_score) if self.score_name != score else None
+        # a run whose own score cannot be given to one image: which score predicts instead, and why
+        self.score_note: str | None = (
+            f"score {self.method.default_score} of this run {why}: images are scored with {self.score_name}"
+            if why
+            else None
+        )
         self.device = pick_device(device)
         self.batch_size = batch_size
         self.image_size = run_image_size(self.run)

@@ -108,6 +108,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.out:
         check_writable(args.out)
     pr = Predictor(args.run_dir, threshold=args.threshold, score=args.score, device=args.device)
+    if pr.score_note:
+        print(f"difair: note: {pr.score_note}", file=sys.stderr)
     if pr.calibrated_now:
         print(f"difair: {pr.calibration_note()}", file=sys.stderr)
     res = pr.predict(list(args.images), on_error="skip")
