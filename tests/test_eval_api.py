@@ -295,6 +295,11 @@ def test_a_gaussian_score_is_skipped_when_its_covariance_cannot_be_estimated() -
         "a tied covariance of 8 features needs at least 11 fit samples (8 + one per class), fit_on has 10"
     )
     assert table.skipped["mahalanobis"].startswith(reason) and table.skipped["rmd"].startswith(reason)
+    two = train[1][:10] < 2  # and no sample of class 2: that, not the sample count, is the first thing to fix
+    table = evaluate(
+        model, known, unknown, fit_on=(train[0][:10][two], train[1][:10][two]), scores=["mahalanobis"]
+    )
+    assert table.skipped["mahalanobis"] == "every class 0..2 needs fit samples; none for class 2"
     enough = (train[0][:11], train[1][:11])
     shuffled = torch.randperm(11, generator=torch.Generator().manual_seed(1))
     rows = [

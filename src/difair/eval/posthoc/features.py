@@ -68,15 +68,23 @@ class KNN(Detector):
         return knn_scores(x.get(self.source), self.bank, self.k)
 
 
-def _labels_for_gaussians(labels: Tensor, num_classes: int, spec: str) -> Tensor:
-    """``labels`` when every class 0..num_classes-1 (one per logit) has fit samples; else one line naming those
-    without (a missing last class would otherwise go unnoticed)."""
+def _missing_classes(labels: Tensor, num_classes: int) -> str | None:
+    """Why a Gaussian per class cannot be fitted: the classes 0..num_classes-1 (one per logit) without fit samples
+    (a missing last class would otherwise go unnoticed); None when every class has some."""
     missing = sorted(set(range(num_classes)) - set(labels.unique().tolist()))
-    if missing:
-        raise DifairError(
-            f"{spec}: every class 0..{num_classes - 1} needs fit samples; none for class "
-            f"{', '.join(map(str, missing[:6]))}{' ...' if len(missing) > 6 else ''}"
-        )
+    if not missing:
+        return None
+    return (
+        f"every class 0..{num_classes - 1} needs fit samples; none for class "
+        f"{', '.join(map(str, missing[:6]))}{' ...' if len(missing) > 6 else ''}"
+    )
+
+
+def _labels_for_gaussians(labels: Tensor, num_classes: int, spec: str) -> Tensor:
+    """``labels`` when every class has fit samples; else one line naming those without."""
+    why = _missing_classes(labels, num_classes)
+    if why:
+        raise DifairError(f"{spec}: {why}")
     return labels
 
 
@@ -97,6 +105,9 @@ class Mahalanobis(Detector):
     def cannot_fit(self, train: FeatureSet) -> str | None:
         n, dims = train.get(self.source).flatten(1).shape
         classes = train.logits.shape[1]
+        missing = _missing_classes(train.labels, classes)  # the first thing to fix when both hold
+        if missing:
+            return missing
         if n - classes < dims:  # the within-class scatter has rank n - classes at most: its inverse is noise
             return (
                 f"a tied covariance of {dims} features needs at least {dims + classes} fit samples ({dims} + one per "
