@@ -550,11 +550,11 @@ class FidelityChoice:
     authors: str | None = None  # the authors' TensorFlow code's value (--set text); None: no authors' option
 
 
-# Every choice of docs/fidelity.md, in the order of results.json's "fidelity" record. ``--authors-code`` sets each
-# one with an authors' value; rows without one (same behaviour, or kept on purpose) have ``authors=None``.
 # Options that only the VGG32 body reads (engine.build passes them to it alone)
 VGG32_OPTIONS = ("model.dropout_kind", "model.padding", "model.bn_momentum", "model.bn_eps")
 
+# Every choice of docs/fidelity.md, in the order of results.json's "fidelity" record. ``--authors-code`` sets each
+# one with an authors' value; rows without one (same behaviour, or kept on purpose) have ``authors=None``.
 FIDELITY: tuple[FidelityChoice, ...] = (
     FidelityChoice("corr_variant", "difair.corr_variant", 1, "reference"),  # (1/N^2) sum per class, summed
     FidelityChoice("loss_normalizer", "loss_normalizer", 2, "nominal"),  # sum / nominal batch 128

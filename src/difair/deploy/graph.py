@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from difair.data.base import center_crop
+from difair.data.base import crop_offsets
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
 
@@ -31,10 +31,9 @@ class DeployModule(nn.Module):
         self.score_name = score_name
         self.image_size = image_size
         self.input_size = input_size
-        # center_crop's window, found once on a grid of pixel indices (tracing makes shapes tensors, which its
-        # rounding refuses); H and W of the input are fixed, so the window is a constant slice
-        grid = center_crop(torch.arange(input_size * input_size).view(input_size, input_size), image_size)
-        self.top, self.left = divmod(int(grid[0, 0]), input_size)
+        # center_crop's window, found once (tracing makes shapes tensors, which its rounding refuses); H and W of
+        # the input are fixed, so the window is a constant slice
+        self.top, self.left = crop_offsets(input_size, input_size, image_size)
         self.eval()
 
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:

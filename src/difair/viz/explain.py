@@ -19,7 +19,7 @@ from difair.viz.activations import activation_maps_figure, resolve_class
 from difair.viz.analysis import RunAnalysis, analyze, require_class_features
 from difair.viz.cards import CardInput, image_card
 from difair.viz.kinds import TOP_K
-from difair.viz.style import save_figure, short_all
+from difair.viz.style import save_figure
 
 DISPLAY_MAX = 256  # largest side of an image drawn on a card or under activation maps
 
@@ -104,7 +104,7 @@ def _label_mean(ra: RunAnalysis, label: str) -> tuple[Tensor | None, int, bool |
         if names == ["unknown"]:  # the dataset does not name its unknown classes: any label may be one
             return None, 0, None
         if label not in names:
-            shown = ", ".join(short_all([*ra.class_names, *names])[:12])
+            shown = ", ".join([*ra.class_names, *names][:12])  # in full: a name to copy back
             raise DifairError(
                 f"--label {label!r} is no class of the run's dataset ({shown}{' ...' if len(ra.class_names) + len(names) > 12 else ''}): "
                 "check its spelling, or leave --label out"
