@@ -367,6 +367,27 @@ def test_cac_rejection_score_sample_and_global() -> None:
         DF.cac_rejection_score(d, normalize="batch")
 
 
+def test_cac_rejection_score_keeps_its_value_when_one_class_is_far_nearer() -> None:
+    # 1 - softmin of the nearest class is the others' share: computed as 1 - softmin in float32 it became exactly 0
+    # once the gap passed ~17 (a frozen Lite0's CAC run scored 43 of 48 images -0.0)
+    rows = [[1.0, 21.0, 40.0], [2.0, 42.0, 43.0], [3.0, 3.0, 5.0], [0.5, 0.7, 30.0]]
+
+    def exact(row: list[float]) -> list[float]:  # the others' mass summed directly: no cancellation
+        e = [math.exp(-x) for x in row]
+        return [x * sum(e[j] for j in range(len(row)) if j != i) / sum(e) for i, x in enumerate(row)]
+
+    got = DF.cac_rejection_score(torch.tensor(rows))
+    assert got.dtype == torch.float32 and bool((got[:, 0] > 0).all())
+    for g, row in zip(got.tolist(), rows, strict=True):
+        assert g == pytest.approx(exact(row), rel=1e-6)
+    assert got[0, 0].item() == pytest.approx(1.0 * math.exp(-20), rel=1e-4)  # ~2.06e-9, not 0
+    scores = -got.min(dim=1).values
+    assert (
+        scores[1] > scores[0] > scores[2]
+    )  # saturated samples still rank: a wider gap to the next class scores higher
+    assert DF.cac_rejection_score(torch.tensor([[2.0]])).item() == 0.0  # one class: softmin 1
+
+
 def test_cac_rejection_global_close_to_distance_on_large_arrays() -> None:
     d = torch.rand(500, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 20 + 5
     gamma = DF.cac_rejection_score(d, normalize="global")
