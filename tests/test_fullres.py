@@ -191,6 +191,16 @@ def test_a_seed_trains_alike_in_memory_and_in_stream_mode(tmp_path):
     assert loss_m and loss_m == loss_s  # the same images in every batch, the same augmentation draws
     assert cfg_s.data.cache == "stream" and cfg_s.auto.cache == ""  # asked explicitly: nothing resolved
     assert cfg_m.digest() == cfg_s.digest()  # an execution choice, like data.root
+    # the analyses of a streamed run: its training images stay undecoded, yet give the memory run's outputs
+    from difair.cli import main
+    from difair.viz.analysis import analyze
+
+    streamed = analyze(root.parent / "run-stream", device="cpu")
+    assert isinstance(streamed.data.train_images, StreamImages)
+    torch.testing.assert_close(
+        streamed.train_outputs, analyze(root.parent / "run-memory", device="cpu").train_outputs
+    )
+    assert main(["eval", str(root.parent / "run-stream"), "--scores", "knn,mahalanobis"]) == 0  # fit on those
 
 
 def test_auto_resolves_against_the_budget_and_records_why(tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch import Tensor
 
 from difair.config import MEMORY_BUDGET_FRACTION, DataConfig
 from difair.cpus import usable_cores
-from difair.data.cache import _decode_one
+from difair.data.cache import _decode_one, source_fingerprint
 
 
 def default_workers(cpus: int | None = None) -> int:
@@ -98,6 +99,13 @@ class StreamImages:
 
     def contiguous(self, *args: Any, **kwargs: Any) -> StreamImages:
         return self
+
+    def fingerprint(self) -> str:
+        """What the images are without decoding them: the files (paths, sizes, modification times) and how they
+        are decoded (what a cache of their outputs is keyed by)."""
+        return source_fingerprint(
+            self.files, Path("/"), extra=f"stream|{self.mode}|{self.decode_size}|{self.size}"
+        )
 
     def to(self, device: torch.device | str, *args: Any, **kwargs: Any) -> StreamImages:
         """The same images, decoded batches moved to ``device``."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from difair.data.stream import StreamImages
 from difair.engine import rundir as R
 from difair.engine.evaluate import collect_outputs
 from difair.engine.load import LoadedRun
@@ -25,13 +26,17 @@ FEATURES_VERSION = 1
 OUTPUTS_CACHE_MAX_BYTES = 256 << 20  # outputs of more images than this holds are computed each time, not kept
 
 
-def cache_key(run: LoadedRun, images: Tensor, extra: str = "") -> str:
-    """What a cached file depends on: the checkpoint, the images (a digest of a sample of their bytes), ``extra``."""
+def cache_key(run: LoadedRun, images: Tensor | StreamImages, extra: str = "") -> str:
+    """What a cached file depends on: the checkpoint, the images (a digest of a sample of their bytes; for images
+    decoded as they stream, of their files), ``extra``."""
     h = hashlib.sha256()
     h.update(
         f"v{FEATURES_VERSION}|{run.config.digest()}|{run.state['epoch']}|{extra}|{tuple(images.shape)}".encode()
     )
-    h.update(images.contiguous().view(-1)[:: max(1, images.numel() // (1 << 20))].numpy().tobytes())
+    if isinstance(images, Tensor):
+        h.update(images.contiguous().view(-1)[:: max(1, images.numel() // (1 << 20))].numpy().tobytes())
+    else:  # a streamed folder: reading a sample of its bytes would decode it
+        h.update(images.fingerprint().encode())
     return h.hexdigest()[:20]
 
 
