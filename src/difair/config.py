@@ -381,6 +381,11 @@ class TrainConfig:
 
     def check_new_run(self) -> None:
         """Refuse combinations a new run must not train; a run folder that holds one still loads and evaluates."""
+        if self.model.freeze_backbone and self.model.backbone_lr_scale != 1.0:
+            raise DifairError(
+                f"model.backbone_lr_scale={self.model.backbone_lr_scale} scales the lr of a backbone that trains; "
+                "model.freeze_backbone=true trains none: drop one of them"
+            )
         d = self.data
         if d.name == "tinyimagenet" and d.split_family == "neal" and d.tinyimagenet_order == "wnids":
             raise DifairError(
