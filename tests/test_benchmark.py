@@ -309,3 +309,15 @@ def test_mnist_benchmark_end_to_end_from_shared_data(tmp_path: Path) -> None:
     assert "preset difair-mnist" in md
     res = json.loads((out / "runs" / "ce-mnist-split0-seed0" / "results.json").read_text())
     assert res["n_train"] > 30000 and res["fidelity"]["split_family"] == "vaze"
+
+
+def test_the_default_splits_are_each_datasets_own() -> None:
+    from difair.bench.grid import make_grid
+
+    specs = make_grid(["ce"], ["cub", "mnist", "folder:/photos"], None)
+    assert [(s.dataset, s.split) for s in specs] == [
+        ("cub", 0),
+        *(("mnist", k) for k in range(5)),
+        ("folder:/photos", 0),
+    ]  # the SSB and a folder have one split: 1-4 would be refused after cub split 0 trained
+    assert [s.split for s in make_grid(["ce"], ["mnist"], [2])] == [2]  # --splits given: as given

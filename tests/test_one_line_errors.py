@@ -266,6 +266,9 @@ def test_a_run_folder_of_that_combination_still_loads():
     cfg.resolve()  # what eval, predict and export do with an existing run's config.yaml: no refusal
     with pytest.raises(DifairError, match="neal \\(CAC\\) Tiny ImageNet lists index sorted wnids"):
         cfg.check_new_run()  # only a new run is refused
-    over = ["model.freeze_backbone=true", "model.backbone_lr_scale=0.1"]  # a scale for a backbone that never trains
+    over = [
+        "model.freeze_backbone=true",
+        "model.backbone_lr_scale=0.1",
+    ]  # a scale for a backbone that never trains
     with pytest.raises(DifairError, match="model.freeze_backbone=true trains none: drop one of them"):
         TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), over)).check_new_run()

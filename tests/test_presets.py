@@ -60,6 +60,9 @@ def test_ssb_presets_hold_vazes_fine_grained_protocol(name: str) -> None:
     assert (cfg.augment.randaugment_n, cfg.augment.hflip) == (2, True)
     assert "places_moco" in preset_text(name) and "model.weights" in preset_text(name)
     assert "model" not in preset_dict(name) or set(preset_dict(name)["model"]) == {"backbone"}
+    # resized to 448 x 448 as Vaze, not centre-cropped from 471 as timm's resnet50 config would have it
+    with_weights = load_named_preset(name, ["model.weights=/weights/places_moco_resnet50.pth"]).resolve()
+    assert with_weights.data.crop_pct == 1.0
 
 
 @pytest.mark.parametrize(
@@ -233,3 +236,6 @@ def test_a_benchmark_dataset_without_a_preset_gets_a_note() -> None:
 
     assert "--preset difair-mnist (what difair benchmark runs)" in preset_note("difair", "mnist")
     assert preset_note("difair", "digits") is None and preset_note("ce", "folder:/photos") is None
+    assert "--set data.balance=none" in preset_note(
+        "ce", "imagenet-ssb"
+    )  # no preset: Vaze scores every image

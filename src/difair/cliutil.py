@@ -264,9 +264,15 @@ def preset_note(method: str, dataset: str) -> str | None:
     """A note for a run of a benchmark dataset without ``--preset``: difair's defaults are not that dataset's
     protocol (MNIST: no RandAugment and no flips); None for datasets without a preset of their own."""
     from difair.config import is_folder  # start-up time: imports torch
+    from difair.data.ssb import IMAGENET_SSB
     from difair.presets import preset_for
 
     name = None if is_folder(dataset) else preset_for(method, dataset)
+    if name is None and dataset == IMAGENET_SSB:
+        return (
+            f"{dataset} has no preset: Vaze et al.'s protocol scores every test image (--set data.balance=none) "
+            "and trains as docs/ssb.md says"
+        )
     if name is None:
         return None
     return (

@@ -58,7 +58,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         )
     from difair.bench.runner import run_grid  # start-up time: the parser imports this module
 
-    specs = make_grid(methods, datasets, parse_splits(args.splits), args.seed)
+    specs = make_grid(methods, datasets, parse_splits(args.splits) if args.splits else None, args.seed)
     if args.ray is not None:
         # start-up time: the parser imports this module
         from difair.bench.ray_backend import run_benchmark_ray
@@ -122,7 +122,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--methods", default=None, help=method_help("comma-separated, default all: "))
     p.add_argument("--datasets", help=dataset_help("required unless --report-only; comma-separated: "))
-    p.add_argument("--splits", default=None, help="splits, e.g. 0-4 or 0,2 (default: every split)")
+    p.add_argument(
+        "--splits",
+        default=None,
+        help="splits, e.g. 0-4 or 0,2 (default: every split of each dataset, one for the SSB)",
+    )
     p.add_argument(
         "--out",
         type=Path,

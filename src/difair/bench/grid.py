@@ -14,6 +14,7 @@ from typing import Any
 from difair.config import TrainConfig, apply_overrides
 from difair.data.base import OSRData
 from difair.data.normalization import reference_stats
+from difair.data.splits import split_count
 from difair.demo import demo_config
 from difair.engine import rundir as R
 from difair.engine.fit import EpochCallback
@@ -41,9 +42,17 @@ class RunSpec:
         return R.run_name(self.method, self.dataset, self.split, self.seed)
 
 
-def make_grid(methods: list[str], datasets: list[str], splits: list[int], seed: int = 0) -> list[RunSpec]:
-    """All cells, dataset by dataset, split by split, method by method."""
-    return [RunSpec(m, d, s, seed) for d in datasets for s in splits for m in methods]
+def make_grid(
+    methods: list[str], datasets: list[str], splits: list[int] | None, seed: int = 0
+) -> list[RunSpec]:
+    """All cells, dataset by dataset, split by split, method by method; ``splits`` None: each dataset's own
+    (one for the SSB datasets and folders, five for the rest)."""
+    return [
+        RunSpec(m, d, s, seed)
+        for d in datasets
+        for s in (splits if splits is not None else range(split_count(d)))
+        for m in methods
+    ]
 
 
 def check_overrides(overrides: list[str]) -> None:

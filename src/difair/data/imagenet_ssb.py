@@ -21,10 +21,9 @@ from difair.data.build import build_osr, image_size
 from difair.data.cache import cache_dir_for, cached_images, list_images
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
-from difair.data.ssb import SSB_SOURCE, check_one_split, imagenet_ssb_unknown
+from difair.data.ssb import IMAGENET_SSB, SSB_SOURCE, check_one_split, imagenet_ssb_unknown
 from difair.errors import DatasetNotFound, DifairError
 
-IMAGENET_SSB = "imagenet-ssb"
 IN1K_DIR = "imagenet"
 IN21K_DIR = "imagenet21k"
 IN21K_VAL = "imagenet21k_val"

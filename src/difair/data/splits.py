@@ -11,7 +11,8 @@ CIFAR+10 (vehicles known, animal CIFAR-100 unknowns) and TinyImageNet; no CIFAR+
 
 from __future__ import annotations
 
-from difair.config import SPLIT_FAMILIES, DataConfig
+from difair.config import SPLIT_FAMILIES, DataConfig, is_folder
+from difair.data.ssb import SSB_DATASETS
 from difair.errors import DifairError
 
 NUM_SPLITS = 5
@@ -360,6 +361,12 @@ NEAL_CIFAR_PLUS_UNKNOWN: dict[int, list[list[int]]] = {
         [19, 42, 21, 78, 98, 72, 15, 46, 66, 3],
     ],
 }
+
+
+def split_count(dataset: str) -> int:
+    """How many splits ``dataset`` has: one for a folder (its known classes are data.known) and for the SSB
+    datasets (their fixed lists), ``NUM_SPLITS`` for the rest."""
+    return 1 if is_folder(dataset) or dataset in SSB_DATASETS else NUM_SPLITS
 
 
 def check_split(split: int) -> None:

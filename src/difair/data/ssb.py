@@ -26,6 +26,8 @@ from difair.errors import DifairError
 
 SPLITS_FILE = Path(__file__).resolve().parent / "ssb_splits.json"
 FGVC_DATASETS = ("cub", "aircraft", "scars")
+IMAGENET_SSB = "imagenet-ssb"
+SSB_DATASETS = (*FGVC_DATASETS, IMAGENET_SSB)  # one fixed split each (the SSB lists)
 DIFFICULTIES = ("Easy", "Medium", "Hard")
 HARD_MEDIUM = "Hard+Medium"  # Vaze et al.'s reported "Hard" on the FGVC datasets
 SSB_SOURCE = "sgvaze/osr_closed_set_all_you_need data/open_set_splits (commit 3258f05), MIT licence"
