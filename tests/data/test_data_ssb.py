@@ -331,3 +331,14 @@ def test_malformed_cub_metadata_is_one_line(tmp_path: Path, line: str, fragment:
     with pytest.raises(DifairError, match=fragment) as err:
         cub_pools(folder)
     assert "\n" not in str(err.value)
+
+
+def test_an_aircraft_variant_missing_from_variants_txt_is_named(tmp_path: Path) -> None:
+    data = write_aircraft(tmp_path) / "data"
+    gone = AIRCRAFT_VARIANTS[4]
+    kept = [v for v in (data / "variants.txt").read_text().splitlines() if v != gone]
+    (data / "variants.txt").write_text("\n".join(kept) + "\n")
+    with pytest.raises(
+        DifairError, match=rf"variant '{gone}' of images_variant_trainval.txt is not in variants.txt"
+    ):
+        _load("aircraft", tmp_path)

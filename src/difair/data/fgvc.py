@@ -137,7 +137,12 @@ def aircraft_pools(root: Path) -> tuple[Pool, Pool, list[str]]:
     for split in ("trainval", "test"):
         try:
             ds = FGVCAircraft(str(root), split=split, annotation_level="variant")
-        except (RuntimeError, OSError, KeyError, ValueError) as e:
+        except KeyError as e:  # torchvision maps each image's variant through variants.txt
+            raise DifairError(
+                f"could not read FGVC-Aircraft from {root / AIRCRAFT_DIR}: variant {e.args[0]!r} of "
+                f"images_variant_{split}.txt is not in variants.txt: restore the 2013b release's files"
+            ) from e
+        except (RuntimeError, OSError, ValueError) as e:
             raise DifairError(
                 f"could not read FGVC-Aircraft from {root / AIRCRAFT_DIR}: {one_line(e)}"
             ) from e
