@@ -342,3 +342,16 @@ def test_an_aircraft_variant_missing_from_variants_txt_is_named(tmp_path: Path) 
         DifairError, match=rf"variant '{gone}' of images_variant_trainval.txt is not in variants.txt"
     ):
         _load("aircraft", tmp_path)
+
+
+def test_a_partial_cub_is_refused_before_any_decode(tmp_path: Path) -> None:
+    folder = write_cub(tmp_path)
+    split = (folder / "train_test_split.txt").read_text().replace("\n301 1\n", "\n301 0\n")  # class 151's one
+    (folder / "train_test_split.txt").write_text(
+        split
+    )  # training image is now a test image: known 150 has none
+    with pytest.raises(
+        DifairError, match=r"is incomplete: class 150 \(151.Black_capped_Vireo\) .* no training image"
+    ):
+        _load("cub", tmp_path)
+    assert not (folder / ".difair-cache").exists()  # nothing decoded for a split that cannot be built

@@ -197,6 +197,14 @@ def build_ssb(
     top = max(known + unknown)
     if top >= len(names):
         raise DifairError(f"{folder} holds {len(names)} classes, the SSB {name} lists index class {top}")
+    for part, pool, classes in (("training", train, known), ("test", test, known + unknown)):
+        absent = sorted(set(classes) - set(np.asarray(pool[1]).tolist()))
+        if absent:  # before any decode: a partial download would train and score other classes
+            shown = ", ".join(f"{c} ({names[c]})" for c in absent[:6]) + (" ..." if len(absent) > 6 else "")
+            raise DifairError(
+                f"{folder} is incomplete: class {shown} of the SSB {name} lists has no {part} image: restore the "
+                "full release"
+            )
     size = image_size(cfg, SSB_IMAGE_SIZE)
     cache_dir = cache_dir or cache_dir_for(folder)
     wanted = np.isin(train[1], known)
