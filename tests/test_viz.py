@@ -458,3 +458,20 @@ def test_long_class_names_are_shortened_in_every_figure(ra) -> None:
     assert len(set(labels)) == len(long) and all(len(t) <= LABEL_CHARS for t in labels)  # apart, and short
     maps = A.activation_maps_figure(run, ra.data.test_images[0].float() / 255, [0])
     assert _ax(maps, f"image:{long[0]}").get_ylabel() == f"class {short(long[0])}"
+
+
+def test_figures_of_one_panel_per_class_are_refused_beyond_a_readable_count(ra, monkeypatch) -> None:
+    from difair.viz import style
+
+    # a 1000-class ImageNet-SSB report asked matplotlib for a ~10^5-inch grid and was killed for memory
+    monkeypatch.setattr(style, "MAX_CLASSES", {"grid": 5, "matrix": 5})  # the digits run has 6 classes
+    for draw, what in [
+        (lambda: representations.mean_representations_figure(ra), "a mean-representation grid of 6 classes"),
+        (lambda: representations.class_similarity_figure(ra), "a class-similarity matrix of 6 classes"),
+        (lambda: embeddings.confusion_figure(ra), "a confusion matrix of 6 classes"),
+        (lambda: representations.filter_correlation_figure(ra), "a filter-correlation matrix of 6 classes"),
+    ]:
+        with pytest.raises(DifairError, match=f"{what} is no readable figure \\(at most 5\\)"):
+            draw()
+    monkeypatch.setattr(style, "MAX_CLASSES", {"grid": 6, "matrix": 6})
+    assert representations.mean_representations_figure(ra) is not None  # at the limit: drawn

@@ -8,7 +8,7 @@ from matplotlib.figure import Figure
 
 from difair.viz.analysis import RunAnalysis
 from difair.viz.kinds import TSNE_POINTS
-from difair.viz.style import heatmap, new_figure, short, short_all
+from difair.viz.style import check_classes_drawable, heatmap, new_figure, short, short_all
 
 REJECTED = "unknown (rejected)"
 
@@ -168,6 +168,7 @@ def _count_heatmap(ax, mat: np.ndarray, rows: list[str], cols: list[str]):
 
 def confusion_figure(ra: RunAnalysis, threshold: float | None = None) -> Figure:
     """Known test samples (true x predicted, with a rejected column) beside unknowns (source class x predicted)."""
+    check_classes_drawable(ra.num_classes, "matrix", "a confusion matrix")
     cm = confusion_matrices(ra, threshold)
     n_c = ra.num_classes
     n_u = len(cm["unknown_classes"])

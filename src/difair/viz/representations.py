@@ -13,7 +13,7 @@ from torch import Tensor
 from difair.engine.load import LoadedRun
 from difair.nn.functional import _filter_correlations
 from difair.viz.analysis import RunAnalysis, require_class_features
-from difair.viz.style import feature_labels, heatmap, new_figure, short, short_all
+from difair.viz.style import check_classes_drawable, feature_labels, heatmap, new_figure, short, short_all
 
 
 def mean_representations_figure(
@@ -24,6 +24,7 @@ def mean_representations_figure(
     Axes are labelled ``mean:<class>``; ``annotate`` defaults to on for at most 10 classes.
     """
     require_class_features(ra.method, "the mean-representation grid")
+    check_classes_drawable(ra.num_classes, "grid", "a mean-representation grid")
     means, counts = ra.class_means(split, correct_only)
     n_c, n = ra.num_classes, ra.features_per_class
     cols = min(3, n_c)
@@ -67,6 +68,7 @@ def cosine_similarity_matrix(means: Tensor) -> Tensor:
 
 def class_similarity_figure(ra: RunAnalysis, split: str = "test", correct_only: bool = False) -> Figure:
     """Cosine similarity of the class-mean outputs (z for DIFAIR, logits otherwise), annotated."""
+    check_classes_drawable(ra.num_classes, "matrix", "a class-similarity matrix")
     means, _ = ra.class_means(split, correct_only)
     sim = cosine_similarity_matrix(means)
     n_c = ra.num_classes
@@ -118,6 +120,7 @@ def filter_correlation_figure(run: LoadedRun | RunAnalysis) -> Figure:
     require_class_features(run.method, "the filter-correlation matrix")
     head = run.model.head
     n, n_c = head.features_per_class, head.num_classes
+    check_classes_drawable(n_c, "matrix", "a filter-correlation matrix")
     names = run.class_names or [str(c) for c in range(n_c)]
     corr = filter_correlation_matrix(head.weight.float().cpu()).double()
     fig = new_figure(13, 5.8)

@@ -23,6 +23,22 @@ CMAP = "OrRd"  # the authors' colour map for representations
 FORMATS = ("png", "pdf", "svg")
 
 
+# Figures that grow with the number of classes stay readable (and within memory: a 1000-class grid asked matplotlib
+# for a canvas of ~10^5 inches) up to these counts; beyond them the figure is refused with what to draw instead.
+MAX_CLASSES = {"grid": 30, "matrix": 100}
+
+
+def check_classes_drawable(n_classes: int, kind: str, what: str) -> None:
+    """Refuse ``what`` (a figure with one row, column or panel per class, of ``kind`` grid or matrix) for more
+    classes than ``MAX_CLASSES[kind]``."""
+    limit = MAX_CLASSES[kind]
+    if n_classes > limit:
+        raise DifairError(
+            f"{what} of {n_classes} classes is no readable figure (at most {limit}): look at single images "
+            "(difair plot RUN card --index I, difair explain), the t-SNE, or the numbers in results.json"
+        )
+
+
 def new_figure(width: float, height: float) -> Figure:
     """A Figure not registered with pyplot (no global state), constrained layout."""
     return Figure(figsize=(width, height), layout="constrained")
