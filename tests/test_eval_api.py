@@ -280,11 +280,27 @@ class _MinusDistances(nn.Module):
 
 
 def test_a_gaussian_score_names_the_class_without_fit_samples() -> None:
-    from difair.eval.posthoc.features import _labels_for_gaussians
+    from difair.eval.posthoc.features import Mahalanobis, RelativeMahalanobis
 
+    g = torch.Generator().manual_seed(0)
+    fs = FeatureSet(logits=torch.randn(40, 6, generator=g), labels=torch.arange(40) % 5,
+                    features={"pooled": torch.randn(40, 3, generator=g)})  # fmt: skip
     with pytest.raises(DifairError, match="every class 0..5 needs fit samples; none for class 5"):
-        _labels_for_gaussians(torch.tensor([0, 1, 2, 3, 4]), 6, "mahalanobis")  # the last class, missing
-    assert torch.equal(_labels_for_gaussians(torch.tensor([1, 0]), 2, "rmd"), torch.tensor([1, 0]))
+        Mahalanobis().fit(fs)  # the last class, missing: a direct fit refuses what evaluate() skips
+    both = FeatureSet(logits=fs.logits[:, :2], labels=torch.arange(40) % 2, features=fs.features)
+    assert RelativeMahalanobis().fit(both).score(both).shape == (40,)
+
+
+def test_a_direct_fit_refuses_what_evaluate_skips() -> None:
+    from difair.eval.posthoc.features import KNN, Mahalanobis
+
+    _, train, _, _ = _model_and_data()
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    few = extract(model, (train[0][:10], train[1][:10]))  # 8 pooled features, 3 classes: 10 - 3 < 8
+    with pytest.raises(DifairError, match="mahalanobis: a tied covariance of 8 features needs at least 11"):
+        Mahalanobis().fit(few)
+    with pytest.raises(DifairError, match="knn: k=50 exceeds the 10 fit samples"):
+        KNN().fit(few)
 
 
 def test_a_gaussian_score_is_skipped_when_its_covariance_cannot_be_estimated() -> None:

@@ -150,6 +150,9 @@ class Detector(ABC):
             self.needs_fit
         ):  # a detector without a fit reads nothing of the fit set (ODIN's inputs live in the test set)
             self._check(train)
+            why = self.cannot_fit(train)  # what evaluate() skips with this reason, a direct fit refuses
+            if why:
+                raise DifairError(f"{self.spec}: {why}")
         self._fit(train)
         self._fitted = True
         return self
