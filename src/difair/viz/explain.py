@@ -49,6 +49,11 @@ def display_image(
     return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
+def _display(predictor: Predictor, image: Any) -> Tensor | None:
+    """``display_image`` of ``image`` framed as ``predictor``'s run frames its input."""
+    return display_image(image, predictor.channels, predictor.image_size, predictor.run.config.data.crop_pct)
+
+
 def card_for_image(
     predictor: Predictor,
     image: Any,
@@ -72,7 +77,7 @@ def card_for_image(
             true_mean, true_n, true_known = _label_mean(ra, label)
     elif label is not None:
         true_known = label in predictor.class_names
-    shown = display_image(image, predictor.channels, predictor.image_size, predictor.run.config.data.crop_pct)
+    shown = _display(predictor, image)
     card = CardInput(
         image=shown if shown is not None else batch[0],
         z=p.outputs[0],
@@ -160,7 +165,7 @@ def explain_image(
     out.mkdir(parents=True, exist_ok=True)
     card_path = save_figure(image_card(card, top_k=top_k, hinton=hinton), out / "card.png")
     idx = chosen or [card.predicted]
-    shown = display_image(image, predictor.channels, predictor.image_size, predictor.run.config.data.crop_pct)
+    shown = _display(predictor, image)
     maps_path = save_figure(
         activation_maps_figure(predictor.run, x, idx, display=shown), out / "activation_maps.png"
     )
