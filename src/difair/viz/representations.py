@@ -130,8 +130,9 @@ def filter_correlation_figure(run: LoadedRun | RunAnalysis) -> Figure:
     for c in range(n_c):
         ax.add_patch(Rectangle((c * n - 0.5, c * n - 0.5), n, n, fill=False, edgecolor="black", lw=1.2))
     centres = [c * n + (n - 1) / 2 for c in range(n_c)]
-    ax.set_xticks(centres, labels=short_all(names), rotation=45 if n_c > 6 else 0)
-    ax.set_yticks(centres, labels=short_all(names))
+    labels = short_all(names)
+    ax.set_xticks(centres, labels=labels, rotation=45 if n_c > 6 else 0)
+    ax.set_yticks(centres, labels=labels)
     ax.tick_params(length=0)
     fig.colorbar(im, ax=ax, label="Pearson correlation of filters", shrink=0.85)
     ax.set_title(f"Filter correlations of the DIFAIR conv ({n_c} classes x {n} filters)")
