@@ -321,3 +321,32 @@ def test_the_default_splits_are_each_datasets_own() -> None:
         ("folder:/photos", 0),
     ]  # the SSB and a folder have one split: 1-4 would be refused after cub split 0 trained
     assert [s.split for s in make_grid(["ce"], ["mnist"], [2])] == [2]  # --splits given: as given
+
+
+def test_ssb_runs_get_a_table_per_difficulty(tmp_path: Path) -> None:
+    out = tmp_path / "fake"
+    for method, easy, hard in [("difair", 0.9, 0.7), ("ce", 0.8, 0.6)]:
+        run = _fake_run(out, method, "cub", 0, 0, 0.75)
+        res = json.loads((run / "results.json").read_text())
+        score = res["score"]
+        res["unknown_subsets"] = {
+            name: {"auroc": a, "n_unknown": 10, "scores": {score: {"auroc": a, "oscr": a / 2}}}
+            for name, a in [("Easy", easy), ("Hard", hard), ("Empty", None)]
+            if a is not None
+        } | {"Empty": {"n_unknown": 0}}  # a subset without unknown images has no metrics
+        (run / "results.json").write_text(json.dumps(res))
+    _fake_run(out, "difair", "mnist", 0, 0, 0.99)  # no subsets: no line below
+    write_tables(out)
+    md = (out / "table.md").read_text()
+    assert "| Dataset | Method | Score | Runs | Epochs | Easy AUROC (%) | Hard AUROC (%) | Easy OSCR (%) |" in md
+    assert "| cub | difair | min_distance | 1 | 3/3 | 90.00 ± 0.00 | 70.00 ± 0.00 | 45.00 ± 0.00 | 35.00 ± 0.00 |" in md
+    assert "| cub | ce | mls | 1 | 3/3 | 80.00 ± 0.00 | 60.00 ± 0.00 | 40.00 ± 0.00 | 30.00 ± 0.00 |" in md
+    below = md.split("Per unknown subset")[1]
+    assert below.index("| cub | difair |") < below.index("| cub | ce |") and "| mnist |" not in below
+    csv = (out / "table_subsets.csv").read_text().splitlines()
+    assert csv[0].startswith("dataset,method,score,seed,subset,n_runs,splits,acc_mean_pct,acc_std_pct,auroc_mean")
+    assert "cub,difair,min_distance,0,Hard,1,0,,,70.0000,0.0000,35.0000,0.0000,3,3,true" in csv
+    subsets = json.loads((out / "table.json").read_text())["subsets"]
+    assert [(r["method"], r["subset"]) for r in subsets] == [
+        ("difair", "Easy"), ("difair", "Hard"), ("ce", "Easy"), ("ce", "Hard")
+    ]

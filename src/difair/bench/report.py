@@ -22,6 +22,7 @@ from difair.eval.tables import aggregate, checkpoint_of, epochs_label, several_s
 from difair.options import load_yaml
 
 OURS = ("closed_set_accuracy", "auroc", "oscr")
+SUBSET_CSV = "table_subsets.csv"  # written only where runs report unknown subsets (SSB)
 SHORT = {"closed_set_accuracy": "acc", "auroc": "auroc", "oscr": "oscr"}
 SETTINGS = (
     "precision",
@@ -70,6 +71,31 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         vaze = vaze_mls_auroc(row["dataset"], row["method"], row["score"])
         row["paper_vaze_mls_auroc"] = None if vaze is None else round(vaze / 100, 6)
     return rows
+
+
+def subset_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per unknown subset (the SSB difficulties of docs/ssb.md, in the order the runs list them): rows aggregated
+    as ``table_rows``'s, each with its ``subset``, from the runs' ``unknown_subsets``; none for other datasets."""
+    names: list[str] = []
+    for r in results:
+        names += [n for n, sub in r.get("unknown_subsets", {}).items() if "scores" in sub and n not in names]
+    rows = []
+    for name in names:
+        runs = [
+            {**r, "scores": r["unknown_subsets"][name]["scores"]}
+            for r in results
+            if "scores" in r.get("unknown_subsets", {}).get(name, {})
+        ]
+        rows += [{**row, "subset": name} for row in aggregate(runs)]
+    order = {row_key(r): i for i, r in enumerate(aggregate(results))}
+    rows.sort(key=lambda r: (order.get(row_key(r), len(order)), names.index(r["subset"])))
+    return rows
+
+
+def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
+    """What tells the rows of one table apart: dataset, method, score, seed and checkpoint."""
+    ck = row["checkpoint"]
+    return row["dataset"], row["method"], row["score"], str(row["seed"]), ck["epoch"], ck["epochs"], ck["complete"]
 
 
 def _protocol(cfg: dict[str, Any]) -> TrainConfig | None:
@@ -164,8 +190,11 @@ def _paper(row: dict[str, Any]) -> str:
     return text or "-"
 
 
-def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """The header (budget, options, provenance) and one table row per dataset, method and score."""
+def to_markdown(
+    info: dict[str, Any], rows: list[dict[str, Any]], subsets: list[dict[str, Any]] | None = None
+) -> str:
+    """The header (budget, options, provenance), one table row per dataset, method and score, and where runs
+    report unknown subsets (``subset_rows``) a second table of each row's metrics per subset."""
     epochs = ", ".join(map(str, info["epochs"]))
     lines = [f"# difair benchmark: {', '.join(info['datasets'])}", ""]
     budget = f"**Budget: {epochs} epochs per run** (the paper: {info['paper_epochs']})."
@@ -199,7 +228,8 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
         "acc / AUROC from " + info["paper"] + ".",
         "",
     ]
-    seeds = several_seeds(rows)
+    subsets = subsets or []
+    seeds = several_seeds([*rows, *subsets])
     head = ["Dataset", "Method", "Score", *(["Seed"] if seeds else []), "Runs", "Epochs", "Acc (%)", "AUROC (%)",
             "OSCR (%)", "Paper (Table 1) acc / AUROC"]  # fmt: skip
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -229,7 +259,33 @@ def to_markdown(info: dict[str, Any], rows: list[dict[str, Any]]) -> str:
             "",
             "† The paper's number comes from another setting than these runs': " + "; ".join(notes) + ".",
         ]
+    if subsets:
+        lines += ["", *_subset_markdown(subsets, seeds)]
     return "\n".join(lines) + "\n"
+
+
+def _subset_markdown(subsets: list[dict[str, Any]], seeds: bool) -> list[str]:
+    """One line per table row, its AUROC and OSCR on each unknown subset (columns in the runs' subset order)."""
+    names = list(dict.fromkeys(r["subset"] for r in subsets))
+    by_row: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
+    for r in subsets:
+        by_row.setdefault(row_key(r), {})[r["subset"]] = r
+    head = ["Dataset", "Method", "Score", *(["Seed"] if seeds else []), "Runs", "Epochs",
+            *(f"{n} AUROC (%)" for n in names), *(f"{n} OSCR (%)" for n in names)]  # fmt: skip
+    lines = [
+        "Per unknown subset (the SSB difficulties, docs/ssb.md): each on all known test images plus that subset's "
+        "unknown images; mean ± population std over splits, in percent.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for per in by_row.values():
+        r = next(iter(per.values()))
+        cells = [r["dataset"], r["method"], r["score"], *([str(r["seed"])] if seeds else []), str(r["n_runs"]),
+                 epochs_label(r["checkpoint"])]  # fmt: skip
+        cells += [_ours(per[n], m) if n in per else "-" for m in ("auroc", "oscr") for n in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def _csv_pct(v: float | None) -> str:
@@ -256,16 +312,37 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def subsets_csv(subsets: list[dict[str, Any]]) -> str:
+    """One line per row and unknown subset, in percent: our mean and std per metric."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    cols = [f"{SHORT[m]}_{s}_pct" for m in OURS for s in ("mean", "std")]
+    w.writerow(["dataset", "method", "score", "seed", "subset", "n_runs", "splits", *cols, "checkpoint_epoch",
+                "epochs", "complete"])  # fmt: skip
+    for r in subsets:
+        ours = [_csv_pct(r[m][s]) if m in r else "" for m in OURS for s in ("mean", "std")]
+        ck = r["checkpoint"]
+        w.writerow([r["dataset"], r["method"], r["score"], r["seed"], r["subset"], r["n_runs"],
+                    " ".join(map(str, r["splits"])), *ours, ck["epoch"], ck["epochs"],
+                    str(ck["complete"]).lower()])  # fmt: skip
+    return buf.getvalue()
+
+
 def write_tables(out: str | Path) -> list[dict[str, Any]]:
-    """Build ``table.md``, ``table.csv`` and ``table.json`` in ``out`` from its runs; returns the rows."""
+    """Build ``table.md``, ``table.csv`` and ``table.json`` in ``out`` from its runs (and ``table_subsets.csv``
+    where they report unknown subsets); returns the rows."""
     out = Path(out)
     runs = collect_runs(out)
     if not runs:
         raise DifairError(f"no finished runs under {out / 'runs'}: run difair benchmark --out {out} first")
     check_one_protocol(out, runs)
     rows = table_rows([r for r, _ in runs])
+    subsets = subset_rows([r for r, _ in runs])
     info = header_info(runs, read_manifest(out))
-    R.atomic_write_text(out / "table.md", to_markdown(info, rows))
+    R.atomic_write_text(out / "table.md", to_markdown(info, rows, subsets))
     R.atomic_write_text(out / "table.csv", to_csv(rows))
-    R.atomic_write_text(out / "table.json", json.dumps({"benchmark": info, "rows": rows}, indent=2) + "\n")
+    if subsets:
+        R.atomic_write_text(out / SUBSET_CSV, subsets_csv(subsets))
+    tables = {"benchmark": info, "rows": rows, **({"subsets": subsets} if subsets else {})}
+    R.atomic_write_text(out / "table.json", json.dumps(tables, indent=2) + "\n")
     return rows
