@@ -272,3 +272,29 @@ def test_a_run_folder_of_that_combination_still_loads():
     ]  # a scale for a backbone that never trains
     with pytest.raises(DifairError, match="model.freeze_backbone=true trains none: drop one of them"):
         TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), over)).check_new_run()
+
+
+@pytest.mark.parametrize(
+    "choice", [["--preset", "difair-cub"], ["--preset", "ce-aircraft"], ["--dataset"]]
+)
+def test_a_split_family_on_a_dataset_without_split_lists_is_refused(tmp_path, capsys, choice):
+    # SSB and folder datasets take their classes from the SSB lists or data.known: neal would be recorded, not used
+    if choice == ["--dataset"]:
+        choice = ["--method", "difair", "--dataset", f"folder:{tmp_path / 'images'}"]
+    argv = [*choice, "--set", "data.split_family=neal", "--set", f"data.root={tmp_path}", "--epochs", "1",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    argv = ["train", *argv]
+    _one_line(capsys, main(argv), "has no split lists of that family: drop --set data.split_family")
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_split_family_check_names_each_dataset_without_lists():
+    from difair.config import DataConfig
+    from difair.data.splits import check_split_family
+
+    for name in ("imagenet-ssb", "scars"):
+        with pytest.raises(DifairError, match=f"{name} has no split lists of that family"):
+            check_split_family(DataConfig(name=name, split_family="neal"))
+    for name in ("mnist", "cifar+10", "tinyimagenet", "digits"):
+        check_split_family(DataConfig(name=name, split_family="neal"))  # their neal lists exist
+    check_split_family(DataConfig(name="cub"))  # the default family is no choice

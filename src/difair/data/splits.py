@@ -369,6 +369,17 @@ def split_count(dataset: str) -> int:
     return 1 if is_folder(dataset) or dataset in SSB_DATASETS else NUM_SPLITS
 
 
+def check_split_family(cfg: DataConfig) -> None:
+    """Refuse a split family other than the default for a new run on a dataset without split families (a folder,
+    the SSB datasets: their classes come from data.known or the SSB lists), which would record a choice that
+    trained nothing."""
+    if cfg.split_family != DataConfig.split_family and split_count(cfg.name) == 1:
+        raise DifairError(
+            f"data.split_family={cfg.split_family} chooses among the split lists of the Table 1 datasets; "
+            f"{cfg.name} has no split lists of that family: drop --set data.split_family"
+        )
+
+
 def check_split(split: int) -> None:
     """Raise ``DifairError`` unless ``split`` is one of the ``NUM_SPLITS`` splits."""
     if not isinstance(split, int) or not 0 <= split < NUM_SPLITS:

@@ -20,6 +20,7 @@ import torch
 from difair.config import TrainConfig
 from difair.data.base import OSRData
 from difair.data.folder import resolve_cache
+from difair.data.splits import check_split_family
 from difair.engine import ddp, staging
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
@@ -235,6 +236,7 @@ def _start(
     cfg = _config_for(cfg, run_dir, resume)
     if not resume:
         cfg.check_new_run()
+        check_split_family(cfg.data)
     tensorboard_enabled(cfg)  # logging.tensorboard=true without the package: refused before anything is done
     if devices is not None:
         cfg.devices = devices
