@@ -338,15 +338,25 @@ def test_ssb_runs_get_a_table_per_difficulty(tmp_path: Path) -> None:
     _fake_run(out, "difair", "mnist", 0, 0, 0.99)  # no subsets: no line below
     write_tables(out)
     md = (out / "table.md").read_text()
-    assert "| Dataset | Method | Score | Runs | Epochs | Easy AUROC (%) | Hard AUROC (%) | Easy OSCR (%) |" in md
-    assert "| cub | difair | min_distance | 1 | 3/3 | 90.00 ± 0.00 | 70.00 ± 0.00 | 45.00 ± 0.00 | 35.00 ± 0.00 |" in md
+    assert (
+        "| Dataset | Method | Score | Runs | Epochs | Easy AUROC (%) | Hard AUROC (%) | Easy OSCR (%) |" in md
+    )
+    assert (
+        "| cub | difair | min_distance | 1 | 3/3 | 90.00 ± 0.00 | 70.00 ± 0.00 | 45.00 ± 0.00 | 35.00 ± 0.00 |"
+        in md
+    )
     assert "| cub | ce | mls | 1 | 3/3 | 80.00 ± 0.00 | 60.00 ± 0.00 | 40.00 ± 0.00 | 30.00 ± 0.00 |" in md
     below = md.split("Per unknown subset")[1]
     assert below.index("| cub | difair |") < below.index("| cub | ce |") and "| mnist |" not in below
     csv = (out / "table_subsets.csv").read_text().splitlines()
-    assert csv[0].startswith("dataset,method,score,seed,subset,n_runs,splits,acc_mean_pct,acc_std_pct,auroc_mean")
+    assert csv[0].startswith(
+        "dataset,method,score,seed,subset,n_runs,splits,acc_mean_pct,acc_std_pct,auroc_mean"
+    )
     assert "cub,difair,min_distance,0,Hard,1,0,,,70.0000,0.0000,35.0000,0.0000,3,3,true" in csv
     subsets = json.loads((out / "table.json").read_text())["subsets"]
     assert [(r["method"], r["subset"]) for r in subsets] == [
-        ("difair", "Easy"), ("difair", "Hard"), ("ce", "Easy"), ("ce", "Hard")
+        ("difair", "Easy"),
+        ("difair", "Hard"),
+        ("ce", "Easy"),
+        ("ce", "Hard"),
     ]

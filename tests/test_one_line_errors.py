@@ -274,9 +274,7 @@ def test_a_run_folder_of_that_combination_still_loads():
         TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), over)).check_new_run()
 
 
-@pytest.mark.parametrize(
-    "choice", [["--preset", "difair-cub"], ["--preset", "ce-aircraft"], ["--dataset"]]
-)
+@pytest.mark.parametrize("choice", [["--preset", "difair-cub"], ["--preset", "ce-aircraft"], ["--dataset"]])
 def test_a_split_family_on_a_dataset_without_split_lists_is_refused(tmp_path, capsys, choice):
     # SSB and folder datasets take their classes from the SSB lists or data.known: neal would be recorded, not used
     if choice == ["--dataset"]:

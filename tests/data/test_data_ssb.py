@@ -270,6 +270,24 @@ def test_imagenet_ssb_on_generated_folders(tmp_path: Path) -> None:
     assert d.meta["imagenet_ssb"]["missing_unknown_wnids"] == 1000 + 980 - 5
 
 
+def test_imagenet_val_left_flat_is_refused_before_any_decoding(tmp_path: Path, monkeypatch) -> None:
+    import difair.data.imagenet_ssb as imagenet_ssb
+
+    decoded = []
+    monkeypatch.setattr(imagenet_ssb, "cached_images", lambda files, **kw: decoded.append(kw["label"]))
+    lists = ssb_splits()["imagenet_winter21"]
+    in1k = write_imagenet_ssb(tmp_path, lists["easy_i21k_classes"][:1], [])
+    val = tmp_path / "imagenet" / "val"
+    for w in in1k[5:]:  # ILSVRC2012 ships its val images in one flat folder
+        (val / w / f"{w}_1.JPEG").rename(val / f"{w}_1.JPEG")
+        (val / w).rmdir()
+    with pytest.raises(
+        DifairError, match=rf"val has no images in a class folder for 995 of the 1000 .*first: {in1k[5]}"
+    ):
+        _load("imagenet-ssb", tmp_path)
+    assert decoded == []  # not after ImageNet-1K train's hours of decoding
+
+
 def test_one_epoch_train_and_eval_on_cub_reports_every_difficulty(ssb_root: Path, tmp_path: Path) -> None:
     from difair.engine.evaluate import evaluate_run_dir
     from difair.engine.fit import fit

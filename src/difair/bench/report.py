@@ -95,7 +95,15 @@ def subset_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
     """What tells the rows of one table apart: dataset, method, score, seed and checkpoint."""
     ck = row["checkpoint"]
-    return row["dataset"], row["method"], row["score"], str(row["seed"]), ck["epoch"], ck["epochs"], ck["complete"]
+    return (
+        row["dataset"],
+        row["method"],
+        row["score"],
+        str(row["seed"]),
+        ck["epoch"],
+        ck["epochs"],
+        ck["complete"],
+    )
 
 
 def _protocol(cfg: dict[str, Any]) -> TrainConfig | None:

@@ -39,6 +39,18 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def _check_known_folders(folder: Path, in1k: list[str]) -> None:
+    """Refuse an ImageNet-1K train or val folder without a class folder of images for every wnid (the val images
+    left flat, as ILSVRC2012 ships them)."""
+    have = set(_class_folders(folder))
+    empty = [w for w in in1k if w not in have or not list_images(folder / w)]
+    if empty:
+        raise DifairError(
+            f"{folder} has no images in a class folder for {len(empty)} of the {IN1K_CLASSES} ImageNet-1K wnids "
+            f"(first: {empty[0]}): sort its images into <wnid>/ folders (e.g. with the ILSVRC2012 val labels)"
+        )
+
+
 def _pool(folder: Path, wnids: list[str], labels: list[int]) -> tuple[list[str], np.ndarray]:
     files: list[str] = []
     ys: list[int] = []
@@ -82,13 +94,17 @@ def load_imagenet_ssb(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRD
     cache_dir = cache_dir or cache_dir_for(root)
     known = list(range(IN1K_CLASSES))
     labels = list(range(IN1K_CLASSES))
+    parts = {
+        "train": (root / IN1K_DIR / "train", in1k, labels),
+        "val": (root / IN1K_DIR / "val", in1k, labels),
+        "unknown": (root / IN21K_DIR / IN21K_VAL, present, [u_index[w] for w in present]),
+    }
+    for part in ("train", "val"):
+        _check_known_folders(parts[part][0], in1k)  # all listed before hours of decoding begin
+    listed = {part: _pool(*args) for part, args in parts.items()}
     pools = {}
-    for part, folder, wnids, ys in (
-        ("train", root / IN1K_DIR / "train", in1k, labels),
-        ("val", root / IN1K_DIR / "val", in1k, labels),
-        ("unknown", root / IN21K_DIR / IN21K_VAL, present, [u_index[w] for w in present]),
-    ):
-        files, y = _pool(folder, wnids, ys)
+    for part, (files, y) in listed.items():
+        folder = parts[part][0]
         images = cached_images(
             files,
             root=folder,
