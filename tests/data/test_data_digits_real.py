@@ -94,3 +94,29 @@ def test_real_mnist(real_mnist: Path) -> None:
         DataConfig(name="mnist", root=str(real_mnist), split=1, normalization="reference", image_size=28)
     )
     assert d.image_size == 28 and (d.mean, d.std) == reference_stats("mnist", 1)
+
+
+def test_digits_are_framed_with_crop_pct_as_prediction_frames_them() -> None:
+    # digits once resized on its own path and ignored data.crop_pct, while predict/export centre-cropped new images
+    from sklearn.datasets import load_digits
+
+    from difair.data.base import resize_crop_uint8
+
+    whole = get_dataset(DataConfig(name="digits", balance="none"))
+    crop = get_dataset(DataConfig(name="digits", balance="none", crop_pct=0.5))
+    assert crop.meta["crop_pct"] == 0.5 and whole.meta["crop_pct"] == 1.0
+    assert torch.equal(
+        crop.train_labels, whole.train_labels
+    ) and crop.train_images.shape == whole.train_images.shape == (len(whole.train_labels), 1, 16, 16)
+    raw = torch.from_numpy(np.round(load_digits().images * (255 / 16)).astype(np.uint8)[:, None])
+    for d, pct in (
+        (whole, None),
+        (crop, 0.5),
+    ):  # each training image is the raw digit framed as predict frames it
+        framed = resize_crop_uint8(raw, 16, pct)
+        hits = [
+            (framed == d.train_images[i]).flatten(1).all(1).any().item()
+            for i in range(0, len(d.train_labels), 97)
+        ]
+        assert all(hits)
+    assert not torch.equal(crop.train_images, whole.train_images)
