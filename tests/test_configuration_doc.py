@@ -38,3 +38,32 @@ def test_every_option_is_documented_with_its_default():
     for key, default in options.items():
         cell = float(rows[key]) if isinstance(default, float) else yaml.safe_load(rows[key])
         assert cell == default, (key, rows[key], default)
+
+
+def _meaning(key: str) -> str:
+    for line in DOC.read_text().splitlines():
+        if line.startswith(f"| `{key}` |"):
+            return line.split("|", 3)[3]
+    raise AssertionError(f"{key} has no row")
+
+
+def test_every_choice_of_an_option_is_named_in_its_row():
+    from difair.config import CHOICES
+    from difair.data import available_datasets
+    from difair.methods.cac import CACConfig
+    from difair.methods.ce import LABEL_SMOOTHING_FORMS
+    from difair.nn import functional as DF
+
+    choices = {
+        **CHOICES,
+        "difair.loss_mode": DF.LOSS_MODES,
+        "difair.corr_variant": DF.CORR_VARIANTS,
+        "cac.rejection_softmin": DF.CAC_SOFTMIN,
+        "ce.label_smoothing_form": LABEL_SMOOTHING_FORMS,
+    }
+    assert CACConfig().rejection_softmin in DF.CAC_SOFTMIN
+    choices["data.name"] = tuple(available_datasets())
+    for key, words in choices.items():
+        meaning = _meaning(key)
+        missing = [w for w in words if f"`{w}`" not in meaning]
+        assert missing == [], f"docs/configuration.md's {key} row does not name {missing}"

@@ -70,3 +70,17 @@ def test_epoch_schedule_sets_the_optimizer_and_round_trips() -> None:
     other = EpochSchedule(opt, 0.3, 600, ScheduleConfig(warmup_epochs=10))
     other.load_state_dict(sched.state_dict())
     assert other.epoch == 50
+
+
+def test_every_schedule_name_is_implemented_and_no_other_falls_through():
+    from difair.config import SCHEDULES, ScheduleConfig
+    from difair.engine.schedule import lr_at_epoch
+    from difair.errors import DifairError
+
+    curves = {}
+    for name in SCHEDULES:
+        cfg = ScheduleConfig(name=name, warmup_epochs=1)
+        curves[name] = [lr_at_epoch(e, 0.1, 30, cfg) for e in range(30)]
+    assert len({tuple(c) for c in curves.values()}) == len(SCHEDULES)  # each name a schedule of its own
+    with pytest.raises(DifairError, match="unknown schedule.name 'cosine'"):
+        lr_at_epoch(3, 0.1, 30, ScheduleConfig(name="cosine", warmup_epochs=1))  # once a silent cosine_warmup

@@ -28,6 +28,14 @@ from difair.options import build_dataclass, load_yaml
 
 SPLIT_FAMILIES = ("vaze", "neal")  # data.split_family: the split lists of difair.data.splits
 BALANCE_MODES = ("without_replacement", "with_replacement", "none")  # data.balance: data.base.balance_indices
+TINYIMAGENET_ORDERS = ("sorted", "wnids")  # data.tinyimagenet_order: difair.data.tinyimagenet
+CIFAR_PLUS_KNOWN = ("split", "vehicles")  # data.cifar_plus_known: difair.data.splits.get_known_classes
+SCHEDULES = ("cosine_restarts_warmup", "cosine_warmup", "constant")  # schedule.name: difair.engine.schedule
+SCHEDULE_FLOORS = ("vaze", "reference")  # schedule.floor: difair.engine.schedule
+RANDAUGMENT_OPS = ("all", "no_geometric")  # augment.randaugment_ops: difair.data.augment
+AUGMENT_BACKENDS = ("torchvision", "batched")  # augment.backend: difair.data.augment
+CONTRAST_PER = ("sample", "batch")  # augment.contrast_per: difair.data.augment
+LOSS_NORMALIZERS = ("batch", "nominal")  # loss_normalizer: difair.engine.loop
 
 
 SCRATCH_BACKBONES = ("vgg32", "small_cnn", "small_cnn8")  # trained from scratch only: no pretrained weights
@@ -95,8 +103,8 @@ class DataConfig:
 
     def validate(self) -> None:
         check_choice("data.split_family", self.split_family, SPLIT_FAMILIES)
-        check_choice("data.tinyimagenet_order", self.tinyimagenet_order, ("sorted", "wnids"))
-        check_choice("data.cifar_plus_known", self.cifar_plus_known, ("split", "vehicles"))
+        check_choice("data.tinyimagenet_order", self.tinyimagenet_order, TINYIMAGENET_ORDERS)
+        check_choice("data.cifar_plus_known", self.cifar_plus_known, CIFAR_PLUS_KNOWN)
         check_choice("data.balance", self.balance, BALANCE_MODES)
         check_choice("data.normalization", self.normalization, NORMALIZATIONS)
         if self.crop_pct is not None and not 0 < self.crop_pct <= 1:
@@ -202,8 +210,8 @@ class ScheduleConfig:
     floor: str = "vaze"  # vaze: min lr = lr*ratio | reference: the authors' Keras floor lr*(lr*ratio)
 
     def validate(self, epochs: int) -> None:
-        check_choice("schedule.name", self.name, ("cosine_restarts_warmup", "cosine_warmup", "constant"))
-        check_choice("schedule.floor", self.floor, ("vaze", "reference"))
+        check_choice("schedule.name", self.name, SCHEDULES)
+        check_choice("schedule.floor", self.floor, SCHEDULE_FLOORS)
         if self.restarts < 0 or (self.warmup_epochs or 0) < 0:
             raise DifairError("schedule.restarts and schedule.warmup_epochs must be >= 0")
         if self.warmup_epochs is not None and self.warmup_epochs >= epochs > 1:
@@ -239,9 +247,9 @@ class AugmentConfig:
     def validate(self) -> None:
         if self.randaugment_n < 0 or not 0 <= self.randaugment_m <= 30 or self.crop_padding < 0:
             raise DifairError("augment: randaugment_n >= 0, randaugment_m in [0, 30], crop_padding >= 0")
-        check_choice("augment.randaugment_ops", self.randaugment_ops, ("all", "no_geometric"))
-        check_choice("augment.backend", self.backend, ("torchvision", "batched"))
-        check_choice("augment.contrast_per", self.contrast_per, ("sample", "batch"))
+        check_choice("augment.randaugment_ops", self.randaugment_ops, RANDAUGMENT_OPS)
+        check_choice("augment.backend", self.backend, AUGMENT_BACKENDS)
+        check_choice("augment.contrast_per", self.contrast_per, CONTRAST_PER)
         check_choice("augment.crop", self.crop, CROPS)
         lo, hi = _range("augment.crop_scale", self.crop_scale)
         if not 0 < lo <= hi <= 1:
@@ -447,7 +455,7 @@ class TrainConfig:
         check_choice("precision", self.precision, (AUTO, *PRECISIONS))
         if self.channels_last not in (True, False, AUTO):
             raise DifairError(f"channels_last takes true, false or auto, got {self.channels_last!r}")
-        check_choice("loss_normalizer", self.loss_normalizer, ("batch", "nominal"))
+        check_choice("loss_normalizer", self.loss_normalizer, LOSS_NORMALIZERS)
         check_choice("cpu_allocator", self.cpu_allocator, CPU_ALLOCATORS)
         if self.cpu_threads != AUTO:
             _positive("cpu_threads", self.cpu_threads, "or auto")
@@ -543,6 +551,30 @@ FAST_PATH: tuple[str, ...] = (
     "model.dropout_backend=fast",
     "cpu_allocator=retain",  # CPU: freed activation blocks kept for the next step instead of re-faulted
 )
+
+
+# Every option of these sections that takes one of a list of words, and the list (the methods' own options: their
+# config classes); docs/configuration.md names each word in the option's row (tests/test_configuration_doc.py).
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "precision": (AUTO, *PRECISIONS),
+    "loss_normalizer": LOSS_NORMALIZERS,
+    "cpu_allocator": CPU_ALLOCATORS,
+    "data.split_family": SPLIT_FAMILIES,
+    "data.tinyimagenet_order": TINYIMAGENET_ORDERS,
+    "data.cifar_plus_known": CIFAR_PLUS_KNOWN,
+    "data.balance": BALANCE_MODES,
+    "data.normalization": NORMALIZATIONS,
+    "data.cache": CACHES,
+    "model.dropout_kind": DROPOUT_KINDS,
+    "model.dropout_backend": DROPOUT_BACKENDS,
+    "model.padding": PADDINGS,
+    "schedule.name": SCHEDULES,
+    "schedule.floor": SCHEDULE_FLOORS,
+    "augment.randaugment_ops": RANDAUGMENT_OPS,
+    "augment.backend": AUGMENT_BACKENDS,
+    "augment.contrast_per": CONTRAST_PER,
+    "augment.crop": CROPS,
+}
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
-from difair.config import DataConfig
+from difair.config import NORMALIZATIONS, DataConfig
 from difair.data.base import channel_stats
 from difair.data.splits import get_known_classes
 from difair.errors import DifairError
@@ -97,7 +97,7 @@ def resolve_normalization(
         return mean, std, {"normalization": "train" if cfg.normalization == "auto" else cfg.normalization}
     if cfg.normalization != "reference":
         raise DifairError(
-            f"unknown data.normalization {cfg.normalization!r}: choose auto, train, reference or pretrained"
+            f"unknown data.normalization {cfg.normalization!r}: choose {', '.join(NORMALIZATIONS)}"
         )
     mean, std = reference_stats(dataset, cfg.split)
     if len(mean) != train_images.shape[1]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from difair.config import DataConfig
+from difair.config import TINYIMAGENET_ORDERS, DataConfig
 from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size, missing_dataset, one_line
 from difair.data.cache import cache_dir_for, cached_images, list_images
@@ -68,7 +68,7 @@ def tinyimagenet_wnids(folder: Path, order: str = "sorted") -> list[str]:
         return sorted(wnids)
     if order == "wnids":
         return wnids
-    raise DifairError(f"unknown data.tinyimagenet_order {order!r}: choose sorted or wnids")
+    raise DifairError(f"unknown data.tinyimagenet_order {order!r}: choose {' or '.join(TINYIMAGENET_ORDERS)}")
 
 
 def tinyimagenet_names(folder: Path, wnids: list[str]) -> list[str]:

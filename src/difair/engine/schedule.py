@@ -12,7 +12,8 @@ import math
 
 import torch
 
-from difair.config import ScheduleConfig
+from difair.config import SCHEDULES, ScheduleConfig
+from difair.errors import DifairError
 
 
 def _cosine(base_lr: float, t: int, period: int, eta_min: float, floor: str, ratio: float) -> float:
@@ -27,8 +28,12 @@ def lr_at_epoch(epoch: int, base_lr: float, epochs: int, cfg: ScheduleConfig) ->
     """Learning rate of 0-indexed ``epoch`` in a run of ``epochs`` epochs."""
     if cfg.name == "constant":
         return base_lr
+    if (
+        cfg.name not in SCHEDULES
+    ):  # a name the config accepts but nothing here implements must not fall through
+        raise DifairError(f"unknown schedule.name {cfg.name!r}: choose {', '.join(SCHEDULES)}")
     warmup = cfg.warmup_epochs or 0
-    restarts = cfg.restarts if cfg.name == "cosine_restarts_warmup" else 0
+    restarts = {"cosine_restarts_warmup": cfg.restarts, "cosine_warmup": 0}[cfg.name]
     period = max(1, epochs // (restarts + 1))
     eta_min = base_lr * cfg.min_lr_ratio
     if warmup and epoch <= warmup:
