@@ -296,3 +296,26 @@ def test_the_split_family_check_names_each_dataset_without_lists():
     for name in ("mnist", "cifar+10", "tinyimagenet", "digits"):
         check_split_family(DataConfig(name=name, split_family="neal"))  # their neal lists exist
     check_split_family(DataConfig(name="cub"))  # the default family is no choice
+
+
+RESUME_REFUSES = {
+    "--method": ["ce"], "--dataset": ["mnist"], "--split": ["1"], "--preset": ["difair-mnist"],
+    "--config": ["c.yaml"], "--epochs": ["3"], "--seed": ["1"], "--out": ["elsewhere"],
+    "--set": ["optim.lr=0.5"], "--fast": [], "--authors-code": [],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", sorted(RESUME_REFUSES))
+def test_resume_refuses_every_flag_that_configures_a_run(tmp_path, capsys, flag):
+    argv = ["train", "--resume", str(tmp_path / "run"), flag, *RESUME_REFUSES[flag]]
+    _one_line(
+        capsys, main(argv), f"--resume continues the run exactly as it was configured, so it takes no {flag}"
+    )
+
+
+def test_the_resume_refusal_covers_every_train_flag():
+    from difair.cli import build_parser
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    flags = {a.option_strings[-1] for a in train._actions}
+    assert flags - {"--help", "--resume", "--overwrite", "--quiet", "--devices"} == set(RESUME_REFUSES)

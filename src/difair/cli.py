@@ -65,6 +65,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--devices", type=int, help="processes (GPUs, or CPU processes) training one run with DDP")
+    # every other flag configures a new run, which --resume refuses: read from the parser, so a new flag counts
+    resume_takes = {"help", "resume", "overwrite", "quiet", "devices"}
+    configures = [(a.option_strings[-1], a.dest, a.default) for a in p._actions if a.dest not in resume_takes]
+    p.set_defaults(configures=configures)
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -77,16 +81,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.resume is not None:
         if args.overwrite:
             raise DifairError("--resume and --overwrite exclude each other: choose one")
-        given = [
-            flag
-            for flag, value in (
-                ("--method", args.method), ("--dataset", args.dataset), ("--split", args.split),
-                ("--preset", args.preset), ("--config", args.config), ("--epochs", args.epochs),
-                ("--seed", args.seed), ("--out", args.out), ("--set", args.overrides or None),
-                ("--fast", args.fast or None), ("--authors-code", args.authors_code or None),
-            )
-            if value is not None
-        ]  # fmt: skip
+        given = [flag for flag, dest, default in args.configures if getattr(args, dest) not in (default, [])]
         if given:
             raise DifairError(
                 f"--resume continues the run exactly as it was configured, so it takes no {given[0]} (only "
