@@ -356,3 +356,20 @@ def test_a_score_that_depends_on_the_batch_is_not_given_to_one_image(tmp_path: P
     assert (
         difair.load(run, device="cpu", score="min_distance").score_note is None
     )  # asked for: nothing to say
+
+
+def test_a_fraction_of_zero_is_refused_not_read_as_the_default(run_dir: Path, data) -> None:
+    # `keep or 0.95` once turned keep=0 into 0.95 in the predictor and the analysis
+    with pytest.raises(DifairError, match=r"fraction of knowns to keep must be in \(0, 1\], got 0"):
+        difair.load(run_dir, device="cpu", data=data, keep=0.0)
+    with pytest.raises(DifairError, match=r"fraction of knowns to keep must be in \(0, 1\], got 0"):
+        analyze(run_dir, data=data, device="cpu", keep=0.0)
+
+
+def test_calibrate_flags_read_the_library_facts() -> None:
+    from difair.cli import build_parser
+    from difair.predict.calibration import CALIBRATE_ON
+
+    calibrate_cmd = build_parser()._subparsers._group_actions[0].choices["calibrate"]
+    on = next(a for a in calibrate_cmd._actions if a.dest == "on")
+    assert tuple(on.choices) == CALIBRATE_ON and on.default == CALIBRATE_ON[0]

@@ -53,6 +53,15 @@ def config_default(key: str) -> Any:
     return value
 
 
+def _keep_help() -> str:
+    from difair.predict.calibration import KEEP_KNOWN  # start-up time: imports torch
+
+    return f"calibrate to accept this fraction of the known calibration images (default {KEEP_KNOWN})"
+
+
+KEEP_HELP = LazyHelp(_keep_help)  # --keep of calibrate, export
+
+
 def with_default(help_text: str | LazyHelp, key: str) -> LazyHelp:
     """``help_text`` followed by the default of config option ``key`` (what a run gets when the flag is left out)."""
 

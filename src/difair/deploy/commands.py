@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from difair.cliutil import finite_float
+from difair.cliutil import KEEP_HELP, finite_float
 
 FORMATS = ("onnx", "torchscript")  # difair.deploy.EXPORT_FORMATS, checked there (the parser stays torch-free)
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="score to export (default: the method's own, or one that does not depend on the batch)",
     )
     p.add_argument("--threshold", type=finite_float, help="score threshold (default: the calibrated one)")
-    p.add_argument("--keep", type=float, help="calibrate to accept this fraction of knowns (default 0.95)")
+    p.add_argument("--keep", type=float, help=KEEP_HELP)
     p.add_argument("--device", default=None, help="device of a calibration, if one is needed (cpu, cuda)")
     p.set_defaults(func=cmd_export, evaluates=True)
 

@@ -20,9 +20,11 @@ from difair.errors import DifairError
 
 THRESHOLD_FILE = "threshold.json"
 """Where ``calibrate`` stores the threshold in a run folder: ``RUN_DIR/threshold.json``."""
+KEEP_KNOWN = 0.95
+"""The fraction of known calibration images a threshold accepts unless told otherwise (``--keep``)."""
 
 
-def threshold_for_known_fraction(known_scores: Tensor | np.ndarray, keep: float = 0.95) -> float:
+def threshold_for_known_fraction(known_scores: Tensor | np.ndarray, keep: float = KEEP_KNOWN) -> float:
     """The largest threshold ``t`` such that ``score >= t`` accepts at least ``keep`` of ``known_scores``."""
     if not 0 < keep <= 1:
         raise DifairError(f"the fraction of knowns to keep must be in (0, 1], got {keep}")
@@ -129,7 +131,7 @@ class CalibrationScores:
 
 def calibrate(
     run: str | Path | LoadedRun,
-    keep: float = 0.95,
+    keep: float = KEEP_KNOWN,
     *,
     score: str | None = None,
     data=None,

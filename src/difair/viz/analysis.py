@@ -14,7 +14,8 @@ from difair.engine.feature_cache import cached_outputs
 from difair.engine.load import LoadedRun, load_run, run_data
 from difair.errors import DifairError
 from difair.methods import Method
-from difair.predict import (
+from difair.predict.calibration import (
+    KEEP_KNOWN,
     needs_recenter,
     pick_device,
     read_calibration,
@@ -27,7 +28,7 @@ class RunAnalysis:
     """Everything the figures of one run need; build it with ``analyze``.
 
     ``threshold`` belongs to ``score_name``: given, else the stored calibration (``RUN_DIR/threshold.json``),
-    else one keeping the fraction ``keep`` (0.95) of the validation images (``data.val_fraction``), or of the known
+    else one keeping the fraction ``keep`` (``KEEP_KNOWN``, 0.95) of the validation images (``data.val_fraction``), or of the known
     test images without a validation set. ``threshold_for(other_score)`` reads or calibrates another score's the same way.
     """
 
@@ -50,7 +51,9 @@ class RunAnalysis:
             recenter_if_needed(run, self.train_outputs, data.train_labels)
         cal = read_calibration(run.run_dir, self.score_name, run.fingerprint or None)
         usable = cal is not None and keep in (None, cal.get("keep_known"))
-        self.keep = float(cal["keep_known"]) if usable and keep is None else (keep or 0.95)
+        self.keep = (
+            float(cal["keep_known"]) if usable and keep is None else (KEEP_KNOWN if keep is None else keep)
+        )
         if threshold is not None:
             self.threshold, self.threshold_source = float(threshold), "given"
         elif usable:

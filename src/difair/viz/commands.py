@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from difair.cliutil import count, finite_float, positive
+from difair.cliutil import KEEP_HELP, count, finite_float, positive
 from difair.errors import DifairError
 from difair.viz.kinds import PLOT_KINDS, TOP_K, TSNE_POINTS
 
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("calibrate", help="calibrate and store the rejection threshold of a run")
     p.add_argument("run_dir", type=Path)
-    p.add_argument("--keep", type=float, default=0.95, help="fraction of known images to accept (0.95)")
+    p.add_argument("--keep", type=float, help=KEEP_HELP)
     p.add_argument(
         "--on",
         choices=("auto", "val", "test"),
@@ -131,8 +131,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from difair.predict import calibrate  # start-up time: the parser imports this module
+    from difair.predict.calibration import KEEP_KNOWN
 
-    rec = calibrate(args.run_dir, args.keep, score=args.score, device=args.device, on=args.on)
+    keep = KEEP_KNOWN if args.keep is None else args.keep
+    rec = calibrate(args.run_dir, keep, score=args.score, device=args.device, on=args.on)
     unk = rec["unknown_accepted"]
     print(
         f"threshold {rec['threshold']:.4f} on {rec['score']}, calibrated on {rec['calibrated_on']}: accepts "
