@@ -76,7 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from difair.data.splits import check_split
     from difair.engine.ddp import is_rank_zero
     from difair.engine.fit import fit
-    from difair.engine.rundir import run_name
+    from difair.engine.rundir import CONFIG, run_name
 
     if args.resume is not None:
         if args.overwrite:
@@ -111,7 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"difair: note: {note}", file=sys.stderr)
     out = args.out or Path("runs") / run_name(cfg.method, cfg.data.name, cfg.data.split, cfg.seed)
     args.training = out  # named by the hint if the run is interrupted
-    old_config = out / "config.yaml"
+    old_config = out / CONFIG
     args.replacing = old_config.stat().st_mtime_ns if args.overwrite and old_config.is_file() else None
     results = fit(cfg, out, overwrite=args.overwrite, show_progress=not args.quiet)
     if is_rank_zero():  # with --devices N the other ranks return the same results

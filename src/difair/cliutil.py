@@ -337,7 +337,11 @@ def interrupted_hint(args: argparse.Namespace | None) -> str:
     """What to do after Ctrl-C, for the command that was interrupted (appended to ``difair: interrupted``)."""
     run = getattr(args, "training", None)  # set by difair train once it knows the run folder
     if run is not None:
-        config = Path(run) / "config.yaml"
+        from difair.engine.rundir import (
+            CONFIG,
+        )  # loaded already: train imported it before it could be interrupted
+
+        config = Path(run) / CONFIG
         replacing = getattr(args, "replacing", None)  # --overwrite: the old run's config.yaml, by mtime
         if replacing is not None and config.is_file() and config.stat().st_mtime_ns == replacing:
             return f" before the new run's first checkpoint: nothing of it was kept, {run} holds the old run as it was"

@@ -75,7 +75,7 @@ def run_demo(
     out = Path(out)
     splits = list(range(NUM_SPLITS)) if splits is None else splits
     jobs = [
-        Job(demo_config(m, s, epochs, extra), out / "runs" / f"{m}-split{s}", f"{m} split {s}")
+        Job(demo_config(m, s, epochs, extra), out / R.RUNS / f"{m}-split{s}", f"{m} split {s}")
         for s in splits
         for m in methods
     ]

@@ -25,7 +25,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     # start-up time: the library (torch) is imported by the command that needs it, not by the parser
     from difair.bench.grid import check_overrides, make_grid
-    from difair.bench.report import write_tables
+    from difair.bench.report import finished_runs, write_tables
 
     console = Console(stderr=True)
     if args.report_only is not None:
@@ -71,7 +71,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.scores:
         from difair.engine.posthoc import score_run_dir  # start-up time: the parser imports this module
 
-        runs = sorted(p.parent for p in (Path(args.out) / "runs").glob("[!.]*/results.json"))
+        runs = finished_runs(Path(args.out))
         for i, run_dir in enumerate(runs, 1):
             console.print(f"post-hoc scores {i}/{len(runs)}: {run_dir.name}", markup=False)
             score_run_dir(run_dir, args.scores)

@@ -140,7 +140,7 @@ def _trains_otherwise(
 
 
 def _holds_runs(out: Path) -> bool:
-    runs = out / "runs"
+    runs = out / R.RUNS
     return runs.is_dir() and any(R.holds_files(d) for d in runs.iterdir() if d.is_dir())
 
 

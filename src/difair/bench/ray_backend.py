@@ -110,6 +110,7 @@ def run_benchmark_ray(
     from difair.bench import runner
     from difair.bench.grid import run_config, run_one, write_manifest
     from difair.bench.report import write_tables
+    from difair.engine import rundir as R
 
     out = Path(out).resolve()  # tasks may run in another working directory
     overrides = list(overrides or [])
@@ -119,7 +120,7 @@ def run_benchmark_ray(
     write_manifest(out, specs, epochs, overrides)
     console = console or Console(stderr=True)
     jobs = [
-        functools.partial(run_one, spec, out / "runs" / spec.name, epochs=epochs, overrides=overrides)
+        functools.partial(run_one, spec, out / R.RUNS / spec.name, epochs=epochs, overrides=overrides)
         for spec in specs
     ]
 

@@ -32,17 +32,22 @@ SETTINGS = (
 )  # how the runs were computed, beside fidelity
 
 
+def finished_runs(out: Path) -> list[Path]:
+    """The run folders under ``out/runs`` that hold results, in name order (not a hidden stage: engine.staging)."""
+    return sorted(res.parent for res in (Path(out) / R.RUNS).glob(f"[!.]*/{R.RESULTS}"))
+
+
 def collect_runs(out: Path) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(results, config) of every run with results under ``out/runs``, in folder-name order; each result's
     ``"checkpoint"`` (epoch of epochs, complete) is filled from the run's checkpoint where an earlier version did
     not record it, so that partial results are never tabled as complete."""
     runs = []
-    for res in sorted((out / "runs").glob(f"[!.]*/{R.RESULTS}")):  # not a hidden stage (engine.staging)
-        cfg_path = res.parent / R.CONFIG
+    for run_dir in finished_runs(out):
+        cfg_path = run_dir / R.CONFIG
         cfg = load_yaml(cfg_path.read_text()) if cfg_path.is_file() else {}
-        results = read_results(res.parent)
+        results = read_results(run_dir)
         assert results is not None
-        results["checkpoint"] = results_checkpoint(res.parent, results)
+        results["checkpoint"] = results_checkpoint(run_dir, results)
         runs.append((results, cfg))
     return runs
 

@@ -61,7 +61,7 @@ def run_grid(
         task = progress.add_task("benchmark", total=total, info="")
     try:
         for i, (spec, cfg) in enumerate(zip(specs, configs, strict=True)):
-            run_dir = out / "runs" / spec.name
+            run_dir = out / R.RUNS / spec.name
             done = cfg.epochs if run_status(cfg, run_dir) == "done" else epochs_done(run_dir)
             if progress is not None:
                 progress.update(task, advance=done, description=f"[{i + 1}/{len(specs)}] {spec.name}")

@@ -28,9 +28,13 @@ from difair.errors import DifairError
 CONFIG = "config.yaml"
 METRICS = "metrics.jsonl"
 RESULTS = "results.json"
-CHECKPOINT = "checkpoints/last.pt"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT = f"{CHECKPOINT_DIR}/last.pt"
 LOCK = ".lock"  # held (flock) while a process trains the run
 FEATURES = "features"  # what analyses computed, kept for the next one (difair.engine.feature_cache)
+THRESHOLD = "threshold.json"  # the calibrated thresholds (difair.predict.calibration)
+REPORT = "report.html"  # difair report's page (difair.viz.report)
+RUNS = "runs"  # the run folders of a benchmark or demo folder: OUT/runs/NAME
 # numpy's array reconstruction: the numpy RNG state of checkpoints written by difair <= 0.1.0
 _RECONSTRUCT = (getattr(np, "_core", None) or np.core).multiarray._reconstruct  # numpy 2 | numpy 1
 _LEGACY_SAFE_GLOBALS = [
@@ -318,7 +322,7 @@ def remove_stale_temps(run_dir: Path) -> list[Path]:
     """Delete the temp files (``.NAME.*.tmp``) an atomic write left when its process was killed; call it while
     holding ``run_lock``, so that no writer is active. Returns what was removed."""
     removed = []
-    for folder in (run_dir, run_dir / "checkpoints", run_dir / FEATURES):
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR, run_dir / FEATURES):
         if folder.is_dir():
             for p in folder.glob(".*.tmp"):
                 if p.is_file():

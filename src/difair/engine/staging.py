@@ -37,10 +37,10 @@ LEGACY_NAMES = {
     R.CONFIG,
     R.METRICS,
     R.RESULTS,
-    "checkpoints",
-    "threshold.json",
-    "features",
-    "report.html",
+    R.CHECKPOINT_DIR,
+    R.THRESHOLD,
+    R.FEATURES,
+    R.REPORT,
     R.LOCK,
 }
 NEW = "difair-new"  # the staged folder's infix
@@ -64,12 +64,12 @@ def has_marker(run_dir: Path) -> bool:
 def legacy_run(run_dir: Path) -> bool:
     """Whether ``run_dir`` (no marker) is a run of difair <= 0.1.0: a ``config.yaml`` difair reads, a
     ``checkpoints/last.pt``, and nothing besides what those versions wrote (``LEGACY_NAMES``, temp files)."""
-    ckpts = run_dir / "checkpoints"
-    if not (ckpts / "last.pt").is_file():
+    ckpts = run_dir / R.CHECKPOINT_DIR
+    if not (run_dir / R.CHECKPOINT).is_file():
         return False
     if any(p.name not in LEGACY_NAMES and not _is_temp(p) for p in run_dir.iterdir()):
         return False
-    if any(p.name != "last.pt" and not _is_temp(p) for p in ckpts.iterdir()):
+    if any(p != run_dir / R.CHECKPOINT and not _is_temp(p) for p in ckpts.iterdir()):
         return False
     try:
         R.read_run_config(run_dir)

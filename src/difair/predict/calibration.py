@@ -18,7 +18,7 @@ from difair.engine.evaluate import check_finite_outputs, collect_outputs, prepar
 from difair.engine.load import LoadedRun, load_run, run_data
 from difair.errors import DifairError
 
-THRESHOLD_FILE = "threshold.json"
+THRESHOLD_FILE = R.THRESHOLD
 """Where ``calibrate`` stores the threshold in a run folder: ``RUN_DIR/threshold.json``."""
 KEEP_KNOWN = 0.95
 """The fraction of known calibration images a threshold accepts unless told otherwise (``--keep``)."""

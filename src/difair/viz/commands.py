@@ -166,14 +166,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from difair.engine.rundir import check_writable  # start-up time: the parser imports this module
-    from difair.viz.report import write_report  # start-up time: the parser imports this module
+    from difair.engine.rundir import REPORT, check_writable  # start-up time: the parser imports this module
+    from difair.viz.report import write_report
 
     if args.out is not None and args.out.suffix.lower() not in (".html", ".htm"):
         raise DifairError(
             f"--out must end in .html (or .htm): the report is one HTML file, got {args.out.name!r}"
         )
-    out = args.out or args.run_dir / "report.html"
+    out = args.out or args.run_dir / REPORT
     try:
         check_writable(out)  # before the outputs are computed
     except DifairError as exc:

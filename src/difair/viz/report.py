@@ -272,6 +272,6 @@ def write_report(
         if isinstance(run, RunAnalysis)
         else analyze(run, data=data, score=score, threshold=threshold, device=device)
     )
-    path = Path(out) if out is not None else Path(ra.run.run_dir) / "report.html"
+    path = Path(out) if out is not None else Path(ra.run.run_dir) / R.REPORT
     R.atomic_write_text(path, build_report(ra, **options))
     return path
