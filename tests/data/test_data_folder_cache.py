@@ -178,6 +178,13 @@ def test_cache_dir_env_and_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert cache_mod.cache_dir_for(tmp_path / "data") == tmp_path / "env-cache"
     monkeypatch.delenv("DIFAIR_CACHE_DIR")
     assert cache_mod.cache_dir_for(tmp_path / "data") == tmp_path / "data" / ".difair-cache"
+    source = tmp_path / "not-a-folder"
+    source.write_text("")  # no .difair-cache can be made beside it: difair's cache home, which XDG_CACHE_HOME moves
+    monkeypatch.delenv("DIFAIR_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_mod.cache_dir_for(source) == tmp_path / "xdg" / "difair" / "cache"
+    monkeypatch.setenv("DIFAIR_CACHE", str(tmp_path / "home"))
+    assert cache_mod.cache_dir_for(source) == tmp_path / "home" / "cache"
 
 
 def test_a_file_system_without_locks_still_decodes(tmp_path: Path, gen, monkeypatch) -> None:

@@ -29,6 +29,7 @@ from PIL import Image
 from torch import Tensor
 
 from difair.errors import DifairError
+from difair.paths import cache_home
 
 CACHE_VERSION = 2  # 2: high-depth images scaled to 8 bits (were clipped)
 # PIL modes of more than 8 bits per sample and the full-scale value of each (16-bit PNG/TIFF greyscale opens as
@@ -117,10 +118,12 @@ def source_fingerprint(files: Sequence[str | os.PathLike[str]], root: Path, extr
 
 
 def cache_dir_for(source: Path) -> Path:
-    """The cache folder for datasets under ``source`` (created; falls back when ``source`` is read-only)."""
+    """The cache folder for datasets under ``source``: ``$DIFAIR_CACHE_DIR``, else ``source/.difair-cache``, else
+    (``source`` read-only) ``cache`` in difair's cache home (``$DIFAIR_CACHE``, ``$XDG_CACHE_HOME/difair``,
+    ``~/.cache/difair``); created."""
     env = os.environ.get("DIFAIR_CACHE_DIR")
     candidates = [Path(env).expanduser()] if env else [Path(source) / ".difair-cache"]
-    candidates.append(Path.home() / ".cache" / "difair" / "cache")
+    candidates.append(cache_home() / "cache")
     for c in candidates:
         try:
             c.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ from difair.engine import rundir as R
 from difair.engine.build import build_model
 from difair.engine.hardware import DeviceInfo, auto_precision, cpu_flags, cpu_model, device_info
 from difair.errors import DifairError
+from difair.paths import cache_home
 
 PROBE_WARMUP = 2  # untimed steps per memory format, both formats warmed up before any is timed
 PROBE_STEPS = 4  # timed steps per memory format, alternating between the formats step by step
@@ -40,11 +41,8 @@ StepTimer = Callable[[TrainConfig, tuple[int, int, int], int], dict[bool, list[f
 
 
 def cache_dir() -> Path:
-    """difair's cache folder: ``$DIFAIR_CACHE``, else ``$XDG_CACHE_HOME/difair``, else ``~/.cache/difair``."""
-    if os.environ.get("DIFAIR_CACHE"):
-        return Path(os.environ["DIFAIR_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "difair"
+    """Where the probe's verdicts are kept: difair's cache home (``difair.paths.cache_home``)."""
+    return cache_home()
 
 
 def resolve_precision(cfg: TrainConfig, dev: DeviceInfo | None = None) -> TrainConfig:
