@@ -7,6 +7,7 @@ import sys
 import textwrap
 
 import pytest
+import torch
 
 from difair.config import FAST_PATH, TrainConfig, apply_overrides
 from difair.engine import allocator as A
@@ -156,6 +157,14 @@ def test_an_evaluating_command_retains_on_cpu_quietly_and_leaves_other_devices(m
     assert evaluation_process("cpu") is True and len(libc.calls) == 3
     libc.calls.clear()
     assert evaluation_process("cuda") is False and libc.calls == []
+    assert evaluation_process("cuda:1") is False and libc.calls == []  # Fabric's rule once read it as a CPU
+    assert evaluation_process("tpu0") is False and libc.calls == []  # the command names the bad device
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None:  # auto: where the command computes (pick_device: CUDA, else the CPU), never MPS
+        monkeypatch.setattr(mps, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert evaluation_process(None) is True and len(libc.calls) == 3
+    libc.calls.clear()
     monkeypatch.setattr(A, "glibc", lambda: None)  # macOS: nobody asked for retain, so no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")

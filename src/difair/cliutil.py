@@ -308,10 +308,22 @@ def evaluation_process(device: str | None) -> bool:
     frees, for the rest of their process (``cpu_allocator=retain``, ``engine.allocator``): on the CPU each
     evaluation batch's activations are otherwise fresh pages, and batches ran 2x slower (docs/performance.md).
     Only the command's own process: a library call leaves the caller's allocator alone. True when it was set."""
-    from difair.engine.allocator import apply_cpu_allocator  # start-up time: the parser imports this module
-    from difair.engine.hardware import device_type_for
+    # start-up time: the parser imports this module
+    from difair.devices import pick_device
+    from difair.engine.allocator import apply_cpu_allocator
 
-    return apply_cpu_allocator("retain", device_type_for(device or "auto"), warn=False)
+    try:  # the device the command will compute on: auto is pick_device's rule (CUDA, else the CPU), not Fabric's
+        kind = pick_device().type if device in (None, "auto") else torch_device_type(device)
+    except (RuntimeError, TypeError):
+        return False  # not a device name: the command says so
+    return apply_cpu_allocator("retain", kind, warn=False)
+
+
+def torch_device_type(device: str) -> str:
+    """The type of the device ``device`` names (``cuda:1`` -> ``cuda``), here or not."""
+    import torch  # start-up time: the parser imports this module
+
+    return torch.device(device).type
 
 
 def unfinished_note(run_dir: Path) -> str | None:

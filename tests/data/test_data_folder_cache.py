@@ -179,7 +179,9 @@ def test_cache_dir_env_and_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("DIFAIR_CACHE_DIR")
     assert cache_mod.cache_dir_for(tmp_path / "data") == tmp_path / "data" / ".difair-cache"
     source = tmp_path / "not-a-folder"
-    source.write_text("")  # no .difair-cache can be made beside it: difair's cache home, which XDG_CACHE_HOME moves
+    source.write_text(
+        ""
+    )  # no .difair-cache can be made beside it: difair's cache home, which XDG_CACHE_HOME moves
     monkeypatch.delenv("DIFAIR_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_mod.cache_dir_for(source) == tmp_path / "xdg" / "difair" / "cache"
