@@ -349,9 +349,8 @@ def interrupted_hint(args: argparse.Namespace | None) -> str:
     """What to do after Ctrl-C, for the command that was interrupted (appended to ``difair: interrupted``)."""
     run = getattr(args, "training", None)  # set by difair train once it knows the run folder
     if run is not None:
-        from difair.engine.rundir import (
-            CONFIG,
-        )  # loaded already: train imported it before it could be interrupted
+        # start-up time: the parser imports this module (train loaded this one before it could be interrupted)
+        from difair.engine.rundir import CONFIG
 
         config = Path(run) / CONFIG
         replacing = getattr(args, "replacing", None)  # --overwrite: the old run's config.yaml, by mtime
