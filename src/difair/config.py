@@ -463,11 +463,12 @@ class TrainConfig:
         _positive("batch_size", self.batch_size)
         _positive("eval_batch_size", self.eval_batch_size)
         _positive("devices", self.devices)
-        for section in (self.difair, self.cac, self.ce, self.optim):
-            section.validate()
-        self.schedule.validate(self.epochs)
-        for section in (self.model, self.augment, self.data, self.logging):
-            section.validate()
+        for f in dataclasses.fields(self):  # every section, a method's added as a field included
+            section = getattr(self, f.name)
+            if f.name == "schedule":
+                section.validate(self.epochs)
+            elif dataclasses.is_dataclass(section) and hasattr(section, "validate"):
+                section.validate()
 
     def method_options(self) -> Any:
         """The config section of the run's method (``cfg.difair`` for DIFAIR), built into it by ``build_method``."""

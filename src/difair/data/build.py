@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.config import DataConfig
+from difair.config import MIN_IMAGE_SIZE, DataConfig
 from difair.data.base import OSRData, Part, assemble, resize_crop_uint8, select_known
 from difair.data.normalization import resolve_normalization
 from difair.data.stream import StreamImages, take
@@ -22,8 +22,10 @@ PREPARE_HINT = "on the project machines: ../shared/tools/prepare-data DEST, then
 def image_size(cfg: DataConfig, default: int) -> int:
     """``cfg.image_size`` if set, else the dataset's ``default``."""
     size = cfg.image_size or default
-    if size < 1:
-        raise DifairError(f"data.image_size must be >= 1, got {size}")
+    if size < MIN_IMAGE_SIZE:  # DataConfig.validate checks it too; a loader called directly is checked here
+        raise DifairError(
+            f"data.image_size must be >= {MIN_IMAGE_SIZE}, got {size}: leave it unset for the dataset's own size"
+        )
     return size
 
 
