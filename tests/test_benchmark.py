@@ -360,3 +360,18 @@ def test_ssb_runs_get_a_table_per_difficulty(tmp_path: Path) -> None:
         ("ce", "Easy"),
         ("ce", "Hard"),
     ]
+
+
+def test_a_resumed_cell_counts_the_epochs_its_checkpoint_holds(tmp_path: Path) -> None:
+    from difair.bench.grid import epochs_done
+    from difair.engine import rundir as R
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    assert epochs_done(run) == 0
+    rows = [{"epoch": e, "loss": 1.0} for e in range(3)]  # a kill after epoch 3's row, before its checkpoint
+    (run / R.METRICS).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"epoch": 3, "lo')
+    R.save_checkpoint(run / R.CHECKPOINT, {"epoch": 1, "model": {}, "config_digest": "x"})  # epochs 0 and 1
+    assert epochs_done(run) == 2
+    (run / R.CHECKPOINT).write_bytes(b"torn")
+    assert epochs_done(run) == 0

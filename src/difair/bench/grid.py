@@ -94,11 +94,15 @@ def run_config(spec: RunSpec, epochs: int | None = None, overrides: list[str] | 
 
 
 def epochs_done(run_dir: Path) -> int:
-    """Epochs logged in a run folder (0 if none): where a resumed run starts, for progress display."""
-    path = run_dir / R.METRICS
+    """The epochs a run folder's checkpoint holds (0 if none or unreadable): where a resumed run starts, for
+    progress display. Not the metrics log, which keeps the rows of epochs a kill left without a checkpoint."""
+    path = run_dir / R.CHECKPOINT
     if not path.is_file():
         return 0
-    return sum(1 for ln in path.read_text().splitlines() if ln.strip())
+    try:
+        return int(R.load_checkpoint(path)["epoch"]) + 1
+    except (DifairError, OSError, KeyError, TypeError, ValueError):
+        return 0  # the resume itself says what is wrong with it
 
 
 def run_one(
