@@ -439,3 +439,12 @@ def test_bad_targets_are_named(target, error, fragment) -> None:
 def test_a_head_and_loss_built_for_other_classes_are_named() -> None:
     with pytest.raises(ValueError, match="head and the loss must be built for the same classes"):
         DF.difair_loss(torch.zeros(2, 50), torch.tensor([0, 1]), DF.class_anchors(6, 5, 10.0), radius=5.0)
+
+
+def test_the_radius_ratio_default_is_the_paper_s_and_has_one_owner() -> None:
+    from difair.methods.difair import DifairConfig
+
+    assert DF.RADIUS_RATIO == 0.6 and DifairConfig().radius_ratio == DF.RADIUS_RATIO
+    cfg = DifairConfig(radius=-1.0, radius_ratio=0.4)
+    with pytest.raises(Exception, match=r"radius_ratio \* sqrt\(2\*N\*alpha\^2\) = 12.65"):
+        cfg.validate()  # the radius this run would get, not the paper's 0.6 whatever the ratio

@@ -22,7 +22,7 @@ class DifairConfig:
     features_per_class: int = 5
     alpha: float = 10.0
     radius: float | None = None  # None: radius_ratio * sqrt(2*N*alpha^2)
-    radius_ratio: float = 0.6
+    radius_ratio: float = DF.RADIUS_RATIO
     inner_weight: float = 0.1
     loss_mode: str = "smooth"  # smooth | hard
     corr_weight: float = 1.0  # lambda
@@ -39,10 +39,13 @@ class DifairConfig:
             raise DifairError(f"difair.alpha must be > 0, got {self.alpha}: the paper uses 10")
         if self.radius is not None and not self.radius > 0:
             raise DifairError(
-                f"difair.radius must be > 0, got {self.radius}: leave it unset for 0.6*sqrt(2*N*alpha^2)"
+                f"difair.radius must be > 0, got {self.radius}: leave it unset for difair.radius_ratio * "
+                f"sqrt(2*N*alpha^2) = {DF.default_radius(self.features_per_class, self.alpha, self.radius_ratio):.4g}"
             )
         if not self.radius_ratio > 0:
-            raise DifairError(f"difair.radius_ratio must be > 0, got {self.radius_ratio}: the paper uses 0.6")
+            raise DifairError(
+                f"difair.radius_ratio must be > 0, got {self.radius_ratio}: the paper uses {DF.RADIUS_RATIO}"
+            )
         check_choice("difair.loss_mode", self.loss_mode, DF.LOSS_MODES)
         check_choice("difair.corr_variant", self.corr_variant, DF.CORR_VARIANTS)
         if self.head_kernel_size < 1 or self.head_kernel_size % 2 == 0:

@@ -14,6 +14,7 @@ from torch import Tensor
 __all__ = [
     "class_anchors",
     "default_radius",
+    "RADIUS_RATIO",
     "anchor_distances",
     "difair_loss",
     "filter_correlation_penalty",
@@ -52,7 +53,11 @@ def class_anchors(
     return eye.repeat_interleave(features_per_class, dim=1) * alpha
 
 
-def default_radius(features_per_class: int, alpha: float, ratio: float = 0.6) -> float:
+RADIUS_RATIO = 0.6
+"""The paper's hypersphere radius as a fraction of the anchor distance ``d_aa`` (``difair.radius_ratio``)."""
+
+
+def default_radius(features_per_class: int, alpha: float, ratio: float = RADIUS_RATIO) -> float:
     """The paper's hypersphere radius ``ratio * d_aa`` with ``d_aa = sqrt(2*N*alpha^2)`` (18.97 for N=5, alpha=10)."""
     return ratio * math.sqrt(2 * features_per_class * alpha * alpha)
 
