@@ -8,13 +8,8 @@ import pytest
 from difair.config import DataConfig
 from difair.data.base import select_known
 from difair.data.registry import available_datasets, check_dataset_name, get_dataset
-from difair.data.splits import (
-    CIFAR_PLUS_UNKNOWN,
-    NEAL_CIFAR10_UNKNOWN,
-    NEAL_KNOWN,
-    get_cifar_plus_unknown,
-    get_known_classes,
-)
+from difair.data.split_lists import CIFAR_PLUS_UNKNOWN, NEAL_CIFAR10_UNKNOWN, NEAL_KNOWN
+from difair.data.splits import get_cifar_plus_unknown, get_known_classes
 from difair.errors import DifairError
 
 
@@ -71,3 +66,23 @@ def test_registry_names() -> None:
         get_dataset(DataConfig(name="folder"))
     with pytest.raises(DifairError, match="unknown dataset 'cifar100'"):
         get_dataset(DataConfig(name="cifar100"))
+
+
+def test_each_split_family_has_its_lists_and_no_other_name_is_one() -> None:
+    from difair.config import SPLIT_FAMILIES
+    from difair.data.split_lists import CIFAR_PLUS_UNKNOWN_LISTS, KNOWN_LISTS
+
+    assert tuple(KNOWN_LISTS) == SPLIT_FAMILIES and tuple(CIFAR_PLUS_UNKNOWN_LISTS) == SPLIT_FAMILIES
+    for bad in (
+        lambda: get_known_classes("mnist", 0, family="osrci"),
+        lambda: get_cifar_plus_unknown(10, 0, "x"),
+    ):
+        with pytest.raises(DifairError, match="unknown split family"):
+            bad()
+
+
+def test_the_unknown_digits_are_the_complement_of_the_known() -> None:
+    from difair.data.splits import get_unknown_digits
+
+    assert get_unknown_digits("mnist", 0) == [0, 1, 6, 7]  # known [2, 4, 5, 9, 8, 3]
+    assert get_unknown_digits("cifar10", 0, family="neal") == [3, 6, 7, 8]  # CAC's "Unknown" of split 0

@@ -25,7 +25,7 @@ from difair.data.build import build_osr, image_size, load_failure, missing_datas
 from difair.data.cache import cache_dir_for, cached_images, list_images
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
-from difair.data.splits import get_cifar_plus_unknown, get_known_classes
+from difair.data.splits import get_cifar_plus_unknown, get_known_classes, get_unknown_digits
 from difair.errors import DifairError
 
 CIFAR_IMAGE_SIZE = 32
@@ -112,7 +112,7 @@ def load_cifar10(cfg: DataConfig, *, verify: bool = True, cache_dir: Path | None
         cfg,
         name="cifar10",
         known=known,
-        unknown=[c for c in range(10) if c not in known],
+        unknown=get_unknown_digits("cifar10", cfg.split, family=cfg.split_family),
         train=train,
         test_known=test,
         test_unknown=test,

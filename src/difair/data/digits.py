@@ -14,7 +14,7 @@ from difair.config import DataConfig
 from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size
 from difair.data.registry import register_dataset
-from difair.data.splits import get_known_classes
+from difair.data.splits import get_known_classes, get_unknown_digits
 
 DIGITS_TEST_FRACTION = 1 / 3
 DIGITS_IMAGE_SIZE = 16
@@ -41,7 +41,7 @@ def load_digits(cfg: DataConfig) -> OSRData:
         cfg,
         name="digits",
         known=known,
-        unknown=[c for c in range(10) if c not in known],
+        unknown=get_unknown_digits("digits", cfg.split, family=cfg.split_family),
         train=(images[torch.from_numpy(idx_train)], labels[idx_train]),
         test_known=test_pool,
         test_unknown=test_pool,

@@ -13,7 +13,7 @@ from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size, missing_dataset, one_line
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
-from difair.data.splits import get_known_classes
+from difair.data.splits import get_known_classes, get_unknown_digits
 from difair.errors import DifairError
 
 MNIST_IMAGE_SIZE = 32
@@ -41,7 +41,7 @@ def load_mnist(cfg: DataConfig) -> OSRData:
     except (RuntimeError, OSError, ValueError) as e:
         raise DifairError(f"could not load MNIST from {raw}: {one_line(e)}") from e
     known = get_known_classes("mnist", cfg.split, family=cfg.split_family)
-    unknown = [c for c in range(10) if c not in known]
+    unknown = get_unknown_digits("mnist", cfg.split, family=cfg.split_family)
     test_pool = (test.data[:, None], test.targets.numpy().astype(np.int64))
     return build_osr(
         cfg,

@@ -17,7 +17,7 @@ from difair.data.build import build_osr, image_size, load_failure, missing_datas
 from difair.data.mnist import DIGIT_NAMES
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
-from difair.data.splits import get_known_classes
+from difair.data.splits import get_known_classes, get_unknown_digits
 from difair.errors import DifairError
 
 SVHN_IMAGE_SIZE = 32
@@ -63,7 +63,7 @@ def load_svhn(cfg: DataConfig, *, verify: bool = True) -> OSRData:
         cfg,
         name="svhn",
         known=known,
-        unknown=[c for c in range(10) if c not in known],
+        unknown=get_unknown_digits("svhn", cfg.split, family=cfg.split_family),
         train=train,
         test_known=test,
         test_unknown=test,
