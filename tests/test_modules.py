@@ -261,3 +261,34 @@ def test_difair_loss_refuses_bad_options_when_built(kwargs, fragment) -> None:
 
     with pytest.raises(ValueError, match=fragment):
         DifairLoss(6, **kwargs)
+
+
+def test_a_registered_backbone_gets_the_options_it_declares(monkeypatch) -> None:
+    # the options each backbone takes were a branch on names in engine.build: a new scratch backbone got none of
+    # model.width / dropout / dropout_backend, without a word
+    from difair.config import TrainConfig, apply_overrides
+    from difair.engine.build import build_model
+    from difair.errors import DifairError
+    from difair.nn import backbones as B
+
+    seen = {}
+
+    def tiny(in_channels: int = 1, **kwargs) -> torch.nn.Module:
+        seen.update(kwargs)
+        net = torch.nn.Conv2d(in_channels, 4, 3, padding=1)
+        net.out_channels = 4
+        return net
+
+    monkeypatch.setitem(B._REGISTRY, "tiny", B.BackboneEntry(tiny, reads=("width", "dropout")))
+    over = ["model.backbone=tiny", "model.width=0.5", "model.dropout=0.3"]
+    cfg = TrainConfig.from_dict(apply_overrides(TrainConfig().to_dict(), over))
+    build_model(cfg, 3, 1, [0.5], [0.5])
+    assert seen == {"width": 0.5, "dropout": 0.3}
+    assert cfg.fidelity()["padding"] == "n/a (tiny)"  # VGG32's option: not read here
+    assert B.has_pretrained_weights("resnet18") and not B.has_pretrained_weights("tiny")
+    assert B.pretrained_backbones() == "efficientnet_lite0, resnet18 or timm:NAME"
+    with pytest.raises(DifairError, match="backbone tiny has no pretrained weights: choose model.backbone="):
+        TrainConfig.from_dict(
+            apply_overrides(TrainConfig().to_dict(), [*over, "model.pretrained=true"])
+        ).validate()
+    assert B.backbone_reads("vgg32") == (*B.SCRATCH_OPTIONS, *B.VGG32_ONLY)

@@ -20,7 +20,12 @@ import yaml
 
 from difair.errors import DifairError, check_choice
 from difair.methods import CACConfig, CEConfig, DifairConfig, check_method_name, options_section
-from difair.nn.backbones import pretrained_data_config
+from difair.nn.backbones import (
+    backbone_reads,
+    has_pretrained_weights,
+    pretrained_backbones,
+    pretrained_data_config,
+)
 from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
 from difair.nn.vgg32 import PADDINGS
 from difair.options import apply_overrides as apply_overrides  # re-exported: part of the config API
@@ -38,7 +43,6 @@ CONTRAST_PER = ("sample", "batch")  # augment.contrast_per: difair.data.augment
 LOSS_NORMALIZERS = ("batch", "nominal")  # loss_normalizer: difair.engine.loop
 
 
-SCRATCH_BACKBONES = ("vgg32", "small_cnn", "small_cnn8")  # trained from scratch only: no pretrained weights
 NORMALIZATIONS = ("auto", "train", "reference", "pretrained")  # data.normalization
 MIN_IMAGE_SIZE = 4  # the smallest input the backbones' strided convolutions take
 MAX_IMAGE_SIZE = 448  # the largest data.image_size accepted (full-resolution transfer: docs/transfer.md)
@@ -178,10 +182,10 @@ class ModelConfig:
             raise DifairError("model.dropout must be in [0, 1) and model.width > 0")
         if not (math.isfinite(self.backbone_lr_scale) and self.backbone_lr_scale >= 0):
             raise DifairError(f"model.backbone_lr_scale must be a number >= 0, got {self.backbone_lr_scale}")
-        if self.uses_pretrained and self.backbone in SCRATCH_BACKBONES:
+        if self.uses_pretrained and not has_pretrained_weights(self.backbone):
             raise DifairError(
-                f"backbone {self.backbone} has no pretrained weights: choose model.backbone=efficientnet_lite0, "
-                "resnet18 or timm:NAME, or drop model.pretrained/model.weights"
+                f"backbone {self.backbone} has no pretrained weights: choose model.backbone="
+                f"{pretrained_backbones()}, or drop model.pretrained/model.weights"
             )
 
 
@@ -475,12 +479,12 @@ class TrainConfig:
         return getattr(self, options_section(self.method))
 
     def fidelity(self) -> dict[str, Any]:
-        """Every choice where the paper and the authors' code differ (docs/fidelity.md), as set in this run; an
-        option of the VGG32 body on another backbone, which never reads it, as ``"n/a (BACKBONE)"``."""
-        unused = self.model.backbone != "vgg32"
+        """Every choice where the paper and the authors' code differ (docs/fidelity.md), as set in this run; a
+        ``model.*`` option the run's backbone never reads (VGG32's on another backbone) as ``"n/a (BACKBONE)"``."""
+        reads = {f"model.{k}" for k in backbone_reads(self.model.backbone)}
         return {
             c.key: f"n/a ({self.model.backbone})"
-            if unused and c.option in VGG32_OPTIONS
+            if c.option.startswith("model.") and c.option not in reads
             else self.get(c.option)
             for c in FIDELITY
         }
@@ -587,9 +591,6 @@ class FidelityChoice:
     row: int  # row of docs/fidelity.md
     authors: str | None = None  # the authors' TensorFlow code's value (--set text); None: no authors' option
 
-
-# Options that only the VGG32 body reads (engine.build passes them to it alone)
-VGG32_OPTIONS = ("model.dropout_kind", "model.padding", "model.bn_momentum", "model.bn_eps")
 
 # Every choice of docs/fidelity.md, in the order of results.json's "fidelity" record. ``--authors-code`` sets each
 # one with an authors' value; rows without one (same behaviour, or kept on purpose) have ``authors=None``.

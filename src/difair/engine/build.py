@@ -11,13 +11,13 @@ import logging
 import torch
 from torch import nn
 
-from difair.config import VGG32_OPTIONS, TrainConfig
+from difair.config import TrainConfig
 from difair.data import OSRData, get_dataset
 from difair.engine.threads import process_data
 from difair.errors import DifairError
 from difair.methods import Method, build_method
 from difair.nn import pretrained as P
-from difair.nn.backbones import OSRModel, create_backbone, pretrained_data_config
+from difair.nn.backbones import OSRModel, backbone_reads, create_backbone, pretrained_data_config
 
 
 def make_fabric(cfg: TrainConfig):
@@ -97,12 +97,7 @@ def build_model(
     """
     method = build_method(cfg.method, cfg.method_options(), num_classes)
     m = cfg.model
-    kwargs: dict = {}
-    if m.backbone in ("small_cnn", "small_cnn8"):
-        kwargs = dict(width=m.width, dropout=m.dropout, dropout_backend=m.dropout_backend)
-    elif m.backbone == "vgg32":
-        own = {option.split(".", 1)[1]: cfg.get(option) for option in VGG32_OPTIONS}  # read by VGG32 alone
-        kwargs = dict(dropout=m.dropout, dropout_backend=m.dropout_backend, width=m.width, **own)
+    kwargs: dict = {key: getattr(m, key) for key in backbone_reads(m.backbone)}  # the options it takes
     run_state = P.run_backbone_state(P.read_state_dict(m.weights)) if m.weights and load_weights else None
     if m.uses_pretrained:  # a difair run's checkpoint is loaded below, into difair's own module names
         kwargs.update(

@@ -9,7 +9,9 @@ timm) starts from ImageNet weights, ``weights=PATH`` from a local state dict (``
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,20 +23,52 @@ from difair.nn.efficientnet_lite import DATA_CONFIG as LITE0_DATA_CONFIG
 from difair.nn.efficientnet_lite import EfficientNetLite0Features
 from difair.nn.vgg32 import VGG32
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+@dataclass(frozen=True)
+class BackboneEntry:
+    """A registered backbone: its constructor, the ``model.*`` options it takes, and what its weights expect."""
+
+    build: Callable[..., nn.Module]
+    reads: tuple[str, ...] = ()  # ModelConfig fields passed to ``build`` as keywords (difair.engine.build)
+    data_config: Callable[[], dict[str, Any]] | None = None  # pretrained mean/std/crop; None: scratch only
 
 
-def register_backbone(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator that adds a backbone constructor to the registry."""
+_REGISTRY: dict[str, BackboneEntry] = {}
+SCRATCH_OPTIONS = ("width", "dropout", "dropout_backend")  # what difair's own from-scratch networks take
+VGG32_ONLY = ("dropout_kind", "padding", "bn_momentum", "bn_eps")  # the authors' VGG32 choices (fidelity)
+
+
+def register_backbone(
+    name: str, *, reads: tuple[str, ...] = (), data_config: Callable[[], dict[str, Any]] | None = None
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator that adds a backbone constructor to the registry: ``fn(in_channels, **options)`` receives the
+    ``model.*`` options named in ``reads``; a backbone with pretrained weights gives their ``data_config`` and
+    receives ``pretrained``, ``weights`` and ``load_weights`` when a run asks for them."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        _REGISTRY[name] = fn
+        _REGISTRY[name] = BackboneEntry(fn, tuple(reads), data_config)
         return fn
 
     return wrap
 
 
-@register_backbone("vgg32")
+def backbone_reads(name: str) -> tuple[str, ...]:
+    """The ``model.*`` options backbone ``name`` takes (none for ``timm:NAME``)."""
+    return () if name.startswith("timm:") or name not in _REGISTRY else _REGISTRY[name].reads
+
+
+def has_pretrained_weights(name: str) -> bool:
+    """Whether backbone ``name`` can start from trained weights (``model.pretrained``/``model.weights``)."""
+    return name.startswith("timm:") or (name in _REGISTRY and _REGISTRY[name].data_config is not None)
+
+
+def pretrained_backbones() -> str:
+    """The backbones with pretrained weights, for messages: ``"efficientnet_lite0, resnet18 or timm:NAME"``."""
+    names = sorted(n for n, e in _REGISTRY.items() if e.data_config is not None)
+    return ", ".join(names) + " or timm:NAME"
+
+
+@register_backbone("vgg32", reads=(*SCRATCH_OPTIONS, *VGG32_ONLY))
 def _vgg32(in_channels: int = 3, **kwargs) -> nn.Module:
     return VGG32(in_channels=in_channels, **kwargs)
 
@@ -88,8 +122,8 @@ def _small_cnn(strides: tuple[int, ...]) -> Callable[..., nn.Module]:
     return build
 
 
-register_backbone("small_cnn")(_small_cnn((1, 1, 2, 1, 2)))  # 16x16 input -> 4x4 last map
-register_backbone("small_cnn8")(_small_cnn((1, 1, 2, 1, 1)))  # 8x8 input (the demo's digits) -> 4x4 last map
+register_backbone("small_cnn", reads=SCRATCH_OPTIONS)(_small_cnn((1, 1, 2, 1, 2)))  # 16x16 -> 4x4 last map
+register_backbone("small_cnn8", reads=SCRATCH_OPTIONS)(_small_cnn((1, 1, 2, 1, 1)))  # the demo's 8x8 -> 4x4
 
 
 class ResNet18Features(nn.Module):
@@ -141,7 +175,7 @@ class ResNet18Features(nn.Module):
         return self.body(x)
 
 
-@register_backbone("resnet18")
+@register_backbone("resnet18", data_config=lambda: dict(P.TORCHVISION_DATA_CONFIG))
 def _resnet18(in_channels: int = 3, **kwargs) -> nn.Module:
     return ResNet18Features(
         in_channels=in_channels,
@@ -152,7 +186,7 @@ def _resnet18(in_channels: int = 3, **kwargs) -> nn.Module:
     )
 
 
-@register_backbone("efficientnet_lite0")
+@register_backbone("efficientnet_lite0", data_config=lambda: dict(LITE0_DATA_CONFIG))
 def _efficientnet_lite0(in_channels: int = 3, **kwargs) -> nn.Module:
     return EfficientNetLite0Features(
         in_channels=in_channels,
@@ -231,10 +265,9 @@ def available_backbones() -> list[str]:
 
 def pretrained_data_config(name: str) -> dict:
     """Mean, std, ``crop_pct`` and interpolation that the backbone ``name``'s pretrained weights expect."""
-    if name == "efficientnet_lite0":
-        return dict(LITE0_DATA_CONFIG)
-    if name == "resnet18":
-        return dict(P.TORCHVISION_DATA_CONFIG)
+    entry = _REGISTRY.get(name)
+    if entry is not None and entry.data_config is not None:
+        return entry.data_config()
     if name.startswith("timm:"):
         timm = _timm()
         cfg = timm.get_pretrained_cfg(name.split(":", 1)[1])
@@ -244,9 +277,7 @@ def pretrained_data_config(name: str) -> dict:
             )
         d = cfg.to_dict()
         return {k: d.get(k, v) for k, v in P.TORCHVISION_DATA_CONFIG.items()}
-    raise DifairError(
-        f"backbone {name} has no pretrained weights: choose efficientnet_lite0, resnet18 or timm:NAME"
-    )
+    raise DifairError(f"backbone {name} has no pretrained weights: choose {pretrained_backbones()}")
 
 
 def create_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
@@ -261,7 +292,7 @@ def create_backbone(name: str, in_channels: int = 3, **kwargs) -> nn.Module:
         )
     if name not in _REGISTRY:
         raise DifairError(f"unknown backbone {name!r}: choose one of {', '.join(available_backbones())}")
-    return _REGISTRY[name](in_channels=in_channels, **kwargs)
+    return _REGISTRY[name].build(in_channels=in_channels, **kwargs)
 
 
 class OSRModel(nn.Module):
@@ -307,6 +338,9 @@ class OSRModel(nn.Module):
 __all__ = [
     "create_backbone",
     "register_backbone",
+    "backbone_reads",
+    "has_pretrained_weights",
+    "pretrained_backbones",
     "available_backbones",
     "OSRModel",
     "EfficientNetLite0Features",
