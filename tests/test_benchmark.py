@@ -375,3 +375,17 @@ def test_a_resumed_cell_counts_the_epochs_its_checkpoint_holds(tmp_path: Path) -
     assert epochs_done(run) == 2
     (run / R.CHECKPOINT).write_bytes(b"torn")
     assert epochs_done(run) == 0
+
+
+def test_the_table_header_states_every_fast_path_setting_the_runs_used(tmp_path: Path) -> None:
+    from difair.config import FAST_PATH
+
+    out = tmp_path / "fake"
+    run = _fake_run(out, "difair", "digits", 0, 0, 0.9)
+    cfg = apply_overrides(TrainConfig().to_dict(), [*FAST_PATH, "epochs=3"])
+    (run / "config.yaml").write_text(TrainConfig.from_dict(cfg).to_yaml())
+    write_tables(out)
+    line = next(ln for ln in (out / "table.md").read_text().splitlines() if ln.startswith("Run settings: "))
+    assert (
+        line == "Run settings: " + ", ".join(FAST_PATH) + "."
+    )  # optim.foreach and cpu_allocator were left out

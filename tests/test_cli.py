@@ -294,3 +294,17 @@ def test_vgg32_options_are_recorded_as_not_applying_to_other_backbones() -> None
     model, _ = build_model(vgg, 6, 1, [0.5], [0.5])
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and all((b.momentum, b.eps) == (0.01, 0.001) for b in bns)  # what the record says ran
+
+
+def test_help_texts_read_the_facts_they_state(capsys) -> None:
+    from difair.config import FAST_PATH
+    from difair.engine.pool import MAX_WORKERS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(item in text for item in FAST_PATH)  # every setting --fast applies, as it applies it
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"at most {MAX_WORKERS})" in text and "(default: ./difair-demo)" in text

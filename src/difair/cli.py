@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 
 from difair.cliutil import (
+    JOBS_HELP,
     add_config_flags,
     base_config,
     check_preset_flags,
@@ -197,13 +198,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
     d = sub.add_parser("demo", help="offline demo: DIFAIR vs CE vs CAC on 5 digit splits")
     d.add_argument(
-        "--out", type=Path, default=Path("difair-demo"), help="output folder (default: ./difair-demo)"
+        "--out", type=Path, default=Path("difair-demo"), help="output folder (default: ./%(default)s)"
     )
     d.add_argument("--epochs", type=positive, default=None, help=demo_epochs_help())
     d.add_argument("--splits", default=None, help="splits to run, e.g. 0-4 or 0,2 (default: every split)")
-    d.add_argument(
-        "--jobs", type=positive, default=None, help="runs in parallel (default: one per core, at most 4)"
-    )
+    d.add_argument("--jobs", type=positive, default=None, help=JOBS_HELP)
     d.add_argument("--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=_cmd_demo)
     _add_train(sub)

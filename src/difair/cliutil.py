@@ -19,12 +19,6 @@ from difair.errors import DifairError
 if TYPE_CHECKING:
     from difair.config import TrainConfig
 
-FAST_HELP = (
-    "the fast path: precision and channels_last chosen for this device (auto: bf16 only where it is native), "
-    "batched augmentation, foreach SGD, fast dropout mask, freed CPU memory kept for reuse (--set options win over it, e.g. --set precision=32-true)"
-)
-
-
 AUTHORS_HELP = (
     "run as the authors' TensorFlow code did: every option of docs/fidelity.md set to the authors' behaviour "
     "(difair.config.AUTHORS_CODE; --set options win)"
@@ -60,6 +54,27 @@ def _keep_help() -> str:
 
 
 KEEP_HELP = LazyHelp(_keep_help)  # --keep of calibrate, export
+
+
+def _fast_help() -> str:
+    from difair.config import FAST_PATH  # start-up time: imports torch
+
+    return (
+        f"the fast path, {' '.join(FAST_PATH)}: precision and channels_last chosen for this device (bf16 only where "
+        "it is native); --set options win over it, e.g. --set precision=32-true"
+    )
+
+
+FAST_HELP = LazyHelp(_fast_help)
+
+
+def _jobs_help() -> str:
+    from difair.engine.pool import MAX_WORKERS  # start-up time: imports torch
+
+    return f"runs in parallel (default: one per usable core, at most {MAX_WORKERS})"
+
+
+JOBS_HELP = LazyHelp(_jobs_help)  # --jobs of demo
 
 
 def with_default(help_text: str | LazyHelp, key: str) -> LazyHelp:

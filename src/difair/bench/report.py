@@ -14,7 +14,7 @@ from typing import Any
 
 from difair.bench.grid import read_manifest
 from difair.bench.paper import PAPER_EPOCHS, PAPER_SOURCE, paper_cell, paper_differences, vaze_mls_auroc
-from difair.config import TrainConfig
+from difair.config import FAST_PATH, TrainConfig
 from difair.engine import rundir as R
 from difair.engine.runner import read_results, results_checkpoint
 from difair.errors import DifairError
@@ -24,12 +24,7 @@ from difair.options import load_yaml
 OURS = ("closed_set_accuracy", "auroc", "oscr")
 SUBSET_CSV = "table_subsets.csv"  # written only where runs report unknown subsets (SSB)
 SHORT = {"closed_set_accuracy": "acc", "auroc": "auroc", "oscr": "oscr"}
-SETTINGS = (
-    "precision",
-    "channels_last",
-    "augment.backend",
-    "model.dropout_backend",
-)  # how the runs were computed, beside fidelity
+SETTINGS = tuple(item.split("=", 1)[0] for item in FAST_PATH)  # how the runs were computed, beside fidelity
 
 
 def finished_runs(out: Path) -> list[Path]:

@@ -32,9 +32,12 @@ class Job:
     label: str = ""
 
 
+MAX_WORKERS = 4  # CPU-bound runs: more processes than this share the memory bandwidth rather than add speed
+
+
 def default_workers() -> int:
-    """One worker per usable CPU (affinity and cgroup quota: ``cpus.usable_cores``), at most 4 (CPU-bound runs)."""
-    return max(1, min(4, usable_cores()))
+    """One worker per usable CPU (affinity and cgroup quota: ``cpus.usable_cores``), at most ``MAX_WORKERS``."""
+    return max(1, min(MAX_WORKERS, usable_cores()))
 
 
 def _run_job(
