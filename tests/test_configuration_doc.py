@@ -67,3 +67,15 @@ def test_every_choice_of_an_option_is_named_in_its_row():
         meaning = _meaning(key)
         missing = [w for w in words if f"`{w}`" not in meaning]
         assert missing == [], f"docs/configuration.md's {key} row does not name {missing}"
+
+
+def test_each_fidelity_choice_names_its_row_of_docs_fidelity():
+    from difair.config import FIDELITY
+
+    rows = {}
+    for line in (DOC.parent / "fidelity.md").read_text().splitlines():
+        m = re.match(r"\| (\d+) \|", line)
+        if m:
+            rows[int(m.group(1))] = line
+    for c in FIDELITY:  # results.json's record points readers at the row: it must be the row of that option
+        assert f"`{c.option}`" in rows[c.row], f"docs/fidelity.md row {c.row} does not name {c.option} ({c.key})"
