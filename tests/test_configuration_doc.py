@@ -78,4 +78,6 @@ def test_each_fidelity_choice_names_its_row_of_docs_fidelity():
         if m:
             rows[int(m.group(1))] = line
     for c in FIDELITY:  # results.json's record points readers at the row: it must be the row of that option
-        assert f"`{c.option}`" in rows[c.row], f"docs/fidelity.md row {c.row} does not name {c.option} ({c.key})"
+        assert f"`{c.option}`" in rows[c.row], (
+            f"docs/fidelity.md row {c.row} does not name {c.option} ({c.key})"
+        )

@@ -177,3 +177,15 @@ def test_the_export_command_keeps_the_cli_light() -> None:
     code = "import sys; from difair.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"  # difair --help and the parsers never import torch (docs/design.md)
+
+
+def test_the_export_texts_and_flags_cover_the_library_choices() -> None:
+    from difair.deploy.commands import FORMATS
+    from difair.deploy.export import EXPORT_FORMATS, MODEL_FILES
+    from difair.deploy.readme import PER_CLASS_TEXT
+    from difair.methods import METHODS
+    from difair.methods.base import PER_CLASS_KINDS
+
+    assert FORMATS == EXPORT_FORMATS == tuple(MODEL_FILES)  # the parser's copy, kept torch-free
+    assert tuple(PER_CLASS_TEXT) == PER_CLASS_KINDS
+    assert {m.per_class_kind for m in METHODS.values()} <= set(PER_CLASS_KINDS)

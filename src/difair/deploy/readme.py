@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+PER_CLASS_TEXT = {  # keyed by difair.methods.base.PER_CLASS_KINDS (tests/test_export.py)
+    "distance": "distances to the class anchors (lower = closer)",
+    "probability": "softmax probabilities",
+}
+
 _ONNX = """```python
 import json
 import numpy as np
@@ -42,11 +47,7 @@ def readme_text(record: dict[str, Any]) -> str:
         if inp["center_crop_to"] != s
         else ""
     )
-    kind = (
-        "distances to the class anchors (lower = closer)"
-        if record["per_class_kind"] == "distance"
-        else ("softmax probabilities")
-    )
+    kind = PER_CLASS_TEXT[record["per_class_kind"]]
     cal = record["calibration"]
     threshold = (
         f"`{record['threshold']:.6g}`, calibrated to accept {cal['keep_known']:.0%} of the known images of "

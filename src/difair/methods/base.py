@@ -16,6 +16,11 @@ from torch import Tensor, nn
 from difair.errors import DifairError
 from difair.eval.posthoc import FeatureSet, logit_feature_set
 
+PER_CLASS_KINDS = (
+    "distance",
+    "probability",
+)  # what ``Method.per_class`` returns: lower / higher = more that class
+
 
 class Method(ABC):
     """One open-set method: its head, loss, prediction, scores and evaluation preparation."""
@@ -23,7 +28,7 @@ class Method(ABC):
     name: ClassVar[str]
     default_score: ClassVar[str]
     score_names: ClassVar[tuple[str, ...]]
-    per_class_kind: ClassVar[str] = "distance"  # what ``per_class`` returns: "distance" | "probability"
+    per_class_kind: ClassVar[str] = "distance"  # what ``per_class`` returns: one of PER_CLASS_KINDS
     class_owned_features: ClassVar[bool] = False  # True: dims [c*N, (c+1)*N) of the output belong to class c
     config_section: ClassVar[str | None] = None  # the TrainConfig field holding its options (None: its name)
 

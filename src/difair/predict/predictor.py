@@ -32,7 +32,7 @@ class Predictions:
     scores: Tensor  # [B] higher = more likely known
     accepted: Tensor  # [B] bool: score >= threshold
     per_class: Tensor  # [B, n_c] distances (difair, cac) or probabilities (ce)
-    per_class_kind: str  # "distance" | "probability"
+    per_class_kind: str  # difair.methods.base.PER_CLASS_KINDS
     score_name: str
     threshold: float
     skipped: list[tuple[str, str]] = field(default_factory=list)
