@@ -16,10 +16,8 @@ from torch import Tensor, nn
 from difair.errors import DifairError
 from difair.eval.posthoc import FeatureSet, logit_feature_set
 
-PER_CLASS_KINDS = (
-    "distance",
-    "probability",
-)  # what ``Method.per_class`` returns: lower / higher = more that class
+# what ``Method.per_class`` returns: distances (lower = more that class) or probabilities (higher)
+PER_CLASS_KINDS = ("distance", "probability")
 
 
 class Method(ABC):
