@@ -33,6 +33,7 @@ from difair.cliutil import (
     preset_note,
     split_help,
     unfinished_note,
+    unfinished_text,
     with_default,
 )
 from difair.errors import DatasetNotFound, DifairError
@@ -150,11 +151,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     results = evaluate_run_dir(args.run_dir)
     ck = results["checkpoint"]
     if not ck["complete"]:
-        print(
-            f"difair: note: {args.run_dir} is unfinished (its checkpoint holds epoch {ck['epoch']} of "
-            f"{ck['epochs']}): results.json is marked partial; finish it with difair train --resume {args.run_dir}",
-            file=sys.stderr,
-        )
+        note = unfinished_text(args.run_dir, ck, "results.json is marked partial")
+        print(f"difair: note: {note}", file=sys.stderr)
     if args.scores:
         results = score_run_dir(args.run_dir, args.scores)
         skipped = results["posthoc"]["skipped"]

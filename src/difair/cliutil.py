@@ -352,11 +352,14 @@ def unfinished_note(run_dir: Path) -> str | None:
         ck = checkpoint_record(int(R.load_checkpoint(Path(run_dir) / R.CHECKPOINT)["epoch"]) + 1, epochs)
     except (DifairError, OSError, ValueError, KeyError, TypeError):
         return None
-    if ck["complete"]:
-        return None
+    return None if ck["complete"] else unfinished_text(run_dir, ck, "what follows comes from that checkpoint")
+
+
+def unfinished_text(run_dir: Path, ck: dict[str, Any], consequence: str) -> str:
+    """The note for a run whose checkpoint record ``ck`` (``load.checkpoint_record``) is not complete."""
     return (
-        f"{run_dir} is unfinished (its checkpoint holds epoch {ck['epoch']} of {epochs}): what follows comes from "
-        f"that checkpoint; finish it with difair train --resume {run_dir}"
+        f"{run_dir} is unfinished (its checkpoint holds epoch {ck['epoch']} of {ck['epochs']}): {consequence}; "
+        f"finish it with difair train --resume {run_dir}"
     )
 
 
