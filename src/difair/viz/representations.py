@@ -11,7 +11,7 @@ from matplotlib.patches import Rectangle
 from torch import Tensor
 
 from difair.engine.load import LoadedRun
-from difair.nn.functional import _filter_correlations
+from difair.nn.functional import filter_correlations
 from difair.viz.analysis import RunAnalysis, require_class_features
 from difair.viz.style import check_classes_drawable, feature_labels, heatmap, new_figure, short, short_all
 
@@ -99,7 +99,7 @@ def filter_correlation_matrix(weight: Tensor) -> Tensor:
     Same statistics as the correlation penalty (``difair.nn.functional``): its within-class blocks are what
     the penalty drives to 0.
     """
-    return _filter_correlations(weight.detach(), weight.shape[0])[0]
+    return filter_correlations(weight.detach(), weight.shape[0])[0]
 
 
 def within_class_correlations(corr: Tensor, features_per_class: int) -> tuple[np.ndarray, np.ndarray]:
