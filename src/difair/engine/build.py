@@ -7,6 +7,7 @@ every entry point sets a run up the same way.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -19,8 +20,11 @@ from difair.methods import Method, build_method
 from difair.nn import pretrained as P
 from difair.nn.backbones import OSRModel, backbone_reads, create_backbone, pretrained_data_config
 
+if TYPE_CHECKING:  # start-up time: Lightning takes seconds to import, make_fabric imports it when called
+    from lightning_fabric import Fabric
 
-def make_fabric(cfg: TrainConfig):
+
+def make_fabric(cfg: TrainConfig) -> Fabric:
     """Lightning Fabric for the run's accelerator, devices and precision; a bad combination is a DifairError."""
     from lightning_fabric import Fabric  # start-up time: Lightning takes seconds to import
 

@@ -30,7 +30,9 @@ def is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-def reduce_epoch_sums(fabric: Any, sums: dict[str, Tensor], correct: Tensor, seen: int):
+def reduce_epoch_sums(
+    fabric: Any, sums: dict[str, Tensor], correct: Tensor, seen: int
+) -> tuple[dict[str, Tensor], Tensor, int]:
     """Sum the per-process loss sums, correct predictions and sample counts over all processes."""
     keys = list(sums)
     flat = torch.stack(

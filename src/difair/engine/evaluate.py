@@ -142,10 +142,10 @@ def validation_accuracy(
 
 def evaluate_run(
     cfg: TrainConfig,
-    raw_model,
-    method,
+    raw_model: nn.Module,
+    method: Method,
     data: OSRData,
-    device,
+    device: torch.device,
     checkpoint: dict[str, Any] | None = None,
     *,
     scores_out: dict[str, Tensor] | None = None,

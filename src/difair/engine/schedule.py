@@ -55,7 +55,7 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
 class EpochSchedule:
     """Sets the optimizer's learning rate at the start of each epoch; its state is the epoch index."""
 
-    def __init__(self, optimizer, base_lr: float, epochs: int, cfg: ScheduleConfig):
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, epochs: int, cfg: ScheduleConfig):
         self.optimizer, self.base_lr, self.epochs, self.cfg = optimizer, base_lr, epochs, cfg
         self.epoch = 0
 

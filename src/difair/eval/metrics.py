@@ -7,8 +7,11 @@ tensors.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
+
+Values = npt.ArrayLike | torch.Tensor  # what every metric takes: a tensor, an array or a sequence of numbers
 
 __all__ = [
     "closed_set_accuracy",
@@ -21,7 +24,7 @@ __all__ = [
 ]
 
 
-def _np(x) -> np.ndarray:
+def _np(x: Values) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu()
         if x.dtype in (torch.float16, torch.bfloat16):  # numpy has no bfloat16; float64 is kept as is
@@ -30,7 +33,7 @@ def _np(x) -> np.ndarray:
     return np.asarray(x)
 
 
-def _split(scores, labels) -> tuple[np.ndarray, np.ndarray]:
+def _split(scores: Values, labels: Values) -> tuple[np.ndarray, np.ndarray]:
     s, y = _np(scores).astype(np.float64).ravel(), _np(labels).ravel()
     if s.shape != y.shape:
         raise ValueError(f"scores and labels differ in length: {s.shape[0]} vs {y.shape[0]}")
@@ -42,7 +45,7 @@ def _split(scores, labels) -> tuple[np.ndarray, np.ndarray]:
     return s, known
 
 
-def closed_set_accuracy(preds, labels) -> float:
+def closed_set_accuracy(preds: Values, labels: Values) -> float:
     """Fraction of known samples (label >= 0) whose predicted class is right."""
     p, y = _np(preds).ravel(), _np(labels).ravel()
     known = y >= 0
@@ -51,25 +54,25 @@ def closed_set_accuracy(preds, labels) -> float:
     return float((p[known] == y[known]).mean())
 
 
-def auroc(scores, labels) -> float:
+def auroc(scores: Values, labels: Values) -> float:
     """Area under the ROC curve of known-vs-unknown detection (known = positive); ties count one half."""
     s, known = _split(scores, labels)
     return float(roc_auc_score(known.astype(int), s))
 
 
-def aupr_in(scores, labels) -> float:
+def aupr_in(scores: Values, labels: Values) -> float:
     """Average precision with the known samples as positives (score as is)."""
     s, known = _split(scores, labels)
     return float(average_precision_score(known.astype(int), s))
 
 
-def aupr_out(scores, labels) -> float:
+def aupr_out(scores: Values, labels: Values) -> float:
     """Average precision with the unknown samples as positives (negated score)."""
     s, known = _split(scores, labels)
     return float(average_precision_score((~known).astype(int), -s))
 
 
-def fpr_at_tpr(scores, labels, tpr: float = 0.95) -> float:
+def fpr_at_tpr(scores: Values, labels: Values, tpr: float = 0.95) -> float:
     """Fraction of unknowns accepted at the highest threshold that accepts at least ``tpr`` of the knowns."""
     if not 0 < tpr <= 1:
         raise ValueError(f"tpr must be in (0, 1], got {tpr}")
@@ -79,7 +82,7 @@ def fpr_at_tpr(scores, labels, tpr: float = 0.95) -> float:
     return float(fpr_curve[min(idx, len(fpr_curve) - 1)])
 
 
-def oscr(scores, preds, labels) -> float:
+def oscr(scores: Values, preds: Values, labels: Values) -> float:
     """Open-Set Classification Rate (Dhamija et al. 2018): area under CCR vs FPR over all thresholds.
 
     CCR(t) = fraction of knowns accepted (score >= t) *and* correctly classified; FPR(t) = fraction of unknowns
@@ -99,7 +102,7 @@ def oscr(scores, preds, labels) -> float:
     return float(np.trapezoid(ccr, fpr) if hasattr(np, "trapezoid") else np.trapz(ccr, fpr))
 
 
-def osr_metrics(scores, preds, labels) -> dict[str, float]:
+def osr_metrics(scores: Values, preds: Values, labels: Values) -> dict[str, float]:
     """All metrics of one score: closed-set accuracy, AUROC, OSCR, AUPR-in, AUPR-out, FPR at 95% TPR."""
     return {
         "closed_set_accuracy": closed_set_accuracy(preds, labels),

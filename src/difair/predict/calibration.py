@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from difair.data.base import OSRData
 from difair.devices import pick_device
 from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs, prepare_evaluation
@@ -134,7 +135,7 @@ def calibrate(
     keep: float = KEEP_KNOWN,
     *,
     score: str | None = None,
-    data=None,
+    data: OSRData | None = None,
     test_outputs: Tensor | None = None,
     device: str | torch.device | None = None,
     write: bool = True,
@@ -159,7 +160,7 @@ def calibrate(
 
 
 def calibration_scores(
-    run: LoadedRun, score: str, data, test_outputs: Tensor | None, dev: torch.device, on: str
+    run: LoadedRun, score: str, data: OSRData | None, test_outputs: Tensor | None, dev: torch.device, on: str
 ) -> CalibrationScores:
     """Score the calibration and test images with ``score`` (after the method's evaluation preparation)."""
     method, head = run.method, run.model.head

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.data.base import crop_window
+from difair.data.base import OSRData, crop_window
 from difair.data.cache import to_8bit
 from difair.engine.load import load_run
 from difair.engine.rundir import write_json
@@ -131,7 +131,7 @@ def explain_image(
     score: str | None = None,
     top_k: int = TOP_K,
     hinton: bool = False,
-    data=None,
+    data: OSRData | None = None,
     device: str | None = None,
     with_means: bool = True,
 ) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.load import LoadedRun, read_results
 from difair.eval.metrics import osr_metrics
@@ -260,7 +261,7 @@ def write_report(
     run: str | Path | LoadedRun | RunAnalysis,
     out: str | Path | None = None,
     *,
-    data=None,
+    data: OSRData | None = None,
     score: str | None = None,
     threshold: float | None = None,
     device: str | None = None,

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import numpy.typing
 import torch
 from matplotlib.axes import Axes
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 from torch import Tensor
 
@@ -65,7 +68,7 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
-def to_numpy(x) -> np.ndarray:
+def to_numpy(x: Tensor | np.typing.ArrayLike) -> np.ndarray:
     return x.detach().cpu().numpy() if isinstance(x, Tensor) else np.asarray(x)
 
 
@@ -88,7 +91,7 @@ def top_classes(z: Tensor, features_per_class: int, k: int) -> list[int]:
 
 def heatmap(
     ax: Axes,
-    values,
+    values: Tensor | np.typing.ArrayLike,
     *,
     row_labels: list[str] | None = None,
     col_labels: list[str] | None = None,
@@ -98,7 +101,7 @@ def heatmap(
     annotate: bool = True,
     fmt: str = ".2f",
     fontsize: float | None = None,
-):
+) -> AxesImage:
     """An annotated ``imshow`` heatmap (the authors' style): returns the image for a colour bar."""
     v = to_numpy(values).astype(float)
     vmax = float(v.max()) if vmax is None else vmax
@@ -116,13 +119,13 @@ def heatmap(
 
 def hinton(
     ax: Axes,
-    values,
+    values: Tensor | np.typing.ArrayLike,
     *,
     row_labels: list[str] | None = None,
     col_labels: list[str] | None = None,
     vmax: float | None = None,
     cmap: str = CMAP,
-):
+) -> ScalarMappable:
     """A Hinton diagram: each square's area is proportional to the value (coloured by it too)."""
     v = np.clip(to_numpy(values).astype(float), 0, None)
     vmax = float(v.max()) if vmax is None else vmax
@@ -156,7 +159,7 @@ def short(name: str, limit: int = LABEL_CHARS) -> str:
     return name[:head] + "\u2026" + name[len(name) - (limit - 1 - head) :]
 
 
-def short_all(names) -> list[str]:
+def short_all(names: Iterable[str]) -> list[str]:
     """``short`` of each name, kept apart: names that shorten alike get their position appended (``... #3``)."""
     out = [short(str(n)) for n in names]
     seen = Counter(out)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from types import ModuleType
 from typing import ClassVar, TypeVar
 
 import torch
@@ -207,7 +208,7 @@ def build_detector(spec: str, **kwargs) -> Detector:
     return _REGISTRY[name](source=source or None, **kwargs)
 
 
-def require_pytorch_ood():
+def require_pytorch_ood() -> ModuleType:
     """The ``pytorch_ood`` module, or a ``DifairError`` that says how to install it."""
     try:
         import pytorch_ood

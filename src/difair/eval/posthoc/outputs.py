@@ -7,6 +7,8 @@ on them is the paper's ``min_distance`` score; ``"NAME:class_activation"`` reads
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -42,7 +44,7 @@ def gen(logits: Tensor, gamma: float = 0.1, top_m: int | None = None) -> Tensor:
 OUTPUT_SCORES = {"msp": msp, "mls": mls, "energy": energy, "entropy": neg_entropy, "gen": gen}
 
 
-def output_score(name: str):
+def output_score(name: str) -> Callable[[Tensor], Tensor]:
     """The output-score function called ``name`` (for the activation-shaping detectors)."""
     if name not in OUTPUT_SCORES:
         raise ValueError(f"unknown output score {name!r}; choose from {', '.join(OUTPUT_SCORES)}")
