@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 import difair.data.base as base
-from difair.config import EVAL_BATCH_PIXELS, eval_batch, eval_chunks
+from difair.engine.batching import EVAL_BATCH_PIXELS, eval_batch, eval_chunks
 from difair.engine.evaluate import collect_outputs
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from difair.config import TrainConfig, eval_chunks
+from difair.config import TrainConfig
 from difair.data.base import OSRData
 from difair.engine import rundir as R
+from difair.engine.batching import eval_chunks
 from difair.engine.build import load_data, make_fabric, memory_format
 from difair.engine.execution import auto_record
 from difair.engine.load import check_run_data, checkpoint_record, load_run

@@ -14,10 +14,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from difair.config import TrainConfig, eval_chunks
+from difair.config import TrainConfig
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
 from difair.engine.allocator import apply_cpu_allocator
+from difair.engine.batching import eval_chunks
 from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.threads import apply_cpu_threads

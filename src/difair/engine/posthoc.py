@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from difair.config import eval_chunks
 from difair.data import OSRData
 from difair.devices import pick_device
 from difair.engine import rundir as R
+from difair.engine.batching import eval_chunks
 from difair.engine.build import load_data
 from difair.engine.evaluate import prepare_evaluation
 from difair.engine.feature_cache import cache_key, cached
