@@ -120,3 +120,12 @@ def test_a_failed_start_leaves_no_folder(tmp_path: Path):
     sets = [a for o in tiny_overrides("ce", 1, ["data.name=folder:/nonexistent"]) for a in ("--set", o)]
     assert main(["train", "--quiet", "--out", str(out), *sets]) == 2
     assert not out.exists()
+
+
+def test_eval_of_a_path_that_is_no_run_creates_nothing(tmp_path: Path, capsys) -> None:
+    from difair.cli import main
+
+    missing = tmp_path / "nope" / "x" / "y"
+    assert main(["eval", str(missing)]) == 2
+    assert "is not a difair run folder (no config.yaml)" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()  # the lock once made the folder and its parents

@@ -202,6 +202,7 @@ def evaluate_run_dir(run_dir: str | Path, data: OSRData | None = None) -> dict[s
     """Recompute ``results.json`` of a run from its checkpoint (all scores of its method); the checkpoint of an
     unfinished run gives results marked partial (``"checkpoint": {..., "complete": false}``). Computes with the
     run's ``cpu_threads`` (recorded in results.json as training's was), restored after."""
+    R.read_run_config(Path(run_dir))  # no run folder: refused before the lock would create one
     with R.run_lock(Path(run_dir)):  # not while the run trains: its results.json would be overwritten after
         return _evaluate_run_dir(run_dir, data)
 
