@@ -165,3 +165,68 @@ def test_a_results_record_without_its_fields_names_the_fix(run: Path) -> None:
     (run / R.RESULTS).write_text(json.dumps(results))
     with pytest.raises(DifairError, match=f"no scores\\): difair eval {run} rewrites it"):
         read_results(run)
+
+
+def _no_space(*_a, **_k):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_while_writing_a_record_names_the_file_and_keeps_the_old_one(tmp_path: Path, monkeypatch):
+    target = tmp_path / "results.json"
+    target.write_text("old")
+    monkeypatch.setattr(
+        R.os, "fsync", _no_space
+    )  # a full disk shows at write or fsync, not at the temp's creation
+    with pytest.raises(
+        DifairError, match=r"no space left on the device of .* for writing .*results.json: free space"
+    ):
+        R.atomic_write_text(target, "new")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    monkeypatch.setattr(R, "open", _no_space, raising=False)  # rundir's own open: metrics.jsonl's append
+    with pytest.raises(
+        DifairError, match=r"for writing .*metrics.jsonl: free space, then run the same command"
+    ):
+        R.append_metrics(tmp_path, {"epoch": 1})
+
+
+def test_resuming_on_a_full_disk_is_refused_before_anything_is_touched(
+    run: Path, monkeypatch, capsys
+) -> None:
+    from collections import namedtuple
+
+    from difair.cli import main
+
+    metrics = (run / R.METRICS).read_bytes()
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(R.shutil, "disk_usage", lambda _p: usage(10**9, 10**9, 4096))
+    assert main(["train", "--resume", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        len(err.strip().splitlines()) == 1 and "no space left on the device of" in err and "MiB needed" in err
+    )
+    assert (run / R.METRICS).read_bytes() == metrics
+
+
+def test_a_full_disk_in_another_library_is_one_line_without_a_permissions_hint() -> None:
+    from difair.cli import describe_error
+
+    text = describe_error(OSError(errno.ENOSPC, "No space left on device"))
+    assert text == "no space left on the device: free space, then run the same command again"
+    assert "permissions" in describe_error(OSError(errno.EACCES, "Permission denied", "/x"))
+
+
+def test_a_tensorboard_session_that_wrote_nothing_leaves_no_empty_event_file(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    from difair.engine.staging import InPlace
+    from difair.engine.tensorboard import TENSORBOARD, TensorBoardLog
+
+    folder = tmp_path / TENSORBOARD
+    folder.mkdir()
+    (folder / "events.out.tfevents.0.old").write_bytes(b"")  # not this session's: kept
+    log = TensorBoardLog(InPlace(tmp_path), enabled=True)
+    log._open()
+    (folder / "events.out.tfevents.1.failed").write_bytes(b"")  # what a header write on a full disk leaves
+    log.close()
+    names = sorted(p.name for p in folder.iterdir())
+    assert "events.out.tfevents.1.failed" not in names and "events.out.tfevents.0.old" in names
+    assert len(names) == 2  # the session's own event file, which holds its header, stays

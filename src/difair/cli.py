@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
 import json
 import os
@@ -288,6 +289,9 @@ def main(argv: list[str] | None = None) -> int:
 def describe_error(exc: BaseException) -> str:
     """One line for an error that is not a ``DifairError``: the file and what to do where there is one."""
     first = (str(exc).strip().splitlines() or [""])[0]
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" for {exc.filename}" if exc.filename else ""
+        return f"no space left on the device{where}: free space, then run the same command again"
     if isinstance(exc, OSError):
         where = f" {exc.filename}" if exc.filename else ""
         what = exc.strerror or first or type(exc).__name__

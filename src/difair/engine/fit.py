@@ -292,7 +292,8 @@ def _restore(
                 "it, or retrain the run with --overwrite"
             ) from exc
         done = int(state["epoch"]) + 1
-        if zero:
+        if zero:  # the next checkpoint is written beside this one before it replaces it
+            R.check_space(run_dir, ckpt_path.stat().st_size, f"resuming {run_dir} (its next checkpoint)")
             R.truncate_metrics(run_dir, done)
         return done, _prior_train_time(state, run_dir, done)
     if resume and zero:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -83,8 +84,30 @@ def _not_a_file(path: Path) -> DifairError:
     return DifairError(f"{path} is a folder: give the name of a file to write")
 
 
-def _cannot_write(path: Path, why: str) -> DifairError:
-    return DifairError(f"cannot write {path}: {why}: choose a writable folder for it")
+def _cannot_write(path: Path, why: str | OSError) -> DifairError:
+    if isinstance(why, OSError) and why.errno in (errno.ENOSPC, errno.EDQUOT):
+        return out_of_space(Path(path).parent, f"writing {path}")
+    text = (why.strerror or str(why)) if isinstance(why, OSError) else why
+    return DifairError(f"cannot write {path}: {text}: choose a writable folder for it")
+
+
+def out_of_space(folder: Path, what: str, need: int | None = None) -> DifairError:
+    """The error for a full disk (or quota): what failed, the space left and, where known, the space needed."""
+    try:
+        free = f"{shutil.disk_usage(folder).free / 2**20:.1f} MiB free"
+    except OSError:
+        free = "no space left"
+    needs = f", {need / 2**20:.1f} MiB needed" if need is not None else ""
+    return DifairError(
+        f"no space left on the device of {folder} ({free}{needs}) for {what}: free space, then run the same "
+        "command again; what was written before is unchanged"
+    )
+
+
+def check_space(folder: Path, need: int, what: str) -> None:
+    """Refuse to start ``what`` in ``folder`` with less than ``need`` bytes free (a checkpoint's rewrite)."""
+    if shutil.disk_usage(folder).free < need:
+        raise out_of_space(folder, what, need)
 
 
 def _open_temp(path: Path) -> tuple[int, str]:
@@ -94,7 +117,7 @@ def _open_temp(path: Path) -> tuple[int, str]:
     try:
         return _temp_beside(Path(path))
     except OSError as exc:
-        raise _cannot_write(path, exc.strerror or str(exc)) from exc
+        raise _cannot_write(path, exc) from exc
 
 
 def check_writable(path: Path) -> None:
@@ -109,7 +132,7 @@ def check_writable(path: Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".difair-check.", suffix=".tmp")
     except OSError as exc:
-        raise _cannot_write(path, exc.strerror or str(exc)) from exc
+        raise _cannot_write(path, exc) from exc
     os.close(fd)
     Path(tmp).unlink(missing_ok=True)
 
@@ -123,6 +146,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk shows at write or fsync: one line naming the file, the old one kept
+        Path(tmp).unlink(missing_ok=True)
+        raise _cannot_write(path, exc) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -356,8 +382,12 @@ def read_run_config(run_dir: Path) -> TrainConfig:
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(run_dir / METRICS, "a") as fh:
-        fh.write(json.dumps(row) + "\n")
+    """Append one epoch's row to ``metrics.jsonl`` (a row cut short by a full disk is skipped when read)."""
+    try:
+        with open(run_dir / METRICS, "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+    except OSError as exc:
+        raise _cannot_write(run_dir / METRICS, exc) from exc
 
 
 def _epoch_number(row: Any) -> int | None:

@@ -14,6 +14,7 @@ that is evaluated again) never show twice.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 from pathlib import Path
@@ -98,6 +99,7 @@ class TensorBoardLog:
     def __init__(self, folder: Any, enabled: bool, resumed_epoch: int | None = None) -> None:
         self.folder, self.enabled, self.resumed_epoch = folder, enabled, resumed_epoch
         self._writer: Any = None
+        self._before: set[str] = set()  # the event files there before this session's writer opened
         if enabled and resumed_epoch is not None:
             self._open()  # purge what the checkpoint does not cover, write its row again
             rows = [r for r in R.read_metrics(folder.path) if r.get("epoch") == resumed_epoch]
@@ -108,6 +110,8 @@ class TensorBoardLog:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when logging
 
+            folder = Path(self.folder.path) / TENSORBOARD
+            self._before = {p.name for p in folder.glob("events.*")} if folder.is_dir() else set()
             self._writer = SummaryWriter(
                 log_dir=str(Path(self.folder.path) / TENSORBOARD), purge_step=self.resumed_epoch
             )
@@ -151,9 +155,16 @@ class TensorBoardLog:
         writer.flush()
 
     def close(self) -> None:
+        """Flush and close the writer; an event file this session left empty (a session that failed before it
+        logged anything, a full disk) is removed, so failed attempts do not pile up files."""
         if self._writer is not None:
-            self._writer.close()
+            folder = Path(self._writer.get_logdir())
+            with contextlib.suppress(OSError):  # a full disk: the error that ends the session says so
+                self._writer.close()
             self._writer = None
+            for p in folder.glob("events.*"):
+                if p.name not in self._before and p.is_file() and p.stat().st_size == 0:
+                    p.unlink(missing_ok=True)
 
     def __enter__(self) -> TensorBoardLog:
         return self
