@@ -389,3 +389,20 @@ def test_the_table_header_states_every_fast_path_setting_the_runs_used(tmp_path:
     assert (
         line == "Run settings: " + ", ".join(FAST_PATH) + "."
     )  # optim.foreach and cpu_allocator were left out
+
+
+def test_a_method_without_demo_settings_takes_those_of_the_method_whose_options_it_shares(
+    monkeypatch,
+) -> None:
+    # design.md's worked example registers a CE-trained method: the benchmark's digits cells died with KeyError
+    from difair.demo import demo_config
+    from difair.methods import METHODS
+    from difair.methods.ce import CEMethod
+
+    class Energy(CEMethod):
+        name = "energy_test"
+        config_section = "ce"
+
+    monkeypatch.setitem(METHODS, "energy_test", Energy)
+    assert demo_config("energy_test", 0).optim.lr == demo_config("ce", 0).optim.lr == 0.05
+    assert demo_config("energy_test", 0).method == "energy_test"

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from difair.config import TrainConfig, apply_overrides
+from difair.methods import options_section
 
 DEMO_METHODS = ("difair", "ce", "cac")
 DEMO_EPOCHS = 80
@@ -43,10 +44,11 @@ DEMO_METHOD = {
 def demo_config(
     method: str, split: int, epochs: int = DEMO_EPOCHS, extra: list[str] | None = None
 ) -> TrainConfig:
-    """The demo's config of one run."""
+    """The demo's config of one run. A method without demo settings of its own takes those of the method whose
+    options it shares (``Method.config_section``: a CE-trained method CE's learning rate), else the defaults'."""
     overrides = [
         *DEMO_COMMON,
-        *DEMO_METHOD[method],
+        *DEMO_METHOD.get(method, DEMO_METHOD.get(options_section(method), [])),
         f"method={method}",
         f"data.split={split}",
         f"epochs={epochs}",
