@@ -308,3 +308,20 @@ def test_help_texts_read_the_facts_they_state(capsys) -> None:
         main(["demo", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert f"at most {MAX_WORKERS})" in text and "(default: ./difair-demo)" in text
+
+
+def test_the_named_flags_win_over_set_as_configuration_md_says(tmp_path: Path, monkeypatch) -> None:
+    import importlib
+
+    fit_mod = importlib.import_module("difair.engine.fit")
+    seen = []
+
+    def fake_fit(cfg, out, **_kw):
+        seen.append(cfg)
+        raise KeyboardInterrupt  # stop before anything trains
+
+    monkeypatch.setattr(fit_mod, "fit", fake_fit)
+    argv = ["train", "--set", "data.name=mnist", "--set", "method=cac", "--set", "epochs=9", "--method", "ce",
+            "--dataset", "digits", "--epochs", "2", "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    main(argv)
+    assert (seen[0].method, seen[0].data.name, seen[0].epochs) == ("ce", "digits", 2)
