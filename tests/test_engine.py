@@ -166,3 +166,40 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path: Path) -> None:
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     rows = [json.loads(line)["epoch"] for line in (killed / "metrics.jsonl").read_text().splitlines()]
     assert rows == list(range(1, 15))  # counted from 1, as messages count them
+
+
+def _wait_for(condition, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline and not condition():
+        time.sleep(0.01)
+    assert condition(), "timed out"
+
+
+@pytest.mark.slow
+def test_sigterm_cleans_up_and_says_how_to_continue_as_ctrl_c_does(tmp_path: Path) -> None:
+    # kill, timeout(1), a scheduler's preemption: once a silent exit that left a hidden stage and an empty folder
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    sets = [a for o in tiny_overrides("difair", 400) for a in ("--set", o)]
+    early = tmp_path / "early"
+    proc = subprocess.Popen(
+        _cli("train", "--quiet", "--out", str(early), *sets), env=env, stderr=subprocess.PIPE
+    )
+    _wait_for(lambda: any(tmp_path.glob(".early.*")))  # the hidden stage: before the first checkpoint
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert (
+        err.decode().strip()
+        == "difair: terminated (SIGTERM) before the run's first checkpoint: nothing was kept"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no stage, no empty run folder
+
+    late = tmp_path / "late"
+    proc = subprocess.Popen(
+        _cli("train", "--quiet", "--out", str(late), *sets), env=env, stderr=subprocess.PIPE
+    )
+    _wait_for(lambda: (late / R.CHECKPOINT).is_file())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and f"continue the run with: difair train --resume {late}" in err.decode()
+    assert (late / R.CONFIG).is_file() and not any(tmp_path.glob(".late.*"))

@@ -11,7 +11,10 @@ import errno
 import importlib
 import json
 import os
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -230,6 +233,28 @@ PLUGINS: list[str] = [
 ]
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler's preemption, ``docker stop``), raised where Ctrl-C would be, so
+    a run cleans up and says how to continue exactly as after Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into ``Terminated`` in the main thread while a command runs; the old handler comes back after."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGTERM"):
+        yield
+        return
+
+    def terminated(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``difair`` command: one line on stderr and exit code 2 for any error, a traceback only with ``--debug``
     (or ``DIFAIR_DEBUG=1``)."""
@@ -248,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             note = unfinished_note(args.run_dir) if args.command != "eval" else None  # eval says more
             if note:
                 print(f"difair: note: {note}", file=sys.stderr)
-        code = args.func(args)
+        with _sigterm_as_interrupt():
+            code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, inside the handlers below
         return code
     except DifairError as exc:
@@ -276,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
+    except Terminated:
+        print(f"difair: terminated (SIGTERM){interrupted_hint(args)}", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"difair: interrupted{interrupted_hint(args)}", file=sys.stderr)
         return 130
