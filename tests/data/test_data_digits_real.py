@@ -76,8 +76,9 @@ def test_missing_dataset_is_one_line_naming_place_and_fix(tmp_path: Path, name: 
     msg = str(err.value)
     assert "\n" not in msg and str(tmp_path) in msg and "not found" in msg
     assert "--set data.root=PATH" in msg and "--set data.download=true" in msg
-    if name in ("mnist", "cifar10", "tinyimagenet"):
-        assert "prepare-data" in msg
+    from difair.data.build import PREPARE_TOOL
+
+    assert ("prepare-data" in msg) == (name in ("mnist", "cifar10", "tinyimagenet") and PREPARE_TOOL.is_file())
 
 
 def test_real_mnist(real_mnist: Path) -> None:
@@ -120,3 +121,20 @@ def test_digits_are_framed_with_crop_pct_as_prediction_frames_them() -> None:
         ]
         assert all(hits)
     assert not torch.equal(crop.train_images, whole.train_images)
+
+
+def test_the_development_machines_data_tool_is_named_only_where_it_exists(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from difair.data.build import missing_dataset
+
+    monkeypatch.chdir(tmp_path)  # no ../shared/tools here: a user's machine
+    assert "prepare-data" not in str(missing_dataset("MNIST", tmp_path, prepared=True))
+    tool = tmp_path / "shared" / "tools" / "prepare-data"
+    tool.parent.mkdir(parents=True)
+    tool.write_text("")
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    assert "unpack it with ../shared/tools/prepare-data DEST" in str(
+        missing_dataset("MNIST", tmp_path, prepared=True)
+    )

@@ -16,7 +16,9 @@ from difair.data.normalization import resolve_normalization
 from difair.data.stream import StreamImages, take
 from difair.errors import DatasetNotFound, DifairError
 
-PREPARE_HINT = "on the project machines: ../shared/tools/prepare-data DEST, then --set data.root=DEST"
+PREPARE_TOOL = Path(
+    "../shared/tools/prepare-data"
+)  # the development machines' copy of the data, beside the repo
 
 
 def image_size(cfg: DataConfig, default: int) -> int:
@@ -36,7 +38,8 @@ def missing_dataset(
     fixes = (["--set data.download=true"] if can_download else []) + [
         "--set data.root=PATH (a folder holding it)"
     ]
-    hint = f"; {PREPARE_HINT}" if prepared else ""
+    tool = prepared and PREPARE_TOOL.is_file()  # named only where it exists: elsewhere it is no help
+    hint = f"; or unpack it with {PREPARE_TOOL} DEST, then --set data.root=DEST" if tool else ""
     found = f"{what} not found at {where}"
     return DatasetNotFound(f"{found}: get it with {' or '.join(fixes)}{hint}", found)
 
