@@ -115,7 +115,7 @@ def split_help() -> LazyHelp:
     def make() -> str:
         from difair.data.splits import NUM_SPLITS  # start-up time: imports torch
 
-        return f"known/unknown split, 0-{NUM_SPLITS - 1}"
+        return f"known/unknown split, 0-{NUM_SPLITS - 1} (0 only: the SSB datasets and folder:PATH, one split each)"
 
     return LazyHelp(make)
 

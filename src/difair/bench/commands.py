@@ -135,7 +135,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--epochs",
         type=positive,
-        help="epochs per run (default: the presets' 600); the schedule keeps its shape",
+        help="epochs per run (default: each preset's, 600 for the paper's; digits: the demo's); the schedule keeps "
+        "its shape",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of every run (default 0)")
     add_config_flags(p, "override an option in every run, e.g. --set model.width=0.5")
