@@ -348,3 +348,8 @@ def test_a_loader_called_directly_refuses_the_size_the_config_refuses():
         get_dataset(DataConfig(name="digits", image_size=2))  # once accepted: the backbones' convs need 4
     with pytest.raises(DifairError, match=f"data.image_size must be >= {MIN_IMAGE_SIZE}, got 2"):
         DataConfig(name="digits", image_size=2).validate()
+
+
+def test_an_unknown_option_points_at_the_subcommand_s_help(capsys):
+    _one_line(capsys, main(["predict", "run", "x.png", "--epochs", "3"]), "(see: difair predict --help)")
+    _one_line(capsys, main(["--bogus"]), "unrecognized arguments: --bogus (see: difair --help)")

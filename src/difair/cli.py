@@ -264,7 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = None
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named with the subcommand's help, where its options are listed
+            where = f"difair {args.command}" if getattr(args, "command", None) else "difair"
+            raise DifairError(f"unrecognized arguments: {' '.join(extra)} (see: {where} --help)")
         if args.command is None:
             parser.print_help()
             return 2
