@@ -66,3 +66,22 @@ def test_predict_of_a_folder_names_the_dangling_link_it_skips(tmp_path, capsys):
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"difair: skipped {photos / 'b.png'}"), err
     assert {**_snapshot(run), **_snapshot(photos)} == before
+
+
+def test_a_skipped_link_in_a_training_folder_is_one_warning_line(tmp_path, monkeypatch, capsys):
+    # it was a raw Python UserWarning with file and line, printed twice (the size estimate and the loader list it)
+    import warnings
+
+    monkeypatch.setenv("DIFAIR_CACHE", str(tmp_path / "cache"))
+    root = image_tree(tmp_path / "ds", {"cat": 3, "fox": 3}, {"cat": 2, "fox": 2})
+    os.symlink(root / "train" / "cat" / "gone.png", root / "train" / "cat" / "dangling.png")
+    argv = ["train", "--quiet", "--dataset", f"folder:{root}", "--set", "data.known=cat", "--set",
+            "data.image_size=8", "--epochs", "1", "--out", str(tmp_path / "run")]  # fmt: skip
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")  # as a user's interpreter shows them (pytest's own filter aside)
+        assert main(argv) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if "skipped 1 unreadable image entries" in ln]
+    assert len(lines) == 1 and lines[0].startswith("difair: warning: skipped 1 unreadable"), err
+    assert "UserWarning" not in err

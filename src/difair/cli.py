@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -255,6 +256,30 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """difair's own warnings as ``difair: warning: ...`` on stderr, each text once per command (two code paths that
+    list the same folder would print it twice); other libraries' warnings as Python prints them."""
+    shown: set[str] = set()
+    package = str(Path(__file__).resolve().parent)
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 (warnings' signature)
+        if not str(filename).startswith(package):
+            return default(message, category, filename, lineno, file, line)
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            print(f"difair: warning: {text}", file=sys.stderr)
+        return None
+
+    default = warnings.showwarning
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = default
+
+
 def main(argv: list[str] | None = None) -> int:
     """The ``difair`` command: one line on stderr and exit code 2 for any error, a traceback only with ``--debug``
     (or ``DIFAIR_DEBUG=1``)."""
@@ -276,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
             note = unfinished_note(args.run_dir) if args.command != "eval" else None  # eval says more
             if note:
                 print(f"difair: note: {note}", file=sys.stderr)
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), _one_line_warnings():
             code = args.func(args)
         sys.stdout.flush()  # a reader that went away shows here, inside the handlers below
         return code

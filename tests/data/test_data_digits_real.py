@@ -78,7 +78,9 @@ def test_missing_dataset_is_one_line_naming_place_and_fix(tmp_path: Path, name: 
     assert "--set data.root=PATH" in msg and "--set data.download=true" in msg
     from difair.data.build import PREPARE_TOOL
 
-    assert ("prepare-data" in msg) == (name in ("mnist", "cifar10", "tinyimagenet") and PREPARE_TOOL.is_file())
+    assert ("prepare-data" in msg) == (
+        name in ("mnist", "cifar10", "tinyimagenet") and PREPARE_TOOL.is_file()
+    )
 
 
 def test_real_mnist(real_mnist: Path) -> None:
