@@ -406,3 +406,13 @@ def test_a_method_without_demo_settings_takes_those_of_the_method_whose_options_
     monkeypatch.setitem(METHODS, "energy_test", Energy)
     assert demo_config("energy_test", 0).optim.lr == demo_config("ce", 0).optim.lr == 0.05
     assert demo_config("energy_test", 0).method == "energy_test"
+
+
+def test_a_missing_dataset_stops_the_grid_before_any_cell_trains(tmp_path: Path, capsys) -> None:
+    # it was found when its first cell came up, after the cells before it had trained (hours, on a real grid)
+    argv = ["benchmark", "--methods", "difair", "--datasets", "digits,mnist", "--splits", "0", "--epochs", "1",
+            "--set", f"data.root={tmp_path / 'empty'}", "--out", str(tmp_path / "bench"), "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "MNIST not found" in err
+    assert not any((tmp_path / "bench" / "runs").glob("*/results.json"))  # digits' cell never trained

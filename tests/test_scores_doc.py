@@ -23,5 +23,7 @@ def test_the_default_scores_of_evaluate_are_the_ones_the_doc_names():
     from difair.eval.api import DEFAULT_SCORES
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "scores.md").read_text()
-    line = doc.split("Without `scores`, `evaluate` computes `difair.eval.api.DEFAULT_SCORES` (")[1].split(":")[0]
+    line = doc.split("Without `scores`, `evaluate` computes `difair.eval.api.DEFAULT_SCORES` (")[1].split(
+        ":"
+    )[0]
     assert [w.strip(" `\n") for w in line.split(",")] == list(DEFAULT_SCORES)

@@ -16,6 +16,7 @@ from rich.console import Console
 
 from difair.bench.grid import RunSpec, epochs_done, run_config, run_one, write_manifest
 from difair.bench.report import write_tables
+from difair.config import TrainConfig
 from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.build import load_data
@@ -36,6 +37,28 @@ def _record_timing(out: Path, spec: RunSpec, how: str, seconds: float, results: 
     R.write_json(path, dict(sorted(timing.items())))
 
 
+def _data_key(cfg: TrainConfig) -> str:
+    return json.dumps(cfg.data.__dict__, sort_keys=True)
+
+
+def check_data(
+    specs: list[RunSpec], configs: list[TrainConfig], out: Path, console: Console
+) -> tuple[str, OSRData] | None:
+    """Load each dataset the unfinished cells need once, before any trains (decoded images are cached, so the
+    cells load them again quickly); the first cell's data is returned for it to use."""
+    first: tuple[str, OSRData] | None = None
+    seen: set[str] = set()
+    for spec, cfg in zip(specs, configs, strict=True):
+        if cfg.data.name in seen or run_status(cfg, out / R.RUNS / spec.name) == "done":
+            continue
+        seen.add(cfg.data.name)
+        console.print(f"checking {cfg.data.name} ...", markup=False, highlight=False)
+        data = load_data(cfg, None)
+        if first is None:
+            first = (_data_key(cfg), data)
+    return first
+
+
 def run_grid(
     out: str | Path,
     specs: list[RunSpec],
@@ -54,7 +77,9 @@ def run_grid(
     console = console or Console(stderr=True)
     progress = make_progress(console) if show_progress else None
     total = sum(c.epochs for c in configs)
-    cache: tuple[str, OSRData] | None = None
+    cache = check_data(
+        specs, configs, out, console
+    )  # a missing dataset fails now, not after hours of other cells
     t0 = time.perf_counter()
     if progress is not None:
         progress.start()
@@ -67,7 +92,7 @@ def run_grid(
                 progress.update(task, advance=done, description=f"[{i + 1}/{len(specs)}] {spec.name}")
             data = None
             if done < cfg.epochs:
-                key = json.dumps(cfg.data.__dict__, sort_keys=True)
+                key = _data_key(cfg)
                 if cache is None or cache[0] != key:
                     cache = (key, load_data(cfg, None))
                 data = cache[1]
