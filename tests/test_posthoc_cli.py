@@ -124,3 +124,32 @@ def test_benchmark_scores_puts_them_in_the_table_with_the_best_marked(tmp_path, 
     assert (
         sum("**" in r.split(" | ")[6] for r in rows) >= 1
     )  # the best AUROC of the method in bold (after Epochs)
+
+
+def test_a_plain_eval_keeps_the_post_hoc_scores_of_the_same_checkpoint(tmp_path, capsys):
+    # a plain eval (or a --resume of a finished run) once rewrote results.json without them, silently
+    import shutil
+
+    run = tmp_path / "run"
+    assert main(["train", "--quiet", "--out", str(run), *_sets("ce")]) == 0
+    assert main(["eval", str(run), "--scores", "energy,knn"]) == 0
+    before = json.loads((run / "results.json").read_text())
+    assert main(["eval", str(run)]) == 0
+    after = json.loads((run / "results.json").read_text())
+    assert after["scores"]["energy"] == before["scores"]["energy"] and after["posthoc"] == before["posthoc"]
+    assert main(["train", "--quiet", "--resume", str(run)]) == 0  # finished: evaluated again, nothing trained
+    assert json.loads((run / "results.json").read_text())["scores"]["knn"] == before["scores"]["knn"]
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    record = json.loads((other / "results.json").read_text())
+    record["posthoc"]["checkpoint"] = "0123456789abcdef"  # computed on another checkpoint
+    (other / "results.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert main(["eval", str(other)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "difair: warning: the post-hoc scores of the replaced results.json (energy, knn) came from another"
+        in err
+    )
+    assert f"difair eval {other} --scores energy,knn computes them again" in err
+    assert "energy" not in json.loads((other / "results.json").read_text())["scores"]

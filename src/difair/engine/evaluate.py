@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import platform
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -220,8 +221,32 @@ def _evaluate_run_dir(run_dir: str | Path, data: OSRData | None) -> dict[str, An
         results = evaluate_run(cfg, model, run.method, data, fabric.device, checkpoint)
     previous = Path(run_dir) / R.RESULTS
     results["train_time_s"] = _train_time(run.state, previous)
+    keep_posthoc(results, previous, run.fingerprint)
     R.write_json(previous, results)
     return results
+
+
+def keep_posthoc(results: dict[str, Any], previous: Path, fingerprint: str) -> None:
+    """Carry into ``results`` the post-hoc scores (``difair eval --scores``) of the ``results.json`` it replaces,
+    when they were computed on the same checkpoint (``fingerprint``); otherwise warn that they are gone and how to
+    compute them again."""
+    try:
+        old = json.loads(previous.read_text())
+    except (OSError, ValueError):
+        return
+    post = old.get("posthoc") if isinstance(old, dict) else None
+    if not isinstance(post, dict):
+        return
+    names = [n for n in post.get("added", []) if n in old.get("scores", {}) and n not in results["scores"]]
+    if fingerprint and post.get("checkpoint") == fingerprint:
+        results["scores"].update({n: old["scores"][n] for n in names})
+        results["posthoc"] = post
+    elif names:
+        warnings.warn(
+            f"the post-hoc scores of the replaced {previous.name} ({', '.join(names)}) came from another checkpoint "
+            f"and were dropped: difair eval {previous.parent} --scores {','.join(names)} computes them again",
+            stacklevel=2,
+        )
 
 
 def _train_time(state: dict[str, Any], results_path: Path) -> float | None:

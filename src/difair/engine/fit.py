@@ -24,7 +24,7 @@ from difair.data.splits import check_split_family
 from difair.engine import ddp, staging
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
-from difair.engine.evaluate import evaluate_run, validation_accuracy
+from difair.engine.evaluate import evaluate_run, keep_posthoc, validation_accuracy
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
 from difair.engine.load import check_classes, check_state
@@ -373,6 +373,7 @@ def _finish(
         scores: dict[str, torch.Tensor] = {}
         results = evaluate_run(loop.cfg, loop.model, loop.method, data, loop.fabric.device, scores_out=scores)
         results["train_time_s"] = round(train_time, 2)
+        keep_posthoc(results, run_dir / R.RESULTS, R.file_fingerprint(run_dir / R.CHECKPOINT))
         R.write_json(run_dir / R.RESULTS, results)
         log.results(results, scores, data.test_labels, loop.method.name)
         return results
@@ -397,6 +398,7 @@ def _finish_distributed(
             "param_digests": digests,
             "in_sync": len(set(digests)) == 1,
         }
+        keep_posthoc(results, run_dir / R.RESULTS, R.file_fingerprint(run_dir / R.CHECKPOINT))
         R.write_json(run_dir / R.RESULTS, results)
         log.results(results, scores, data.test_labels, cfg.method)
     results = fabric.broadcast(results, src=0)

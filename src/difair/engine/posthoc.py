@@ -136,7 +136,11 @@ def record(results_path: Path, table: ScoreTable, fit_name: str) -> dict[str, An
         if name not in own:
             results.setdefault("scores", {})[name] = metrics
             added.append(name)
+    checkpoint = results_path.parent / R.CHECKPOINT
     results["posthoc"] = {
+        "checkpoint": R.file_fingerprint(checkpoint)
+        if checkpoint.is_file()
+        else "",  # kept while it is the same
         "fit_on": fit_name,
         "added": added,
         "timing_s": {r["score"]: {"fit": r["fit_s"], "score": r["score_s"]} for r in table.rows},
