@@ -76,3 +76,23 @@ def test_a_metrics_file_that_needs_no_change_is_not_rewritten(tmp_path: Path):
     inode = path.stat().st_ino
     R.truncate_metrics(tmp_path, 1)
     assert path.stat().st_ino == inode  # an atomic rewrite would have replaced the file
+
+
+def test_a_resume_with_another_thread_count_says_its_result_will_differ(tmp_path: Path):
+    # the count changes how sums round: resumed at another count, a run cannot end where an uninterrupted one would
+    import warnings
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config("ce", 2), run, show_progress=False, on_epoch=_stop_after(1))
+    state = R.load_checkpoint(run / R.CHECKPOINT)
+    assert state["cpu_threads"] == torch.get_num_threads()  # recorded by the session that trained it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same count: no warning
+        fit(None, run, resume=True, show_progress=False)
+    state["cpu_threads"], state["epoch"] = torch.get_num_threads() + 3, 0
+    R.save_checkpoint(run / R.CHECKPOINT, state)
+    with pytest.warns(
+        UserWarning, match=rf"trained its first 1 epochs with {state['cpu_threads']} CPU threads and "
+    ):
+        fit(None, run, resume=True, show_progress=False)

@@ -11,6 +11,7 @@ import contextlib
 import math
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,8 @@ def _checkpoint_state(
         "std": loop.model.std.flatten().tolist(),
         "class_names": data.class_names,
         "difair_version": __version__,
+        # the intra-op threads of this session on CPU (None elsewhere): a resume with another count rounds otherwise
+        "cpu_threads": torch.get_num_threads() if loop.fabric.device.type == "cpu" else None,
     }
 
 
@@ -292,6 +295,8 @@ def _restore(
                 "it, or retrain the run with --overwrite"
             ) from exc
         done = int(state["epoch"]) + 1
+        if zero:
+            _warn_other_threads(run_dir, state.get("cpu_threads"), done)
         if zero:  # the next checkpoint is written beside this one before it replaces it
             R.check_space(run_dir, ckpt_path.stat().st_size, f"resuming {run_dir} (its next checkpoint)")
             R.truncate_metrics(run_dir, done)
@@ -299,6 +304,19 @@ def _restore(
     if resume and zero:
         R.truncate_metrics(run_dir, 0)
     return 0, 0.0
+
+
+def _warn_other_threads(run_dir: Path, before: Any, done: int) -> None:
+    """Warn when a CPU run resumes with another intra-op thread count than its checkpoint was trained with: the
+    sums of its convolutions then round in another order, so it cannot end exactly where an uninterrupted run would."""
+    now = torch.get_num_threads()
+    if isinstance(before, int) and before != now:
+        warnings.warn(
+            f"{run_dir} trained its first {done} epochs with {before} CPU threads and resumes with {now}: its result "
+            "will differ in the last digits from an uninterrupted run's; to compute as before: "
+            f"OMP_NUM_THREADS={before} difair train --resume {run_dir}",
+            stacklevel=2,
+        )
 
 
 def _prior_train_time(state: dict[str, Any], run_dir: Path, done: int) -> float:
