@@ -129,3 +129,33 @@ def test_eval_of_a_path_that_is_no_run_creates_nothing(tmp_path: Path, capsys) -
     assert main(["eval", str(missing)]) == 2
     assert "is not a difair run folder (no config.yaml)" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()  # the lock once made the folder and its parents
+
+
+def test_a_failed_start_leaves_a_sibling_started_meanwhile_in_a_new_parent(tmp_path: Path, monkeypatch):
+    # x and y start at once in a new parent; x fails: its clean-up once removed the whole parent, y's lock and all
+    import importlib
+
+    from difair.errors import DifairError
+
+    fit_mod = importlib.import_module("difair.engine.fit")
+    parent = tmp_path / "newp"
+
+    def sibling_starts_then_fail(*_a, **_k):
+        (parent / "y").mkdir(parents=True)
+        (parent / "y" / ".lock").write_text("4242")  # y holds its lock, nothing written yet
+        raise DifairError("x's config is bad")
+
+    monkeypatch.setattr(fit_mod, "_fit_locked", sibling_starts_then_fail)
+    with pytest.raises(DifairError, match="x's config is bad"):
+        fit_mod.fit(None, parent / "x")
+    assert not (parent / "x").exists() and (parent / "y" / ".lock").read_text() == "4242"
+    (parent / "y" / ".lock").unlink()
+    (parent / "y").rmdir()
+
+    def fail(*_a, **_k):
+        raise DifairError("x's config is bad")
+
+    monkeypatch.setattr(fit_mod, "_fit_locked", fail)
+    with pytest.raises(DifairError, match="x's config is bad"):
+        fit_mod.fit(None, tmp_path / "a" / "b" / "x")
+    assert not (tmp_path / "a").exists()  # alone, every folder it created goes

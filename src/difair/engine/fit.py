@@ -159,11 +159,25 @@ def fit(
                 cfg, run_dir, resume, overwrite, data, show_progress, on_epoch, devices, cpu_processes
             )
     except BaseException:
-        if (
-            locked and created is not None and created.is_dir() and not _any_file(created)
-        ):  # a failed start leaves no folder
-            shutil.rmtree(created, ignore_errors=True)
+        if locked and created is not None:  # a failed start leaves no folder
+            _remove_created(run_dir, created)
         raise
+
+
+def _remove_created(run_dir: Path, created: Path) -> None:
+    """Remove the run folder this call created when nothing was written to it, then its parents up to ``created``
+    while they are empty: a sibling run another process started meanwhile in a new parent is left alone."""
+    if run_dir.is_dir() and not _any_file(run_dir):
+        shutil.rmtree(run_dir, ignore_errors=True)
+    for folder in (run_dir, *run_dir.parents):
+        if folder != created and created not in folder.parents:
+            break
+        try:
+            folder.rmdir()  # only an empty folder: another run's is not
+        except FileNotFoundError:
+            continue  # the run folder, removed above
+        except OSError:
+            break
 
 
 def _first_missing(path: Path) -> Path | None:
