@@ -353,3 +353,28 @@ def test_a_loader_called_directly_refuses_the_size_the_config_refuses():
 def test_an_unknown_option_points_at_the_subcommand_s_help(capsys):
     _one_line(capsys, main(["predict", "run", "x.png", "--epochs", "3"]), "(see: difair predict --help)")
     _one_line(capsys, main(["--bogus"]), "unrecognized arguments: --bogus (see: difair --help)")
+
+
+def test_more_bad_input_is_named(tmp_path, capsys):
+    _one_line(capsys, main(["train", "--set", "=1"]), "--set takes key=value, got '=1'")
+    missing = tmp_path / "no" / "run"
+    _one_line(
+        capsys, main(["train", "--resume", str(missing)]), f"{missing} does not exist: --resume takes the"
+    )
+    assert not (tmp_path / "no").exists()  # the lock once made it
+
+
+def test_a_file_or_a_dangling_link_is_not_taken_for_a_run_folder(tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    _one_line(capsys, main(["eval", str(afile)]), "is not a difair run folder")
+    link = tmp_path / "gone"
+    link.symlink_to(tmp_path / "nowhere")
+    argv = ["train", "--epochs", "1", "--out", str(link), "--quiet"]
+    _one_line(capsys, main(argv), f"{link} is a dangling link, not a run folder: choose another path")
+    _one_line(
+        capsys,
+        main(["train", "--epochs", "1", "--out", str(afile), "--quiet"]),
+        "is a file, not a run folder",
+    )
+    assert afile.read_text() == "x"

@@ -96,3 +96,31 @@ def test_a_resume_with_another_thread_count_says_its_result_will_differ(tmp_path
         UserWarning, match=rf"trained its first 1 epochs with {state['cpu_threads']} CPU threads and "
     ):
         fit(None, run, resume=True, show_progress=False)
+
+
+def test_a_resume_without_a_checkpoint_says_it_starts_again(tmp_path: Path):
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config("ce", 2), run, show_progress=False, on_epoch=_stop_after(1))
+    (run / R.CHECKPOINT).unlink()  # metrics.jsonl still logs epoch 1
+    with pytest.warns(
+        UserWarning, match=r"holds no checkpoint \(checkpoints/last.pt\) of the epochs its metrics log"
+    ):
+        fit(None, run, resume=True, show_progress=False)
+    assert [r["epoch"] for r in R.read_metrics(run)] == [1, 2]
+
+
+def test_the_unfinished_note_fits_what_the_run_is_doing(tmp_path: Path):
+    from difair.cliutil import unfinished_note
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_config("ce", 2), run, show_progress=False, on_epoch=_stop_after(1))
+    assert "finish it with difair train --resume" in unfinished_note(run)
+    with R.run_lock(run):  # training now: resuming is not the advice
+        note = unfinished_note(run)
+    assert "is being trained (its checkpoint holds epoch 1 of 2)" in note and "--resume" not in note
+    state = R.load_checkpoint(run / R.CHECKPOINT)
+    state["config_digest"] = "0" * 16  # another config's checkpoint: the command refuses it, no note before
+    R.save_checkpoint(run / R.CHECKPOINT, state)
+    assert unfinished_note(run) is None

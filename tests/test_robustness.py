@@ -38,7 +38,7 @@ def test_a_process_refused_the_lock_leaves_the_holders_folder(tmp_path: Path, mo
     target = tmp_path / "new"
     with R.run_lock(target):  # the first process, which created the folder and holds its lock
         monkeypatch.setattr(fit_mod, "_first_missing", lambda p: p)  # the second saw no folder when it began
-        with pytest.raises(DifairError, match="is being trained by"):
+        with pytest.raises(DifairError, match="is in use by"):
             fit_mod.fit(tiny_config(epochs=1), target, show_progress=False)
         assert (target / R.LOCK).is_file()  # not removed with "the folder this call created"
 
@@ -98,7 +98,7 @@ def test_a_threshold_that_cannot_be_stored_is_used_all_the_same(run: Path, monke
 
 
 def test_eval_waits_for_no_training(run: Path) -> None:
-    with R.run_lock(run), pytest.raises(DifairError, match="is being trained by"):
+    with R.run_lock(run), pytest.raises(DifairError, match="is in use by"):
         evaluate_run_dir(run)  # its results.json would overwrite the finished run's
 
 

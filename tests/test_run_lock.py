@@ -34,7 +34,7 @@ def test_a_second_process_is_refused_while_the_first_holds_the_lock(tmp_path: Pa
     proc = _holder(run)
     try:
         with (
-            pytest.raises(DifairError, match=rf"is being trained by process {proc.pid} on ") as err,
+            pytest.raises(DifairError, match=rf"is in use by process {proc.pid} on ") as err,
             R.run_lock(run),
         ):
             pass
@@ -103,7 +103,7 @@ def test_two_trainings_of_one_folder_the_second_is_refused(tmp_path: Path, capsy
         ):
             assert main(argv) == 2
             err = capsys.readouterr().err.strip()
-            assert len(err.splitlines()) == 1 and f"is being trained by process {proc.pid}" in err
+            assert len(err.splitlines()) == 1 and f"is in use by process {proc.pid}" in err
         assert (out / R.CONFIG).read_bytes() == before[R.CONFIG]  # nothing replaced
     finally:
         proc.kill()

@@ -348,11 +348,21 @@ def unfinished_note(run_dir: Path) -> str | None:
     from difair.engine.load import checkpoint_record
 
     try:
-        epochs = R.read_run_config(Path(run_dir)).epochs
-        ck = checkpoint_record(int(R.load_checkpoint(Path(run_dir) / R.CHECKPOINT)["epoch"]) + 1, epochs)
+        cfg = R.read_run_config(Path(run_dir))
+        state = R.load_checkpoint(Path(run_dir) / R.CHECKPOINT)
+        ck = checkpoint_record(int(state["epoch"]) + 1, cfg.epochs)
     except (DifairError, OSError, ValueError, KeyError, TypeError):
         return None
-    return None if ck["complete"] else unfinished_text(run_dir, ck, "what follows comes from that checkpoint")
+    if (
+        ck["complete"] or state.get("config_digest") not in cfg.digests()
+    ):  # another config: the command refuses
+        return None
+    if R.lock_held(Path(run_dir)):  # training now: resuming it is not the advice
+        return (
+            f"{run_dir} is being trained (its checkpoint holds epoch {ck['epoch']} of {ck['epochs']}): what "
+            "follows comes from that checkpoint"
+        )
+    return unfinished_text(run_dir, ck, "what follows comes from that checkpoint")
 
 
 def unfinished_text(run_dir: Path, ck: dict[str, Any], consequence: str) -> str:

@@ -113,9 +113,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     """Apply ``key=value`` strings (dotted keys, YAML values) to a nested config dict; returns a new dict."""
     out = json.loads(json.dumps(data))
     for item in overrides:
-        if "=" not in item:
+        key, _, raw = item.partition("=")
+        if "=" not in item or not key.strip():
             raise DifairError(f"--set takes key=value, got {item!r}: e.g. --set optim.lr=0.1")
-        key, raw = item.split("=", 1)
         try:
             value = load_yaml(raw) if raw != "" else None
         except yaml.YAMLError:

@@ -143,6 +143,8 @@ def fit(
     its share.
     """
     run_dir = Path(run_dir)
+    if resume:  # before the lock, which would create a folder that is not there
+        staging.check_run_dir(run_dir, resume=True, overwrite=False)
     created = _first_missing(run_dir)  # the folder this call creates (run_dir or an ancestor), if any
     locked = False  # a process refused the lock must not remove the folder: it is the holder's
     try:
@@ -316,6 +318,12 @@ def _restore(
             R.truncate_metrics(run_dir, done)
         return done, _prior_train_time(state, run_dir, done)
     if resume and zero:
+        if R.read_metrics(run_dir):
+            warnings.warn(
+                f"{run_dir} holds no checkpoint ({R.CHECKPOINT}) of the epochs its metrics log: the run starts again "
+                "from epoch 1",
+                stacklevel=2,
+            )
         R.truncate_metrics(run_dir, 0)
     return 0, 0.0
 

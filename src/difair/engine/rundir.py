@@ -168,13 +168,18 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.close(fd)
     try:
         torch.save(state, tmp)
+        with open(
+            tmp, "rb"
+        ) as fh:  # on disk before it replaces the last one: a power loss keeps a whole file
+            os.fsync(fh.fileno())
         os.replace(tmp, path)
     except (OSError, RuntimeError) as exc:  # a full disk shows as torch's "unexpected pos" RuntimeError
         Path(tmp).unlink(missing_ok=True)
         free = shutil.disk_usage(path.parent).free
         raise DifairError(
             f"cannot write checkpoint {path} ({free / 2**20:.0f} MiB free there; {type(exc).__name__}): free "
-            "space or choose another --out, then resume the run; the last checkpoint is unchanged"
+            "space, then run the same command again (a run folder keeps its last checkpoint, which --resume "
+            "continues from)"
         ) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -311,6 +316,10 @@ def run_lock(run_dir: Path) -> Iterator[RunLock | None]:
     except ImportError:  # Windows: no advisory locks here
         yield None
         return
+    if run_dir.is_symlink() and not run_dir.exists():
+        raise DifairError(f"{run_dir} is a dangling link, not a run folder: choose another path")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise DifairError(f"{run_dir} is a file, not a run folder: choose another path")
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK
     for _ in range(3):  # the file may be replaced between open and flock by a holder that just finished
@@ -322,7 +331,8 @@ def run_lock(run_dir: Path) -> Iterator[RunLock | None]:
             holder = fh.read().strip() or "another process"
             fh.close()
             raise DifairError(
-                f"{run_dir} is being trained by {holder}: wait for it to finish, or stop it and --resume"
+                f"{run_dir} is in use by {holder} (training or evaluating it): wait for it to finish, or stop it "
+                "(a stopped training continues with --resume)"
             ) from None
         try:
             same = os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino

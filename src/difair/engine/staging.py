@@ -86,6 +86,10 @@ def check_run_dir(run_dir: Path, *, resume: bool, overwrite: bool) -> bool:
     """Raise unless ``run_dir`` may be used as asked; touches nothing. Returns whether it holds files."""
     exists = R.holds_files(run_dir)
     if resume:
+        if not run_dir.exists():
+            raise DifairError(
+                f"{run_dir} does not exist: --resume takes the folder of a run difair train started"
+            )
         if not (run_dir / R.CONFIG).is_file():
             raise DifairError(f"{run_dir} holds no run to resume (no {R.CONFIG}): start it without --resume")
         return exists
