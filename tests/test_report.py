@@ -181,7 +181,7 @@ def test_a_read_only_run_folder_names_out(tmp_path_factory, capsys, monkeypatch)
 
     def read_only_run(path: Path) -> None:  # as on a read-only mount (root writes through permissions here)
         if Path(path).parent == run:
-            raise rundir._cannot_write(Path(path), "Read-only file system")
+            raise rundir.cannot_write(Path(path), "Read-only file system")
         real(path)
 
     monkeypatch.setattr(rundir, "check_writable", read_only_run)

@@ -198,7 +198,7 @@ def test_resuming_on_a_full_disk_is_refused_before_anything_is_touched(
 
     metrics = (run / R.METRICS).read_bytes()
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr(R.shutil, "disk_usage", lambda _p: usage(10**9, 10**9, 4096))
+    monkeypatch.setattr(shutil, "disk_usage", lambda _p: usage(10**9, 10**9, 4096))
     assert main(["train", "--resume", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert (
