@@ -8,10 +8,8 @@ themselves live in ``difair.engine.loop``; with ``devices > 1`` the run is data-
 from __future__ import annotations
 
 import contextlib
-import math
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,101 +23,25 @@ from difair.data.splits import check_split_family
 from difair.engine import ddp, staging
 from difair.engine import rundir as R
 from difair.engine.build import build_model, load_data, make_fabric, make_optimizer, memory_format
-from difair.engine.evaluate import evaluate_run, keep_posthoc, validation_accuracy
+from difair.engine.evaluate import evaluate_run, keep_posthoc
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.hardware import warn_if_slow_bf16
-from difair.engine.load import check_classes, check_state
-from difair.engine.loop import TrainLoop, epoch_batches, setup_loop, train_one_epoch
+from difair.engine.loop import (  # epoch_seed, run_epoch, train_one_epoch: re-exported (fit's API)
+    TrainLoop,
+    check_finite,
+    epoch_seed,
+    epoch_validation_accuracy,
+    run_epoch,
+    setup_loop,
+    train_one_epoch,
+)
 from difair.engine.progress import EpochProgress
+from difair.engine.resume import checkpoint_state, config_for_run, restore_checkpoint
 from difair.engine.schedule import EpochSchedule
 from difair.engine.tensorboard import TensorBoardLog, tensorboard_enabled
 from difair.engine.threads import apply_cpu_threads, ranks_inherit
-from difair.errors import DifairError, TrainingDiverged
-from difair.version import __version__
 
 EpochCallback = Callable[[dict[str, Any]], None]
-
-
-def epoch_seed(seed: int, epoch: int) -> int:
-    """The seed of one epoch's randomness."""
-    return (seed * 1_000_003 + epoch * 7_919 + 1) % (2**63 - 1)
-
-
-def _config_for(cfg: TrainConfig | None, run_dir: Path, resume: bool) -> TrainConfig:
-    if resume:
-        saved = R.read_run_config(run_dir)
-        diff = saved.difference(cfg.resolve()) if cfg is not None else None
-        if diff:
-            raise DifairError(
-                f"the options differ from the run saved in {run_dir} ({diff}): resume without changing them"
-            )
-        if cfg is not None:
-            saved.logging = cfg.logging  # an execution choice (not in the digest): the caller's
-        return saved
-    if cfg is None:
-        raise DifairError("fit needs a config unless it resumes a run")
-    return cfg.resolve()
-
-
-def _checkpoint_state(
-    loop: TrainLoop, schedule: EpochSchedule, epoch: int, data: OSRData, train_time: float
-) -> dict[str, Any]:
-    cfg = loop.cfg
-    return {
-        "model": loop.model.state_dict(),
-        "optimizer": loop.optimizer.state_dict(),
-        "schedule": schedule.state_dict(),
-        "rng": R.rng_state(),
-        "epoch": epoch,  # the index (from 0) of the last epoch trained; metrics.jsonl counts from 1
-        "train_time_s": train_time,  # over every session of the run, so a resumed run reports the total
-        "config": cfg.to_dict(),
-        "config_digest": cfg.digest(),
-        "num_classes": data.num_classes,
-        "channels": data.channels,
-        "image_size": data.image_size,  # the input side the model was trained at (predict resizes to it)
-        "mean": loop.model.mean.flatten().tolist(),  # what the model normalises with (data.normalization)
-        "std": loop.model.std.flatten().tolist(),
-        "class_names": data.class_names,
-        "difair_version": __version__,
-        # the intra-op threads of this session on CPU (None elsewhere): a resume with another count rounds otherwise
-        "cpu_threads": torch.get_num_threads() if loop.fabric.device.type == "cpu" else None,
-    }
-
-
-def run_epoch(loop: TrainLoop, epoch: int) -> dict[str, Any]:
-    """Train epoch ``epoch`` (seeded from ``(seed, epoch)``, per rank) at the learning rate the schedule set,
-    and return its metrics row."""
-    lr = float(loop.optimizer.param_groups[0]["lr"])
-    seed = epoch_seed(loop.cfg.seed, epoch)
-    torch.manual_seed(ddp.rank_seed(seed, loop.rank))
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(loop.labels), generator=gen)  # the same on every rank
-    if loop.rank:
-        gen = torch.Generator().manual_seed(ddp.rank_seed(seed, loop.rank))
-    t0 = time.perf_counter()
-    stats = train_one_epoch(loop, epoch_batches(perm, loop.cfg.batch_size, loop.rank, loop.world_size), gen)
-    sums, correct, seen = stats.sums, stats.correct, stats.seen
-    if loop.world_size > 1:
-        sums, correct, seen = ddp.reduce_epoch_sums(loop.fabric, sums, correct, seen)
-    row: dict[str, Any] = {
-        "epoch": epoch + 1,
-        "epochs": loop.cfg.epochs,
-        "lr": lr,
-    }  # "epoch 3/10", as messages
-    row.update({f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()})
-    row["train_accuracy"] = float(correct) / max(seen, 1)
-    row["epoch_time_s"] = round(time.perf_counter() - t0, 4)
-    row["images_per_s"] = round(seen / max(row["epoch_time_s"], 1e-9), 1)
-    return row
-
-
-def epoch_validation_accuracy(loop: TrainLoop, data: OSRData) -> float:
-    """Validation accuracy after an epoch, on rank 0, from the raw model in fp32 (under DDP the wrapped forward
-    would wait for the other ranks)."""
-    cfg = loop.cfg
-    return validation_accuracy(
-        loop.model, loop.model.head, loop.method, data, cfg.eval_batch_size, loop.device, cfg.channels_last
-    )
 
 
 def fit(
@@ -227,7 +149,7 @@ def _fit_locked(
         model = model.to(memory_format=memory_format(cfg))
         optimizer = make_optimizer(cfg, model)
         schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
-        start_epoch, prior_time = _restore(
+        start_epoch, prior_time = restore_checkpoint(
             run_dir, cfg, model, optimizer, schedule, resume, zero, data.class_names
         )
         loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
@@ -252,7 +174,7 @@ def _start(
     """The run's resolved config, Fabric and data, and the run folder checked; nothing is written yet."""
     if resume:
         staging.check_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
-    cfg = _config_for(cfg, run_dir, resume)
+    cfg = config_for_run(cfg, run_dir, resume)
     if not resume:
         cfg.check_new_run()
         check_split_family(cfg.data)
@@ -276,93 +198,6 @@ def _start(
         with ranks_inherit(threads):  # the other ranks compute with the same count
             fabric.launch()
     return cfg, fabric, data
-
-
-def _restore(
-    run_dir: Path,
-    cfg: TrainConfig,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    schedule: EpochSchedule,
-    resume: bool,
-    zero: bool,
-    class_names: list[str],
-) -> tuple[int, float]:
-    """Load the last checkpoint into model, optimizer, schedule and RNGs when resuming; the first epoch to train
-    (from 0) and the training time of the sessions before. Refuses data whose known classes changed since."""
-    ckpt_path = run_dir / R.CHECKPOINT
-    if resume and ckpt_path.is_file():
-        state = R.load_checkpoint(ckpt_path)
-        if state.get("config_digest") not in cfg.digests():
-            raise DifairError(
-                f"checkpoint {ckpt_path} belongs to another configuration than {run_dir / R.CONFIG}: restore "
-                "that file, or retrain with --overwrite"
-            )
-        check_state(state, ckpt_path, cfg.epochs)
-        check_classes(run_dir, state.get("class_names") or [], class_names)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            schedule.load_state_dict(state["schedule"])
-            R.set_rng_state(state["rng"])
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-            raise DifairError(
-                f"checkpoint {ckpt_path} is damaged or does not fit its config ({type(exc).__name__}): restore "
-                "it, or retrain the run with --overwrite"
-            ) from exc
-        done = int(state["epoch"]) + 1
-        if zero:
-            _warn_other_threads(run_dir, state.get("cpu_threads"), done)
-        if zero:  # the next checkpoint is written beside this one before it replaces it
-            R.check_space(run_dir, ckpt_path.stat().st_size, f"resuming {run_dir} (its next checkpoint)")
-            R.truncate_metrics(run_dir, done)
-        return done, _prior_train_time(state, run_dir, done)
-    if resume and zero:
-        if R.read_metrics(run_dir):
-            warnings.warn(
-                f"{run_dir} holds no checkpoint ({R.CHECKPOINT}) of the epochs its metrics log: the run starts again "
-                "from epoch 1",
-                stacklevel=2,
-            )
-        R.truncate_metrics(run_dir, 0)
-    return 0, 0.0
-
-
-def _warn_other_threads(run_dir: Path, before: Any, done: int) -> None:
-    """Warn when a CPU run resumes with another intra-op thread count than its checkpoint was trained with: the
-    sums of its convolutions then round in another order, so it cannot end exactly where an uninterrupted run would."""
-    now = torch.get_num_threads()
-    if isinstance(before, int) and before != now:
-        warnings.warn(
-            f"{run_dir} trained its first {done} epochs with {before} CPU threads and resumes with {now}: its result "
-            "will differ in the last digits from an uninterrupted run's; to compute as before: "
-            f"OMP_NUM_THREADS={before} difair train --resume {run_dir}",
-            stacklevel=2,
-        )
-
-
-def _prior_train_time(state: dict[str, Any], run_dir: Path, done: int) -> float:
-    """The training time a checkpoint holds; for checkpoints of difair <= 0.1.0 (which did not keep it) the sum of
-    the epoch times logged for its ``done`` epochs."""
-    t = state.get("train_time_s")
-    if isinstance(t, (int, float)) and math.isfinite(t) and t >= 0:
-        return float(t)
-    rows = R.read_metrics(run_dir)[:done]
-    return float(sum(r["epoch_time_s"] for r in rows if isinstance(r.get("epoch_time_s"), (int, float))))
-
-
-def check_finite(row: dict[str, Any], epoch: int, ckpt_path: Path) -> None:
-    """Raise ``TrainingDiverged`` when a loss term of the epoch's row is NaN or infinite."""
-    bad = [k for k, v in row.items() if k.startswith("train_") and not math.isfinite(v)]
-    if bad:  # the sums are reduced over ranks, so every rank stops here alike
-        kept = (
-            f"the last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}"
-            if epoch
-            else "no checkpoint was written"
-        )
-        raise TrainingDiverged(
-            f"loss became {row[bad[0]]} in epoch {epoch + 1}; {kept}: lower optim.lr or use precision 32-true"
-        )
 
 
 def _train_epochs(
@@ -394,7 +229,7 @@ def _train_epochs(
             if zero:
                 R.append_metrics(folder.path, row)
                 R.save_checkpoint(
-                    folder.path / R.CHECKPOINT, _checkpoint_state(loop, schedule, epoch, data, elapsed)
+                    folder.path / R.CHECKPOINT, checkpoint_state(loop, schedule, epoch, data, elapsed)
                 )
                 folder.commit()
                 log.epoch(row)  # after the commit: into the run folder, never into a staged one

@@ -1,4 +1,5 @@
-"""The engine's hot loop as plain functions: one training step, one epoch over a batch iterator.
+"""The engine's hot loop as plain functions: one training step, one epoch over a batch iterator, one seeded
+epoch with its metrics row (``run_epoch``) and the checks after it.
 
 ``fit`` drives these with a run folder, checkpoints and a schedule; benchmarks call them directly
 (``build_loop(cfg, data)``, ``set_lr(loop.optimizer, lr)``, then ``train_one_epoch(loop, batches, generator)``), so what is timed is exactly
@@ -7,8 +8,11 @@ the code path that trains runs.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,11 +21,14 @@ from torch import Tensor, nn
 from difair.config import TrainConfig
 from difair.data.augment import Augmenter
 from difair.data.base import OSRData
+from difair.engine import ddp
 from difair.engine.allocator import apply_cpu_allocator
 from difair.engine.batching import eval_chunks
 from difair.engine.build import build_model, make_fabric, make_optimizer, memory_format
+from difair.engine.evaluate import validation_accuracy
 from difair.engine.execution import resolve_channels_last, resolve_precision
 from difair.engine.threads import apply_cpu_threads
+from difair.errors import TrainingDiverged
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
 
@@ -190,3 +197,58 @@ def train_one_epoch(
         stats.seen += n
         stats.steps += 1
     return stats
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of one epoch's randomness."""
+    return (seed * 1_000_003 + epoch * 7_919 + 1) % (2**63 - 1)
+
+
+def run_epoch(loop: TrainLoop, epoch: int) -> dict[str, Any]:
+    """Train epoch ``epoch`` (seeded from ``(seed, epoch)``, per rank) at the learning rate the schedule set,
+    and return its metrics row."""
+    lr = float(loop.optimizer.param_groups[0]["lr"])
+    seed = epoch_seed(loop.cfg.seed, epoch)
+    torch.manual_seed(ddp.rank_seed(seed, loop.rank))
+    gen = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(loop.labels), generator=gen)  # the same on every rank
+    if loop.rank:
+        gen = torch.Generator().manual_seed(ddp.rank_seed(seed, loop.rank))
+    t0 = time.perf_counter()
+    stats = train_one_epoch(loop, epoch_batches(perm, loop.cfg.batch_size, loop.rank, loop.world_size), gen)
+    sums, correct, seen = stats.sums, stats.correct, stats.seen
+    if loop.world_size > 1:
+        sums, correct, seen = ddp.reduce_epoch_sums(loop.fabric, sums, correct, seen)
+    row: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "epochs": loop.cfg.epochs,
+        "lr": lr,
+    }  # "epoch 3/10", as messages
+    row.update({f"train_{k}": float(v) / max(seen, 1) for k, v in sums.items()})
+    row["train_accuracy"] = float(correct) / max(seen, 1)
+    row["epoch_time_s"] = round(time.perf_counter() - t0, 4)
+    row["images_per_s"] = round(seen / max(row["epoch_time_s"], 1e-9), 1)
+    return row
+
+
+def epoch_validation_accuracy(loop: TrainLoop, data: OSRData) -> float:
+    """Validation accuracy after an epoch, on rank 0, from the raw model in fp32 (under DDP the wrapped forward
+    would wait for the other ranks)."""
+    cfg = loop.cfg
+    return validation_accuracy(
+        loop.model, loop.model.head, loop.method, data, cfg.eval_batch_size, loop.device, cfg.channels_last
+    )
+
+
+def check_finite(row: dict[str, Any], epoch: int, ckpt_path: Path) -> None:
+    """Raise ``TrainingDiverged`` when a loss term of the epoch's row is NaN or infinite."""
+    bad = [k for k, v in row.items() if k.startswith("train_") and not math.isfinite(v)]
+    if bad:  # the sums are reduced over ranks, so every rank stops here alike
+        kept = (
+            f"the last good checkpoint (after epoch {epoch}) is kept in {ckpt_path}"
+            if epoch
+            else "no checkpoint was written"
+        )
+        raise TrainingDiverged(
+            f"loss became {row[bad[0]]} in epoch {epoch + 1}; {kept}: lower optim.lr or use precision 32-true"
+        )
