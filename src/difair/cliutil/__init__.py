@@ -4,7 +4,7 @@ the config flags, split lists and name checks, each reading the one place that o
 Building the parser must stay fast (``difair --help`` should not import torch), so the library is imported
 inside the helpers that need it (function-level imports marked "start-up time"). Modules: ``help`` (help texts),
 ``argtypes`` (argument types, name checks), ``layering`` (how a command builds a config), ``notes`` (what a
-command says around its work); every name is importable from ``difair.cliutil``.
+command says around its work), ``process`` (signals, warnings and errors of the command's process); every name is importable from ``difair.cliutil``.
 """
 
 from difair.cliutil.argtypes import (
@@ -46,6 +46,7 @@ from difair.cliutil.notes import (
     unfinished_note,
     unfinished_text,
 )
+from difair.cliutil.process import Terminated, describe_error, one_line_warnings, sigterm_as_interrupt
 
 __all__ = [
     "AUTHORS_HELP",
@@ -53,6 +54,7 @@ __all__ = [
     "JOBS_HELP",
     "KEEP_HELP",
     "LazyHelp",
+    "Terminated",
     "add_config_flags",
     "base_config",
     "check_dataset_name",
@@ -60,6 +62,7 @@ __all__ = [
     "check_preset_flags",
     "config_default",
     "count",
+    "describe_error",
     "dataset_help",
     "demo_epochs_help",
     "evaluation_process",
@@ -69,11 +72,13 @@ __all__ = [
     "layered_config",
     "method_dataset_overrides",
     "method_help",
+    "one_line_warnings",
     "parse_methods",
     "parse_names",
     "parse_splits",
     "positive",
     "preset_note",
+    "sigterm_as_interrupt",
     "split_help",
     "torch_device_type",
     "unfinished_note",
