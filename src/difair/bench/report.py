@@ -12,8 +12,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+from difair.bench.cells import OURS, SHORT, csv_pct, mean_std, pct
 from difair.bench.grid import read_manifest
 from difair.bench.paper import PAPER_EPOCHS, PAPER_SOURCE, paper_cell, paper_differences, vaze_mls_auroc
+from difair.bench.subsets import SUBSET_CSV, subset_markdown, subset_rows, subsets_csv
 from difair.config import FAST_PATH, TrainConfig
 from difair.engine import rundir as R
 from difair.engine.runner import read_results, results_checkpoint
@@ -21,9 +23,6 @@ from difair.errors import DifairError
 from difair.eval.tables import aggregate, checkpoint_of, epochs_label, several_seeds
 from difair.options import load_yaml
 
-OURS = ("closed_set_accuracy", "auroc", "oscr")
-SUBSET_CSV = "table_subsets.csv"  # written only where runs report unknown subsets (SSB)
-SHORT = {"closed_set_accuracy": "acc", "auroc": "auroc", "oscr": "oscr"}
 SETTINGS = tuple(item.split("=", 1)[0] for item in FAST_PATH)  # how the runs were computed, beside fidelity
 
 
@@ -71,39 +70,6 @@ def table_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         vaze = vaze_mls_auroc(row["dataset"], row["method"], row["score"])
         row["paper_vaze_mls_auroc"] = None if vaze is None else round(vaze / 100, 6)
     return rows
-
-
-def subset_rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per unknown subset (the SSB difficulties of docs/ssb.md, in the order the runs list them): rows aggregated
-    as ``table_rows``'s, each with its ``subset``, from the runs' ``unknown_subsets``; none for other datasets."""
-    names: list[str] = []
-    for r in results:
-        names += [n for n, sub in r.get("unknown_subsets", {}).items() if "scores" in sub and n not in names]
-    rows = []
-    for name in names:
-        runs = [
-            {**r, "scores": r["unknown_subsets"][name]["scores"]}
-            for r in results
-            if "scores" in r.get("unknown_subsets", {}).get(name, {})
-        ]
-        rows += [{**row, "subset": name} for row in aggregate(runs)]
-    order = {row_key(r): i for i, r in enumerate(aggregate(results))}
-    rows.sort(key=lambda r: (order.get(row_key(r), len(order)), names.index(r["subset"])))
-    return rows
-
-
-def row_key(row: dict[str, Any]) -> tuple[Any, ...]:
-    """What tells the rows of one table apart: dataset, method, score, seed and checkpoint."""
-    ck = row["checkpoint"]
-    return (
-        row["dataset"],
-        row["method"],
-        row["score"],
-        str(row["seed"]),
-        ck["epoch"],
-        ck["epochs"],
-        ck["complete"],
-    )
 
 
 def _protocol(cfg: dict[str, Any]) -> TrainConfig | None:
@@ -179,22 +145,13 @@ def header_info(runs: list[tuple[dict[str, Any], dict[str, Any]]], manifest: dic
     }
 
 
-def _pct(v: float | None) -> str:
-    return "-" if v is None else f"{100 * v:.2f}"
-
-
-def _ours(row: dict[str, Any], metric: str) -> str:
-    m = row.get(metric)
-    return "-" if m is None else f"{100 * m['mean']:.2f} ± {100 * m['std']:.2f}"
-
-
 def _paper(row: dict[str, Any]) -> str:
     p = row["paper"]
-    text = "" if p is None else f"{p['row']}: {_pct(p['closed_set_accuracy'])} / {_pct(p['auroc'])}"
+    text = "" if p is None else f"{p['row']}: {pct(p['closed_set_accuracy'])} / {pct(p['auroc'])}"
     if p is not None and p.get("differs"):
         text += " †"  # from another setting: the note below the table says which
     if row["paper_vaze_mls_auroc"] is not None:
-        text += f"; MLS [Vaze]: - / {_pct(row['paper_vaze_mls_auroc'])}"
+        text += f"; MLS [Vaze]: - / {pct(row['paper_vaze_mls_auroc'])}"
     return text or "-"
 
 
@@ -254,7 +211,7 @@ def to_markdown(
             *([str(r["seed"])] if seeds else []),
             str(r["n_runs"]),
             epochs_label(r["checkpoint"]),
-            *(_ours(r, m) for m in OURS),
+            *(mean_std(r, m) for m in OURS),
             _paper(r),
         ]
         if r.get("auroc") and r["auroc"]["mean"] == best.get((r["dataset"], r["method"], r["seed"])):
@@ -268,36 +225,8 @@ def to_markdown(
             "† The paper's number comes from another setting than these runs': " + "; ".join(notes) + ".",
         ]
     if subsets:
-        lines += ["", *_subset_markdown(subsets, seeds)]
+        lines += ["", *subset_markdown(subsets, seeds)]
     return "\n".join(lines) + "\n"
-
-
-def _subset_markdown(subsets: list[dict[str, Any]], seeds: bool) -> list[str]:
-    """One line per table row, its AUROC and OSCR on each unknown subset (columns in the runs' subset order)."""
-    names = list(dict.fromkeys(r["subset"] for r in subsets))
-    by_row: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
-    for r in subsets:
-        by_row.setdefault(row_key(r), {})[r["subset"]] = r
-    head = ["Dataset", "Method", "Score", *(["Seed"] if seeds else []), "Runs", "Epochs",
-            *(f"{n} AUROC (%)" for n in names), *(f"{n} OSCR (%)" for n in names)]  # fmt: skip
-    lines = [
-        "Per unknown subset (the SSB difficulties, docs/ssb.md): each on all known test images plus that subset's "
-        "unknown images; mean ± population std over splits, in percent.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for per in by_row.values():
-        r = next(iter(per.values()))
-        cells = [r["dataset"], r["method"], r["score"], *([str(r["seed"])] if seeds else []), str(r["n_runs"]),
-                 epochs_label(r["checkpoint"])]  # fmt: skip
-        cells += [_ours(per[n], m) if n in per else "-" for m in ("auroc", "oscr") for n in names]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _csv_pct(v: float | None) -> str:
-    return "" if v is None else f"{100 * v:.4f}"
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -309,29 +238,13 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
                 "paper_row", "paper_acc_pct", "paper_auroc_pct", "paper_vaze_mls_auroc_pct", "paper_setting_differs",
                 "checkpoint_epoch", "epochs", "complete"])  # fmt: skip
     for r in rows:
-        ours = [_csv_pct(r[m][s]) if m in r else "" for m in OURS for s in ("mean", "std")]
+        ours = [csv_pct(r[m][s]) if m in r else "" for m in OURS for s in ("mean", "std")]
         p = r["paper"] or {}
-        paper = [p.get("row", ""), _csv_pct(p.get("closed_set_accuracy")), _csv_pct(p.get("auroc"))]
+        paper = [p.get("row", ""), csv_pct(p.get("closed_set_accuracy")), csv_pct(p.get("auroc"))]
         splits = " ".join(map(str, r["splits"]))
         ck = r["checkpoint"]
         w.writerow([r["dataset"], r["method"], r["score"], r["seed"], r["n_runs"], splits, *ours, *paper,
-                    _csv_pct(r["paper_vaze_mls_auroc"]), "; ".join(p.get("differs", [])), ck["epoch"], ck["epochs"],
-                    str(ck["complete"]).lower()])  # fmt: skip
-    return buf.getvalue()
-
-
-def subsets_csv(subsets: list[dict[str, Any]]) -> str:
-    """One line per row and unknown subset, in percent: our mean and std per metric."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    cols = [f"{SHORT[m]}_{s}_pct" for m in OURS for s in ("mean", "std")]
-    w.writerow(["dataset", "method", "score", "seed", "subset", "n_runs", "splits", *cols, "checkpoint_epoch",
-                "epochs", "complete"])  # fmt: skip
-    for r in subsets:
-        ours = [_csv_pct(r[m][s]) if m in r else "" for m in OURS for s in ("mean", "std")]
-        ck = r["checkpoint"]
-        w.writerow([r["dataset"], r["method"], r["score"], r["seed"], r["subset"], r["n_runs"],
-                    " ".join(map(str, r["splits"])), *ours, ck["epoch"], ck["epochs"],
+                    csv_pct(r["paper_vaze_mls_auroc"]), "; ".join(p.get("differs", [])), ck["epoch"], ck["epochs"],
                     str(ck["complete"]).lower()])  # fmt: skip
     return buf.getvalue()
 
