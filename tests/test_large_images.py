@@ -3,34 +3,34 @@
 import torch
 from torch import nn
 
-import difair.data.base as base
+import difair.data.framing as framing
 from difair.engine.batching import EVAL_BATCH_PIXELS, eval_batch, eval_chunks
 from difair.engine.evaluate import collect_outputs
 
 
 def _one_shot(images, size, crop_pct=None):
-    side = base.resize_size(size, crop_pct)
+    side = framing.resize_size(size, crop_pct)
     out = nn.functional.interpolate(
         images.float(), size=(side, side), mode="bilinear", align_corners=False, antialias=True
     )
-    return base.center_crop(out.round_().clamp_(0, 255).to(torch.uint8), size)
+    return framing.center_crop(out.round_().clamp_(0, 255).to(torch.uint8), size)
 
 
 def test_chunked_resize_equals_one_shot(monkeypatch):
     images = torch.randint(
         0, 256, (37, 3, 20, 24), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
     )
-    monkeypatch.setattr(base, "RESIZE_CHUNK_VALUES", 5000)  # a few images a chunk, and a ragged last chunk
+    monkeypatch.setattr(framing, "RESIZE_CHUNK_VALUES", 5000)  # a few images a chunk, and a ragged last chunk
     for size, crop_pct in [(16, None), (32, 0.875), (24, None), (20, 0.9)]:
-        got = base.resize_crop_uint8(images, size, crop_pct)
+        got = framing.resize_crop_uint8(images, size, crop_pct)
         assert got.dtype == torch.uint8 and got.shape == (37, 3, size, size)
         assert torch.equal(got, _one_shot(images, size, crop_pct)), (size, crop_pct)
 
 
 def test_resize_at_own_side_only_crops():
     images = torch.randint(0, 256, (4, 3, 36, 36), dtype=torch.uint8)
-    assert base.resize_uint8(images, 36) is images
-    assert torch.equal(base.resize_crop_uint8(images, 32, 32 / 36), images[..., 2:34, 2:34])
+    assert framing.resize_crop_uint8(images, 36) is images
+    assert torch.equal(framing.resize_crop_uint8(images, 32, 32 / 36), images[..., 2:34, 2:34])
 
 
 def test_eval_batch_known_answers():

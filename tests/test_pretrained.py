@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from difair.config import TrainConfig, apply_overrides
-from difair.data.base import resize_crop_uint8
+from difair.data.framing import resize_crop_uint8
 from difair.engine.build import build_model, make_optimizer
 from difair.engine.schedule import EpochSchedule
 from difair.errors import DifairError

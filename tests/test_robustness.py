@@ -108,7 +108,8 @@ def test_a_full_disk_is_one_line_for_checkpoints_and_caches(tmp_path: Path, monk
 
     monkeypatch.setattr(torch, "save", full)
     with pytest.raises(
-        DifairError, match="cannot write checkpoint .*MiB free there.*run the same command again .*keeps its last"
+        DifairError,
+        match="cannot write checkpoint .*MiB free there.*run the same command again .*keeps its last",
     ):
         R.save_checkpoint(tmp_path / "last.pt", {"x": 1})
     assert list(tmp_path.iterdir()) == []  # no temp file left

@@ -103,7 +103,7 @@ def test_digits_are_framed_with_crop_pct_as_prediction_frames_them() -> None:
     # digits once resized on its own path and ignored data.crop_pct, while predict/export centre-cropped new images
     from sklearn.datasets import load_digits
 
-    from difair.data.base import resize_crop_uint8
+    from difair.data.framing import resize_crop_uint8
 
     whole = get_dataset(DataConfig(name="digits", balance="none"))
     crop = get_dataset(DataConfig(name="digits", balance="none", crop_pct=0.5))

@@ -11,7 +11,8 @@ import torch
 from torch import Tensor
 
 from difair.config import MIN_IMAGE_SIZE, DataConfig
-from difair.data.base import OSRData, Part, assemble, resize_crop_uint8, select_known
+from difair.data.base import OSRData, Part, assemble, select_known
+from difair.data.framing import resize_crop_uint8
 from difair.data.normalization import resolve_normalization
 from difair.data.stream import StreamImages, take
 from difair.errors import DatasetNotFound, DifairError

@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 
 from difair.config import DataConfig
-from difair.data.base import OSRData, resize_size
+from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size, one_line
 from difair.data.cache import cache_dir_for, cached_images
+from difair.data.framing import resize_size
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
 from difair.data.ssb import (

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from difair.config import DataConfig, TrainConfig, folder_path, is_folder
-from difair.data.base import OSRData, resize_size
+from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cached_images, list_images
+from difair.data.framing import resize_size
 from difair.data.registry import register_dataset
 from difair.data.stream import StreamImages, choose_cache
 from difair.errors import DatasetNotFound, DifairError

@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from difair.config import DataConfig
-from difair.data.base import OSRData, resize_size
+from difair.data.base import OSRData
 from difair.data.build import build_osr, image_size
 from difair.data.cache import cache_dir_for, cached_images, list_images
+from difair.data.framing import resize_size
 from difair.data.registry import register_dataset
 from difair.data.root import default_root
 from difair.data.ssb import IMAGENET_SSB, SSB_SOURCE, check_one_split, imagenet_ssb_unknown

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from difair.data.base import resize_size
+from difair.data.framing import resize_size
 from difair.deploy.graph import INPUT_NAME, OUTPUT_NAMES, DeployModule, example_input
 from difair.deploy.readme import readme_text
 from difair.engine import rundir as R

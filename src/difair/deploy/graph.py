@@ -7,7 +7,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from difair.data.base import crop_offsets
+from difair.data.framing import crop_offsets
 from difair.methods import Method
 from difair.nn.backbones import OSRModel
 

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.data.base import center_crop, resize_size
 from difair.data.cache import is_image_file, to_8bit  # to_8bit: the same conversion as the training cache
+from difair.data.framing import center_crop, resize_size
 from difair.engine.load import LoadedRun, read_results
 from difair.errors import DifairError
 

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from difair.data.base import OSRData, crop_window
+from difair.data.base import OSRData
 from difair.data.cache import to_8bit
+from difair.data.framing import crop_window
 from difair.engine.load import load_run
 from difair.engine.rundir import write_json
 from difair.errors import DatasetNotFound, DifairError
