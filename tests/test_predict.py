@@ -167,6 +167,9 @@ def test_in_memory_inputs_that_are_not_images_are_refused_not_skipped() -> None:
         ):
             load_images(stack, 8, 1)
     assert load_images(torch.zeros(3, 8, 8), 8, 3)[0].shape == (1, 3, 8, 8)  # a colour run reads (C, H, W)
+    # in a batch or a list the images are explicit: colour images on a greyscale run convert, as PIL's do
+    assert load_images(torch.rand(2, 3, 8, 8), 8, 1)[0].shape == (2, 1, 8, 8)
+    assert load_images([torch.rand(3, 8, 8), torch.rand(3, 8, 8)], 8, 1)[0].shape == (2, 1, 8, 8)
     assert load_images(np.zeros((8, 8, 3), np.uint8), 8, 1)[0].shape == (1, 1, 8, 8)  # (H, W, C) is one image
     with pytest.raises(DifairError, match="int64"):
         load_images(np.zeros((8, 8), np.int64), 8, 1)

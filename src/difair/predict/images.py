@@ -133,14 +133,16 @@ def _batch_items(images: Any) -> list[Any]:
     return [images]
 
 
-def _in_memory(item: Any, size: int, channels: int, name: str) -> Tensor:
-    """A tensor, array or PIL image as the run's input; anything that is not one is refused (DifairError)."""
+def _in_memory(item: Any, size: int, channels: int, name: str, whole: bool = False) -> Tensor:
+    """A tensor, array or PIL image as the run's input; anything that is not one is refused (DifairError).
+    ``whole``: ``item`` is all the caller passed (not one image of a batch or list), so a 3-D greyscale stack of
+    2-4 images cannot be told from one colour image."""
     from PIL import Image  # start-up time: PIL is imported only when images are read
 
     if isinstance(item, Image.Image):
         return _from_pil(item, size, channels)
     shape = tuple(getattr(item, "shape", ()))
-    if channels == 1 and len(shape) == 3 and 2 <= shape[0] <= 4 and shape[-1] > 4:
+    if whole and channels == 1 and len(shape) == 3 and 2 <= shape[0] <= 4 and shape[-1] > 4:
         raise DifairError(
             f"{name}: shape {shape} is ambiguous for this greyscale run: one {shape[0]}-channel image (C, H, W) or "
             f"{shape[0]} images (N, H, W); pass a batch as (N, 1, H, W) or a list of images, a colour image as a "
@@ -166,10 +168,11 @@ def load_images(images: Any, size: int, channels: int) -> tuple[Tensor, list[str
     from PIL import Image, UnidentifiedImageError
 
     items = expand_inputs(_batch_items(images))
+    whole = len(items) == 1 and items[0] is images  # one input, not an image of a batch or list
     out, names, skipped = [], [], []
     for i, item in enumerate(items):
         if not isinstance(item, (str, os.PathLike)):
-            out.append(_in_memory(item, size, channels, f"#{i}"))
+            out.append(_in_memory(item, size, channels, f"#{i}", whole))
             names.append(f"#{i}")
             continue
         name = os.fspath(item)
