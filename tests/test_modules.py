@@ -292,3 +292,23 @@ def test_a_registered_backbone_gets_the_options_it_declares(monkeypatch) -> None
             apply_overrides(TrainConfig().to_dict(), [*over, "model.pretrained=true"])
         ).validate()
     assert B.backbone_reads("vgg32") == (*B.SCRATCH_OPTIONS, *B.VGG32_ONLY)
+
+
+def test_losses_and_scores_keep_float64_and_widen_half_precision() -> None:
+    # they once cast everything to float32: a float64 caller lost its precision (a 1e-10 loss came out 0.0)
+    z = torch.rand(4, 30, dtype=torch.float64) * 10
+    y = torch.tensor([0, 1, 2, 3])
+    loss = DifairLoss(num_classes=6).double()
+    assert loss(z, y).dtype == torch.float64
+    assert loss(z, y) == DF.difair_loss(z, y, DF.class_anchors(6, 5, 10.0, dtype=torch.float64), loss.radius)
+    logits = torch.randn(4, 6, dtype=torch.float64)
+    assert (
+        CACLoss(6)(logits, y).dtype == torch.float64
+        and CACHead(8, 6).distances(logits).dtype == torch.float64
+    )
+    anchors = DF.class_anchors(6, 5, 10.0)
+    for score in (S.difair_min_distance(z, anchors), S.msp(logits), S.mls(logits), S.max_activation(z)):
+        assert score.dtype == torch.float64
+    assert (
+        S.mls(logits.bfloat16()).dtype == torch.float32 and loss.float()(z.half(), y).dtype == torch.float32
+    )

@@ -14,6 +14,7 @@ from torch import Tensor
 __all__ = [
     "class_anchors",
     "filter_correlations",
+    "widen",
     "default_radius",
     "RADIUS_RATIO",
     "anchor_distances",
@@ -69,6 +70,12 @@ def _safe_norm(diff: Tensor, dim: int = -1) -> Tensor:
     sq = diff.pow(2).sum(dim)
     zero = sq == 0
     return torch.where(zero, torch.ones_like(sq), sq).sqrt().masked_fill(zero, 0.0)
+
+
+def widen(x: Tensor) -> Tensor:
+    """``x`` in float32 when it is narrower (float16, bfloat16, an integer type); float32 and float64 unchanged, so
+    losses and scores of an autocast batch are computed in float32 and a float64 caller keeps its precision."""
+    return x if x.dtype in (torch.float32, torch.float64) else x.float()
 
 
 def anchor_distances(z: Tensor, anchors: Tensor) -> Tensor:

@@ -60,7 +60,7 @@ class CACHead(LinearHead):
         self.register_buffer("anchors", DF.class_anchors(num_classes, 1, alpha))
 
     def distances(self, logits: Tensor) -> Tensor:
-        return DF.anchor_distances(logits.float(), self.anchors.float())
+        return DF.anchor_distances(DF.widen(logits), self.anchors)
 
 
 __all__ = ["DifairHead", "LinearHead", "CACHead"]

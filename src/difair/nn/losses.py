@@ -47,7 +47,7 @@ class DifairLoss(nn.Module):
         self.register_buffer("anchors", DF.class_anchors(num_classes, features_per_class, alpha))
 
     def terms(self, z: Tensor, target: Tensor, head_weight: Tensor | None = None) -> dict[str, Tensor]:
-        dist = DF.difair_loss(z.float(), target, self.anchors, self.radius, self.inner_weight, self.mode)
+        dist = DF.difair_loss(DF.widen(z), target, self.anchors, self.radius, self.inner_weight, self.mode)
         out = {"distance": dist}
         total = dist
         if head_weight is not None and self.corr_weight:
@@ -78,7 +78,7 @@ class CACLoss(nn.Module):
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return DF.cac_loss(
-            logits.float(),
+            DF.widen(logits),
             target,
             self.anchors,
             self.lambda_,
