@@ -392,3 +392,40 @@ def test_a_named_layer_with_the_logits_shape_keeps_its_head() -> None:
     with pytest.warns(UserWarning, match=r"feature layer 'proj' \(named\) does not give the model's output"):
         fs = extract(scaled, train, feature_layer="proj")  # 8 outputs for 3 logits
     assert fs.head is None
+
+
+def test_a_users_mistakes_at_the_edge_are_one_line_errors() -> None:
+    # each once raised from deep inside (a conv's RuntimeError, an AttributeError, a TypeError)
+    model, (x_fit, y_fit), (x_known, y_known), x_unk = _model_and_data()
+    args = ((x_known, y_known), x_unk)
+
+    def fails(match: str, *a, **kw) -> None:
+        with pytest.raises(DifairError, match=match):
+            evaluate(model, *(a or args), **{"fit_on": (x_fit, y_fit), "scores": "msp", **kw})
+
+    fails(r"the inputs are torch.uint8: give float tensors", (x_known.to(torch.uint8), y_known), x_unk)
+    fails(r"the model has no module 'penultimate': name one of", feature_layer="penultimate")
+    fails(
+        r"score 'knn' takes no option 'K': its options are k, device", scores="knn", options={"knn": {"K": 3}}
+    )
+    fails(r"batch_size must be a whole number >= 1, got 0", batch_size=0)
+    fails(r"unknown is empty: no samples", (x_known, y_known), x_unk[:0])
+    fails(r"labels must be class indices \(integers\), got torch.float32", (x_known, y_known.float()), x_unk)
+    fails(r"a batch of the data is a dict", [{"x": x_known, "y": y_known}], x_unk)
+
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+            return self.inner(x), x
+
+    with pytest.raises(
+        DifairError, match=r"the model returned tuple: evaluate needs logits \[batch, classes\]"
+    ):
+        evaluate(Pair(), (x_known, y_known), x_unk, fit_on=(x_fit, y_fit), scores="msp")
+    from difair.eval.api import ScoreTable
+
+    with pytest.raises(DifairError, match=r"the table has no scores \(vim: no linear head\)"):
+        ScoreTable(rows=[], skipped={"vim": "no linear head"}).best()

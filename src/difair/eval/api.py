@@ -44,6 +44,13 @@ class ScoreTable:
 
     def best(self, metric: str = "auroc") -> str:
         """The score with the highest ``metric`` (lowest for ``fpr95``)."""
+        if not self.rows:
+            why = "; ".join(f"{k}: {v}" for k, v in self.skipped.items()) or "no score was asked for"
+            raise DifairError(f"the table has no scores ({why}): there is no best one")
+        if metric not in self.rows[0]:
+            raise DifairError(
+                f"no metric {metric!r}: choose one of {', '.join(k for k in self.rows[0] if k != 'score')}"
+            )
         sign = -1.0 if metric == "fpr95" else 1.0
         return max(self.rows, key=lambda r: sign * r[metric])["score"]
 
@@ -106,10 +113,15 @@ def evaluate(
     if isinstance(model_or_features, nn.Module):
         kw = dict(feature_layer=feature_layer, device=device, batch_size=batch_size)
         want_odin = any(s == "odin" or getattr(s, "name", "") == "odin" for s in specs)
-        fit = extract(model_or_features, fit_on, **kw)
-        kn = extract(model_or_features, known, odin=(odin or True) if want_odin else None, **kw)
+        fit = extract(model_or_features, fit_on, name="fit_on", **kw)
+        kn = extract(model_or_features, known, odin=(odin or True) if want_odin else None, name="known", **kw)
         un = extract(
-            model_or_features, unknown, unknown=True, odin=(odin or True) if want_odin else None, **kw
+            model_or_features,
+            unknown,
+            unknown=True,
+            odin=(odin or True) if want_odin else None,
+            name="unknown",
+            **kw,
         )
     elif model_or_features is not None:
         fit, kn, un = (

@@ -45,22 +45,49 @@ def _batches(data: Data, batch_size: int) -> Iterator[tuple[Tensor, Tensor | Non
     if _is_pair(data):
         x, y = data
         for i in range(0, len(x), batch_size):
-            yield x[i : i + batch_size], None if y is None else torch.as_tensor(y)[i : i + batch_size]
+            yield x[i : i + batch_size], None if y is None else _labels(y)[i : i + batch_size]
         return
     if isinstance(data, Dataset) and not isinstance(data, DataLoader):
         data = DataLoader(data, batch_size=batch_size)
     for batch in data:
         if isinstance(batch, Tensor):
             yield batch, None
+        elif isinstance(batch, (tuple, list)) and batch and isinstance(batch[0], Tensor):
+            yield batch[0], _labels(batch[1]) if len(batch) > 1 else None
         else:
-            yield batch[0], torch.as_tensor(batch[1]) if len(batch) > 1 else None
+            raise DifairError(
+                f"a batch of the data is a {type(batch).__name__}: give batches of inputs or (inputs, labels), "
+                "e.g. a DataLoader over (image, class index) pairs"
+            )
+
+
+def _labels(y: Any) -> Tensor:
+    """A batch's labels as a tensor of class indices; anything else is refused in one line."""
+    try:
+        t = torch.as_tensor(y)
+    except (TypeError, ValueError, RuntimeError):
+        raise DifairError(
+            f"labels must be class indices (integers), got {type(y).__name__}: map class names to indices first"
+        ) from None
+    if t.is_floating_point() or t.dtype == torch.bool:
+        raise DifairError(
+            f"labels must be class indices (integers), got {t.dtype}: map them to indices first"
+        )
+    return t
 
 
 def _feature_layers(model: nn.Module, feature_layer: nn.Module | str | None) -> list[nn.Module]:
     """The candidates for the layer whose input is the pooled feature: the one named or given, else every
     ``nn.Linear`` (the one that runs last is taken)."""
     if isinstance(feature_layer, str):
-        return [model.get_submodule(feature_layer)]
+        try:
+            return [model.get_submodule(feature_layer)]
+        except AttributeError:
+            names = [n for n, _ in model.named_modules() if n][-5:]
+            raise DifairError(
+                f"the model has no module {feature_layer!r}: name one of model.named_modules(), e.g. "
+                f"{', '.join(names)}"
+            ) from None
     if feature_layer is not None:
         return [feature_layer]
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -139,6 +166,7 @@ def extract(
     device: torch.device | str | None = None,
     batch_size: int = 256,
     odin: Mapping[str, Any] | bool | None = None,
+    name: str = "data",
 ) -> FeatureSet:
     """Stream ``data`` through ``model`` once (eval mode, no grad, fp32 on the CPU) into a FeatureSet.
 
@@ -147,8 +175,10 @@ def extract(
     classifier), which becomes the FeatureSet's ``head`` (and ``linear`` when it is an ``nn.Linear``) when its output
     is the model's output (else a warning, and no head). ``unknown=True`` labels every row -1; otherwise the data
     must carry labels. ``odin`` (True or ``odin_logits`` options) adds ``features["odin"]``. Every module's
-    train/eval mode is as it was afterwards.
+    train/eval mode is as it was afterwards. ``name`` names the set in errors.
     """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise DifairError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     param = next(model.parameters(), torch.empty(0))
     device = param.device if device in (None, "auto") else pick_device(device)  # where the model is
     tap = _FeatureTap(model, feature_layer)
@@ -159,9 +189,24 @@ def extract(
         for x, y in _batches(data, batch_size):
             if y is None and not unknown:
                 raise DifairError("known and fit data need labels: give (inputs, labels) batches")
-            x = x.to(device, dtype=param.dtype if x.is_floating_point() else None)  # float64 data, fp32 model
+            if not x.is_floating_point():
+                raise DifairError(
+                    f"the inputs are {x.dtype}: give float tensors as the model takes them (uint8 images: "
+                    "x.float() / 255, then the model's normalisation)"
+                )
+            x = x.to(device, dtype=param.dtype)  # float64 data, fp32 model
             with torch.no_grad():
                 out = model(x)
+            if not isinstance(out, Tensor) or out.dim() != 2:
+                got = (
+                    type(out).__name__
+                    if not isinstance(out, Tensor)
+                    else f"a tensor of shape {tuple(out.shape)}"
+                )
+                raise DifairError(
+                    f"the model returned {got}: evaluate needs logits [batch, classes]; wrap the model so that it "
+                    "returns them (e.g. a module whose forward returns model(x)[0] or model(x)['logits'])"
+                )
             if not logits:
                 tap.first_batch(out)
             if (inp := tap.take()) is not None:
@@ -177,7 +222,7 @@ def extract(
         for m, mode in modes:
             m.training = mode
     if not logits:
-        raise DifairError("no samples to extract features from (empty data)")
+        raise DifairError(f"{name} is empty: no samples to extract features from")
     layer = tap.layer
     if layer is not None and not tap.gives_logits:
         which = "named" if feature_layer is not None else "the last to run"

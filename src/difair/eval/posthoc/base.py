@@ -6,6 +6,7 @@ Detectors are fitted on known training (or validation) samples only: ``Detector.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -205,7 +206,14 @@ def build_detector(spec: str, **kwargs) -> Detector:
     name, _, source = spec.partition(":")
     if name not in _REGISTRY:
         raise DifairError(f"unknown score {name!r}; choose from {', '.join(available_detectors())}")
-    return _REGISTRY[name](source=source or None, **kwargs)
+    cls = _REGISTRY[name]
+    allowed = [p for p in inspect.signature(cls).parameters if p != "source"]
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise DifairError(
+            f"score {name!r} takes no option {unknown[0]!r}: its options are {', '.join(allowed) or 'none'}"
+        )
+    return cls(source=source or None, **kwargs)
 
 
 def require_pytorch_ood() -> ModuleType:
