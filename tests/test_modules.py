@@ -312,3 +312,31 @@ def test_losses_and_scores_keep_float64_and_widen_half_precision() -> None:
     assert (
         S.mls(logits.bfloat16()).dtype == torch.float32 and loss.float()(z.half(), y).dtype == torch.float32
     )
+
+
+def test_a_registration_never_replaces_another_silently(monkeypatch) -> None:
+    from difair.config import ModelConfig
+    from difair.errors import DifairError
+    from difair.methods import METHODS
+    from difair.methods.base import register_method
+    from difair.methods.ce import CEMethod
+    from difair.nn import backbones as B
+
+    monkeypatch.setattr(B, "_REGISTRY", dict(B._REGISTRY))
+    with pytest.raises(
+        ValueError, match=r"backbone 'vgg32' is registered already \(difair.nn.backbones._vgg32\)"
+    ):
+        B.register_backbone("vgg32")(
+            lambda in_channels=3: None
+        )  # every vgg32 run of the process would change
+    B.register_backbone("small_cnn8", reads=B.SCRATCH_OPTIONS)(B._REGISTRY["small_cnn8"].build)  # a reload
+    B.register_backbone("typo", reads=("widht",))(lambda in_channels=3, **k: None)
+    with pytest.raises(DifairError, match="backbone typo reads model.widht, which is no option of model"):
+        ModelConfig(backbone="typo").validate()
+    monkeypatch.setattr("difair.methods.base.METHODS", dict(METHODS))
+
+    class Other(CEMethod):
+        name = "ce"
+
+    with pytest.raises(ValueError, match=r"method 'ce' is registered already \(difair.methods.ce.CEMethod\)"):
+        register_method(Other)

@@ -3,12 +3,13 @@ each option takes."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
 from difair.config.checks import check_range
 from difair.errors import DifairError, check_choice
-from difair.nn.backbones import has_pretrained_weights, pretrained_backbones
+from difair.nn.backbones import backbone_reads, has_pretrained_weights, pretrained_backbones
 from difair.nn.dropout import DROPOUT_BACKENDS, DROPOUT_KINDS
 from difair.nn.vgg32 import PADDINGS
 
@@ -61,6 +62,11 @@ class ModelConfig:
             raise DifairError("model.dropout must be in [0, 1) and model.width > 0")
         if not (math.isfinite(self.backbone_lr_scale) and self.backbone_lr_scale >= 0):
             raise DifairError(f"model.backbone_lr_scale must be a number >= 0, got {self.backbone_lr_scale}")
+        unknown = sorted(set(backbone_reads(self.backbone)) - {f.name for f in dataclasses.fields(self)})
+        if unknown:  # a registration's reads= names options that do not exist
+            raise DifairError(
+                f"backbone {self.backbone} reads model.{unknown[0]}, which is no option of model"
+            )
         if self.uses_pretrained and not has_pretrained_weights(self.backbone):
             raise DifairError(
                 f"backbone {self.backbone} has no pretrained weights: choose model.backbone="

@@ -152,6 +152,9 @@ METHODS: dict[str, type[Method]] = {}
 
 def register_method(cls: type[Method]) -> type[Method]:
     """Class decorator: register a method under its ``name`` (beside the class, as timm's ``@register_model``)."""
+    old = METHODS.get(cls.name)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"method {cls.name!r} is registered already ({old.__module__}.{old.__qualname__})")
     METHODS[cls.name] = cls
     return cls
 

@@ -47,10 +47,19 @@ def register_backbone(
     receives ``pretrained``, ``weights`` and ``load_weights`` when a run asks for them."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        old = _REGISTRY.get(name)
+        if old is not None and _origin(old.build) != _origin(fn):  # the same function again: a module reload
+            raise ValueError(
+                f"backbone {name!r} is registered already ({_origin(old.build)}): choose another name"
+            )
         _REGISTRY[name] = BackboneEntry(fn, tuple(reads), data_config)
         return fn
 
     return wrap
+
+
+def _origin(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
 
 
 def backbone_reads(name: str) -> tuple[str, ...]:
