@@ -378,3 +378,11 @@ def test_a_file_or_a_dangling_link_is_not_taken_for_a_run_folder(tmp_path, capsy
         "is a file, not a run folder",
     )
     assert afile.read_text() == "x"
+
+
+def test_fit_of_a_dict_names_the_constructor(tmp_path):
+    from difair.engine import fit
+
+    with pytest.raises(DifairError, match=r"fit takes a TrainConfig, got dict: TrainConfig.from_dict"):
+        fit({"epochs": 2}, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

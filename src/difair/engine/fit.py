@@ -40,6 +40,7 @@ from difair.engine.resume import checkpoint_state, config_for_run, restore_check
 from difair.engine.schedule import EpochSchedule
 from difair.engine.tensorboard import TensorBoardLog, tensorboard_enabled
 from difair.engine.threads import apply_cpu_threads, ranks_inherit
+from difair.errors import DifairError
 
 EpochCallback = Callable[[dict[str, Any]], None]
 
@@ -56,7 +57,13 @@ def fit(
     devices: int | None = None,
     cpu_processes: int = 1,
 ) -> dict[str, Any]:
-    """Train ``cfg`` into ``run_dir`` (or continue the run there with ``resume``) and return its results.
+    """Train ``cfg`` into ``run_dir`` (or continue the run there with ``resume``) and return its results, the
+    record written to ``RUN/results.json`` (metrics of every score, fidelity, checkpoint, environment).
+
+    ``cfg``: a ``TrainConfig`` (None with ``resume``: the run folder's); ``overwrite``: replace a run folder there
+    (only once the new run has its first checkpoint); ``data``: an ``OSRData`` to train on instead of loading
+    ``cfg.data`` (evaluating or loading the run later needs the same ``data=``); ``show_progress``: a progress bar;
+    ``on_epoch``: called with each epoch's metrics row.
 
     With ``devices > 1`` Fabric starts the other processes by re-running the current command line (a script or
     the ``difair`` CLI, not an interactive session); only rank 0 writes ``run_dir``. ``devices`` overrides the
@@ -64,6 +71,10 @@ def fit(
     ``cpu_processes``: how many such trainings share the CPUs (a pool's workers): ``cpu_threads=auto`` gives each
     its share.
     """
+    if cfg is not None and not isinstance(cfg, TrainConfig):
+        raise DifairError(
+            f"fit takes a TrainConfig, got {type(cfg).__name__}: TrainConfig.from_dict(...) builds one from a dict"
+        )
     run_dir = Path(run_dir)
     if resume:  # before the lock, which would create a folder that is not there
         staging.check_run_dir(run_dir, resume=True, overwrite=False)

@@ -93,7 +93,8 @@ def check_classes(run_dir: Path, trained: list[str], now: list[str]) -> None:
     """One line when the known classes a run was trained on (``trained``; empty: not recorded) are not ``now``'s."""
     if trained and list(now) != list(trained):
         raise DifairError(
-            f"{run_dir} {_class_change(list(trained), list(now))}: restore the dataset as it was, or train a new run"
+            f"{run_dir} {_class_change(list(trained), list(now))}: restore the dataset as it was (a run trained on "
+            "data passed to fit(data=...): pass the same data=), or train a new run"
         )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from difair.data.base import OSRData
 from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
@@ -84,7 +85,18 @@ class Predictions:
 
 
 class Predictor:
-    """A trained run ready to classify new images with rejection; see ``difair.load``."""
+    """A trained run ready to classify new images with rejection (``predict``); ``difair.load(run_dir, ...)``
+    makes one.
+
+    - ``threshold``: the score threshold; None: calibrated, or the one stored in ``RUN/threshold.json`` for this
+      checkpoint and score (a calibration made now is stored there).
+    - ``score``: the score to threshold (default: the method's own, or one that does not depend on the batch).
+    - ``keep``: the fraction of known calibration images a threshold calibrated now accepts; None: the stored
+      calibration's fraction, else ``KEEP_KNOWN`` (0.95).
+    - ``device``: cpu, cuda, ... (None: CUDA when available); ``batch_size``: images per forward pass.
+    - ``data``: the run's ``OSRData``, for a run trained on data passed to ``fit(..., data=...)`` (its config
+      cannot load it again) or to skip loading the dataset; read only to calibrate a threshold.
+    """
 
     def __init__(
         self,
@@ -95,7 +107,7 @@ class Predictor:
         keep: float | None = None,
         device: str | torch.device | None = None,
         batch_size: int = 256,
-        data=None,
+        data: OSRData | None = None,
     ):
         self.run = run if isinstance(run, LoadedRun) else load_run(run)
         self.method = self.run.method
@@ -203,5 +215,6 @@ class Predictor:
 
 
 def load(run_dir: str | Path, **kwargs: Any) -> Predictor:
-    """A ``Predictor`` for the run in ``run_dir`` (keyword arguments as ``Predictor``)."""
+    """A ``Predictor`` for the run in ``run_dir``; keyword arguments (``threshold``, ``score``, ``keep``,
+    ``device``, ``batch_size``, ``data``) as ``Predictor``'s."""
     return Predictor(run_dir, **kwargs)
