@@ -95,6 +95,7 @@ def test_export_reproduces_the_predictor(run: Path, fmt: str, tmp_path: Path, mo
         torch.rand(2, 1, 2 * size, 2 * size),
         torch.rand(2, 1, size - 1, size - 1),
         x[:, :, :, :, None],
+        (x * 255).round().to(torch.uint8),  # 0-255 pixels were clamped to [0, 1] and scored, silently
     ):
         with pytest.raises(Exception, match=r"images must be|INVALID_ARGUMENT|Got invalid dimensions"):
             _run_file(fmt, out / MODEL_FILES[fmt], wrong)  # never the corner of a larger image

@@ -48,8 +48,14 @@ class DeployModule(nn.Module):
 
 @torch.jit.script_if_tracing  # kept as code in a traced graph: a traced shape check would be a constant
 def check_input(images: Tensor, channels: int, size: int) -> Tensor:
-    """``images`` when they are ``[B, channels, size, size]``; an error naming the shape otherwise (a constant
-    crop window on a larger image would score its corner)."""
+    """``images`` when they are float ``[B, channels, size, size]``; an error naming the shape otherwise (a constant
+    crop window on a larger image would score its corner) or the dtype (0-255 pixels, clamped to [0, 1], would
+    score a black-and-white image)."""
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images must be float in [0, 1], got {images.dtype}: divide 0-255 pixels by 255, as the README beside "
+            "the model says"
+        )
     if images.dim() != 4 or images.shape[1] != channels or images.shape[2] != size or images.shape[3] != size:
         raise ValueError(
             f"images must be [batch, {channels}, {size}, {size}], got {images.shape}: resize (and convert) them "
