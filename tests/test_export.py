@@ -190,3 +190,15 @@ def test_the_export_texts_and_flags_cover_the_library_choices() -> None:
     assert FORMATS == EXPORT_FORMATS == tuple(MODEL_FILES)  # the parser's copy, kept torch-free
     assert tuple(PER_CLASS_TEXT) == PER_CLASS_KINDS
     assert {m.per_class_kind for m in METHODS.values()} <= set(PER_CLASS_KINDS)
+
+
+def test_the_lazy_packages_list_their_names_before_first_use() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import difair.deploy, difair.viz, sys; names = set(dir(difair.deploy)) | set(dir(difair.viz)); "
+        "print(set(difair.deploy.__all__) <= names and set(difair.viz.__all__) <= names, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "False"]  # dir() and help show them, and nothing heavy was imported

@@ -16,3 +16,13 @@ def lazy_getattr(package: str, exports: Mapping[str, str]) -> Callable[[str], An
         return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
 
     return __getattr__
+
+
+def lazy_dir(namespace: Mapping[str, Any], exports: Mapping[str, str]) -> Callable[[], list[str]]:
+    """A module ``__dir__`` that lists the lazily imported names beside those already defined (``dir()``, help and
+    tab completion show them before their first use)."""
+
+    def __dir__() -> list[str]:
+        return sorted({*namespace, *exports})
+
+    return __dir__

@@ -7,7 +7,7 @@ Names are imported on first use, so ``import difair.deploy`` (and the CLI) stays
 
 from __future__ import annotations
 
-from difair.lazy import lazy_getattr
+from difair.lazy import lazy_dir, lazy_getattr
 
 _EXPORTS = {
     "export_run": "export",
@@ -23,3 +23,4 @@ __all__ = sorted(_EXPORTS)
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
+__dir__ = lazy_dir(globals(), _EXPORTS)

@@ -5,7 +5,7 @@ Names are imported on first use, so ``import difair.viz`` (and the CLI) stays li
 
 from __future__ import annotations
 
-from difair.lazy import lazy_getattr
+from difair.lazy import lazy_dir, lazy_getattr
 
 _EXPORTS = {
     "RunAnalysis": "analysis",
@@ -40,3 +40,4 @@ __all__ = sorted(_EXPORTS)
 
 
 __getattr__ = lazy_getattr(__name__, _EXPORTS)
+__dir__ = lazy_dir(globals(), _EXPORTS)
