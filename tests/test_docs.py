@@ -29,6 +29,8 @@ PUBLIC = [
     "difair.engine",
     "difair.predict",
     "difair.viz",
+    "difair.config",
+    "difair.deploy",
 ]
 
 

@@ -21,6 +21,9 @@ MEMORY_BUDGET_FRACTION = 0.5  # data.memory_budget_gb=null: this fraction of the
 
 @dataclass
 class DataConfig:
+    """The ``data`` section: which dataset and split, how its test set is balanced and its images framed and
+    normalised, and how a folder's images are held (every option: docs/configuration.md)."""
+
     name: str = "digits"
     split: int = 0
     root: str | None = None  # None: $DIFAIR_DATA, else ~/.cache/difair-data

@@ -32,6 +32,9 @@ CPU_ALLOCATORS = ("system", "retain")
 
 @dataclass
 class ModelConfig:
+    """The ``model`` section: the backbone (``difair.nn.backbones``), its width and dropout, the VGG32 choices of
+    docs/fidelity.md, and pretrained weights (docs/transfer.md)."""
+
     backbone: str = "vgg32"
     width: float = 1.0
     dropout: float = 0.2
@@ -76,6 +79,9 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
+    """The ``optim`` section: SGD with momentum; its weight decay coupled (PyTorch) or decoupled (the authors'
+    Keras)."""
+
     lr: float = 0.3
     momentum: float = 0.9
     nesterov: bool = False
@@ -92,6 +98,9 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
+    """The ``schedule`` section: the learning rate per epoch (``difair.engine.schedule``), the paper's cosine with
+    warm restarts and warmup by default."""
+
     name: str = "cosine_restarts_warmup"  # cosine_restarts_warmup | cosine_warmup | constant
     warmup_epochs: int | None = None  # None: 10 epochs per 600 (at least 1)
     restarts: int = 2
@@ -114,6 +123,9 @@ class ScheduleConfig:
 
 @dataclass
 class AugmentConfig:
+    """The ``augment`` section: RandAugment, the pad-and-crop or resized crop, the flip and the authors' MNIST
+    jitter, per image (``difair.data.augment``)."""
+
     randaugment_n: int = 1
     randaugment_m: int = 6
     randaugment_ops: str = "all"  # all | no_geometric (SVHN in the authors' code)

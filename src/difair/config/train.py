@@ -51,6 +51,14 @@ from difair.options import build_dataclass, load_yaml
 
 @dataclasses.dataclass
 class TrainConfig:
+    """One run's whole configuration: the method, its sections and the run's own options, written to
+    ``RUN/config.yaml`` and hashed into the config digest (every option: docs/configuration.md).
+
+    Build one with ``TrainConfig(...)``, ``TrainConfig.from_dict`` (a preset, a saved run) or
+    ``apply_overrides``; ``resolve()`` returns a validated copy with the derived values filled in, which is what
+    ``difair.engine.fit`` trains.
+    """
+
     method: str = "difair"
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
