@@ -386,3 +386,15 @@ def test_fit_of_a_dict_names_the_constructor(tmp_path):
     with pytest.raises(DifairError, match=r"fit takes a TrainConfig, got dict: TrainConfig.from_dict"):
         fit({"epochs": 2}, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_config_built_in_python_is_checked_as_a_file_is():
+    # TrainConfig(optim=OptimConfig(lr="abc")).validate() raised a TypeError from a comparison
+    from difair.config import DataConfig, OptimConfig, TrainConfig
+
+    with pytest.raises(DifairError, match="option optim.lr takes a number, got 'abc'"):
+        TrainConfig(optim=OptimConfig(lr="abc")).validate()
+    with pytest.raises(DifairError, match="option data.split takes a whole number, got 'x'"):
+        TrainConfig(data=DataConfig(split="x")).validate()
+    TrainConfig(optim=OptimConfig(lr="0.1")).validate()  # what from_dict takes from a file, it takes here
+    assert TrainConfig(optim=OptimConfig(lr="0.1")).resolve().optim.lr == 0.1

@@ -176,7 +176,12 @@ class TrainConfig:
         return cfg
 
     def validate(self) -> None:
-        """Raise one ``DifairError`` per problem, naming the fix: the run's own options, then each section."""
+        """Raise one ``DifairError`` per problem, naming the fix: each option's type (as ``from_dict`` checks a
+        file's), the run's own options, then each section."""
+        # a config built in Python is checked as the run would take it ("0.1" for a number: its float)
+        type(self).from_dict(self.to_dict())._check()
+
+    def _check(self) -> None:
         check_method_name(self.method)
         check_choice("precision", self.precision, (AUTO, *PRECISIONS))
         if self.channels_last not in (True, False, AUTO):
