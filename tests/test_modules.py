@@ -340,3 +340,14 @@ def test_a_registration_never_replaces_another_silently(monkeypatch) -> None:
 
     with pytest.raises(ValueError, match=r"method 'ce' is registered already \(difair.methods.ce.CEMethod\)"):
         register_method(Other)
+
+
+def test_a_head_built_for_other_classes_is_named_by_the_loss() -> None:
+    head, loss = DifairHead(8, num_classes=6), DifairLoss(num_classes=5)
+    z = head(torch.rand(2, 8, 4, 4))[:, :25]
+    with pytest.raises(
+        ValueError, match=r"the head has 30 filters, the loss's anchors 25 dims \(5 classes x 5\)"
+    ):
+        loss(z, torch.tensor([0, 1]), head.weight)
+    with pytest.raises(ValueError, match="default_radius needs features_per_class >= 1, alpha > 0"):
+        DF.default_radius(0, 10.0)

@@ -398,3 +398,12 @@ def test_a_config_built_in_python_is_checked_as_a_file_is():
         TrainConfig(data=DataConfig(split="x")).validate()
     TrainConfig(optim=OptimConfig(lr="0.1")).validate()  # what from_dict takes from a file, it takes here
     assert TrainConfig(optim=OptimConfig(lr="0.1")).resolve().optim.lr == 0.1
+
+
+def test_more_api_edge_values_are_named():
+    from difair.config import TrainConfig, apply_overrides
+
+    with pytest.raises(
+        DifairError, match=r"overrides are a list of key=value strings, got one string: \['epochs=3'\]"
+    ):
+        apply_overrides(TrainConfig().to_dict(), "epochs=3")  # it looped over the characters: "got 'e'"

@@ -111,6 +111,8 @@ def build_dataclass(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key=value`` strings (dotted keys, YAML values) to a nested config dict; returns a new dict."""
+    if isinstance(overrides, str):
+        raise DifairError(f"overrides are a list of key=value strings, got one string: [{overrides!r}]")
     out = json.loads(json.dumps(data))
     for item in overrides:
         key, _, raw = item.partition("=")

@@ -61,6 +61,11 @@ RADIUS_RATIO = 0.6
 
 def default_radius(features_per_class: int, alpha: float, ratio: float = RADIUS_RATIO) -> float:
     """The paper's hypersphere radius ``ratio * d_aa`` with ``d_aa = sqrt(2*N*alpha^2)`` (18.97 for N=5, alpha=10)."""
+    if features_per_class < 1 or not alpha > 0 or not ratio > 0:
+        raise ValueError(
+            f"default_radius needs features_per_class >= 1, alpha > 0 and ratio > 0, got {features_per_class}, "
+            f"{alpha} and {ratio}"
+        )
     return ratio * math.sqrt(2 * features_per_class * alpha * alpha)
 
 

@@ -50,6 +50,11 @@ class DifairLoss(nn.Module):
         dist = DF.difair_loss(DF.widen(z), target, self.anchors, self.radius, self.inner_weight, self.mode)
         out = {"distance": dist}
         total = dist
+        if head_weight is not None and head_weight.shape[0] != self.anchors.shape[1]:
+            raise ValueError(
+                f"the head has {head_weight.shape[0]} filters, the loss's anchors {self.anchors.shape[1]} dims "
+                f"({len(self.anchors)} classes x {self.features_per_class}): build both for the same classes and N"
+            )
         if head_weight is not None and self.corr_weight:
             corr = DF.filter_correlation_penalty(head_weight, self.features_per_class, self.corr_variant)
             out["correlation"] = corr

@@ -120,6 +120,8 @@ class Predictor:
             else None
         )
         self.device = pick_device(device)
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise DifairError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
         self.batch_size = batch_size
         self.image_size = run_image_size(self.run)
         self.channels = int(self.run.state["channels"])
