@@ -203,3 +203,19 @@ def test_sigterm_cleans_up_and_says_how_to_continue_as_ctrl_c_does(tmp_path: Pat
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143 and f"continue the run with: difair train --resume {late}" in err.decode()
     assert (late / R.CONFIG).is_file() and not any(tmp_path.glob(".late.*"))
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_demo_s_workers_instead_of_running_every_queued_job(tmp_path: Path) -> None:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    out = tmp_path / "demo"
+    argv = _cli("demo", "--out", str(out), "--epochs", "300", "--jobs", "1", "--splits", "0,1", "--quiet")
+    proc = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE)
+    _wait_for(lambda: any(out.glob("runs/*/checkpoints/last.pt")))  # the first run is training
+    t0 = time.time()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert time.time() - t0 < 60  # not after the 5 queued runs of 300 epochs
+    assert not list(out.glob("runs/*/results.json"))  # the running one stopped at its last checkpoint
+    assert "run the same difair demo command again" in err.decode()

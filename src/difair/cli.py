@@ -35,8 +35,8 @@ from difair.cliutil import (
     unfinished_text,
     with_default,
 )
-from difair.cliutil.process import Terminated, describe_error, one_line_warnings, sigterm_as_interrupt
-from difair.errors import DatasetNotFound, DifairError
+from difair.cliutil.process import describe_error, one_line_warnings, sigterm_as_interrupt
+from difair.errors import DatasetNotFound, DifairError, Terminated
 from difair.version import __version__
 
 

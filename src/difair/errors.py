@@ -34,6 +34,11 @@ class DatasetNotFound(DifairError):
         return f"{self.what}, where {run_dir} reads it: {self.run_fix}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, a scheduler's preemption, ``docker stop``), raised where Ctrl-C would be, so
+    a run cleans up and says how to continue exactly as after Ctrl-C."""
+
+
 def check_choice(name: str, value: object, options: tuple[str, ...]) -> None:
     """Raise ``DifairError`` naming the choices when ``value`` is not one of ``options`` (option ``name``)."""
     if value not in options:

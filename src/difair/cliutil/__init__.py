@@ -46,7 +46,7 @@ from difair.cliutil.notes import (
     unfinished_note,
     unfinished_text,
 )
-from difair.cliutil.process import Terminated, describe_error, one_line_warnings, sigterm_as_interrupt
+from difair.cliutil.process import describe_error, one_line_warnings, sigterm_as_interrupt
 
 __all__ = [
     "AUTHORS_HELP",
@@ -54,7 +54,6 @@ __all__ = [
     "JOBS_HELP",
     "KEEP_HELP",
     "LazyHelp",
-    "Terminated",
     "add_config_flags",
     "base_config",
     "check_dataset_name",

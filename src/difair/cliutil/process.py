@@ -13,10 +13,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, ``timeout``, a scheduler's preemption, ``docker stop``), raised where Ctrl-C would be, so
-    a run cleans up and says how to continue exactly as after Ctrl-C."""
+from difair.errors import Terminated
 
 
 @contextlib.contextmanager

@@ -6,8 +6,11 @@ Each run stays independent and seeded, so a job's result does not depend on whic
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import queue as queue_mod
+import signal
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ from difair.engine.build import load_data
 from difair.engine.progress import make_progress
 from difair.engine.runner import run_or_resume
 from difair.engine.threads import apply_cpu_threads
+from difair.errors import Terminated
 
 
 @dataclass
@@ -40,9 +44,25 @@ def default_workers() -> int:
     return max(1, min(MAX_WORKERS, usable_cores()))
 
 
+_stopping = False  # in a worker process: set by SIGTERM from the parent, so no queued job starts after it
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    global _stopping
+    _stopping = True
+    raise KeyboardInterrupt  # the running job cleans up as after Ctrl-C and keeps its last checkpoint
+
+
+def _worker_init() -> None:
+    """A worker stops on SIGTERM as on Ctrl-C, and runs no job queued after it."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
 def _run_job(
     config_dict: dict[str, Any], run_dir: str, workers: int, ticks: Any
 ) -> tuple[dict[str, Any], str]:
+    if _stopping:  # the executor hands a worker the jobs queued for it even after a shutdown
+        raise KeyboardInterrupt
     cfg = TrainConfig.from_dict(config_dict)
     resolved = cfg.resolve()
     apply_cpu_threads(resolved, workers=workers)  # the worker's share, already while its data loads
@@ -76,20 +96,24 @@ def run_jobs(
         if progress is not None:
             progress.start()
             task = progress.add_task(description, total=total, info="")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init) as pool:
             futures: dict[Future, int] = {
                 pool.submit(_run_job, j.config.to_dict(), str(j.run_dir), workers, ticks): i
                 for i, j in enumerate(jobs)
             }
             pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(ticks, progress, task if progress is not None else None)
-                for fut in done:
-                    i = futures[fut]
-                    results[i] = fut.result()
-                    if progress is not None and results[i][1] == "reused":
-                        progress.update(task, advance=jobs[i].config.epochs)
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    _drain(ticks, progress, task if progress is not None else None)
+                    for fut in done:
+                        i = futures[fut]
+                        results[i] = fut.result()
+                        if progress is not None and results[i][1] == "reused":
+                            progress.update(task, advance=jobs[i].config.epochs)
+            except Terminated:  # SIGTERM reaches this process alone (Ctrl-C reaches the workers too)
+                _interrupt_workers(pool)
+                raise
             _drain(ticks, progress, task if progress is not None else None)
     finally:
         if progress is not None:
@@ -97,6 +121,18 @@ def run_jobs(
         if manager is not None:
             manager.shutdown()
     return [results[i] for i in range(len(jobs))]
+
+
+def _interrupt_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the jobs not started and stop the running ones as Ctrl-C would (each cleans up and keeps its last
+    checkpoint; ``_worker_init``), so that leaving the pool does not first run every queued job."""
+    workers = list(
+        (getattr(pool, "_processes", None) or {}).values()
+    )  # the executor's own; shutdown drops them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        with contextlib.suppress(ProcessLookupError, OSError):
+            os.kill(process.pid, signal.SIGTERM)
 
 
 def _drain(ticks: Any, progress: Any, task: Any) -> None:
