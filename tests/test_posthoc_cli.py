@@ -132,8 +132,13 @@ def test_a_plain_eval_keeps_the_post_hoc_scores_of_the_same_checkpoint(tmp_path,
 
     run = tmp_path / "run"
     assert main(["train", "--quiet", "--out", str(run), *_sets("ce")]) == 0
-    assert main(["eval", str(run), "--scores", "energy,knn"]) == 0
+    assert main(["eval", str(run), "--scores", "energy"]) == 0
+    assert main(["eval", str(run), "--scores", "knn"]) == 0  # a second call adds to the first's
     before = json.loads((run / "results.json").read_text())
+    assert before["posthoc"]["added"] == ["energy", "knn"] and set(before["posthoc"]["timing_s"]) == {
+        "energy",
+        "knn",
+    }
     assert main(["eval", str(run)]) == 0
     after = json.loads((run / "results.json").read_text())
     assert after["scores"]["energy"] == before["scores"]["energy"] and after["posthoc"] == before["posthoc"]

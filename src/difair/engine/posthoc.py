@@ -128,23 +128,31 @@ def record(results_path: Path, table: ScoreTable, fit_name: str) -> dict[str, An
     """Merge ``table`` into ``results.json``: new scores into ``scores`` (the method's own stay), and a
     ``posthoc`` block with what was fitted on, the timings and what was skipped."""
     results = json.loads(results_path.read_text())
-    own = set(results.get("scores", {})) - set(results.get("posthoc", {}).get("added", []))
-    added = []
+    before = results.get("posthoc") or {}
+    own = set(results.get("scores", {})) - set(before.get("added", []))
+    checkpoint = results_path.parent / R.CHECKPOINT
+    fingerprint = R.file_fingerprint(checkpoint) if checkpoint.is_file() else ""  # kept while it is the same
+    same = (
+        bool(fingerprint) and before.get("checkpoint") == fingerprint
+    )  # an earlier call's scores still hold
+    added = [n for n in before.get("added", []) if n in results.get("scores", {})] if same else []
+    timing = dict(before.get("timing_s", {})) if same else {}
+    skipped = dict(before.get("skipped", {})) if same else {}
     for row in table.rows:
         name = row["score"]
         metrics = {k: v for k, v in row.items() if k not in ("score", "fit_s", "score_s")}
         if name not in own:
             results.setdefault("scores", {})[name] = metrics
-            added.append(name)
-    checkpoint = results_path.parent / R.CHECKPOINT
+            added += [] if name in added else [name]
+            skipped.pop(name, None)
+        timing[name] = {"fit": row["fit_s"], "score": row["score_s"]}
+    skipped.update(table.skipped)
     results["posthoc"] = {
-        "checkpoint": R.file_fingerprint(checkpoint)
-        if checkpoint.is_file()
-        else "",  # kept while it is the same
+        "checkpoint": fingerprint,
         "fit_on": fit_name,
         "added": added,
-        "timing_s": {r["score"]: {"fit": r["fit_s"], "score": r["score_s"]} for r in table.rows},
-        "skipped": dict(table.skipped),
+        "timing_s": timing,
+        "skipped": skipped,
         "n": dict(table.meta),
     }
     R.write_json(results_path, results)
