@@ -376,3 +376,7 @@ def test_calibrate_flags_read_the_library_facts() -> None:
     calibrate_cmd = build_parser()._subparsers._group_actions[0].choices["calibrate"]
     on = next(a for a in calibrate_cmd._actions if a.dest == "on")
     assert tuple(on.choices) == CALIBRATE_ON and on.default == CALIBRATE_ON[0]
+    from difair.cliutil import KEEP_HELP
+    from difair.predict.calibration import KEEP_KNOWN
+
+    assert KEEP_HELP.endswith(f"(default {KEEP_KNOWN})")  # the parser's torch-free copy of the default

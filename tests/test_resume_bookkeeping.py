@@ -119,7 +119,9 @@ def test_the_unfinished_note_fits_what_the_run_is_doing(tmp_path: Path):
     assert "finish it with difair train --resume" in unfinished_note(run)
     with R.run_lock(run):  # training now: resuming is not the advice
         note = unfinished_note(run)
-    assert "is being trained (its checkpoint holds epoch 1 of 2)" in note and "--resume" not in note
+    assert (
+        "is in use by another process (its checkpoint holds epoch 1 of 2)" in note and "--resume" not in note
+    )
     state = R.load_checkpoint(run / R.CHECKPOINT)
     state["config_digest"] = "0" * 16  # another config's checkpoint: the command refuses it, no note before
     R.save_checkpoint(run / R.CHECKPOINT, state)

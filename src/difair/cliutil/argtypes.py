@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import TYPE_CHECKING
 
 from difair.errors import DifairError
-
-if TYPE_CHECKING:
-    pass
 
 
 def check_method_name(name: str) -> None:

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
-
+from typing import Any
 
 AUTHORS_HELP = (
     "run as the authors' TensorFlow code did: every option of docs/fidelity.md set to the authors' behaviour "
@@ -37,13 +33,9 @@ def config_default(key: str) -> Any:
     return value
 
 
-def _keep_help() -> str:
-    from difair.predict.calibration import KEEP_KNOWN  # start-up time: imports torch
-
-    return f"calibrate to accept this fraction of the known calibration images (default {KEEP_KNOWN})"
-
-
-KEEP_HELP = LazyHelp(_keep_help)  # --keep of calibrate, export
+# --keep of calibrate and export: predict.calibration.KEEP_KNOWN, copied so that their help imports no torch
+# (tests/test_predict.py checks the copy)
+KEEP_HELP = "calibrate to accept this fraction of the known calibration images (default 0.95)"
 
 
 def _fast_help() -> str:

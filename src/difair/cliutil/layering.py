@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from difair.cliutil.argtypes import check_dataset_name, check_method_name
+from difair.cliutil.help import AUTHORS_HELP, FAST_HELP
 from difair.errors import DifairError
 
 if TYPE_CHECKING:
     from difair.config import TrainConfig
-from difair.cliutil.argtypes import check_dataset_name, check_method_name
-from difair.cliutil.help import AUTHORS_HELP, FAST_HELP
 
 
 def add_config_flags(p: argparse.ArgumentParser, set_help: str) -> None:

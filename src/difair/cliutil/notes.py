@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from difair.errors import DifairError
-
-if TYPE_CHECKING:
-    pass
 
 
 def evaluation_process(device: str | None) -> bool:
@@ -52,10 +49,10 @@ def unfinished_note(run_dir: Path) -> str | None:
         ck["complete"] or state.get("config_digest") not in cfg.digests()
     ):  # another config: the command refuses
         return None
-    if R.lock_held(Path(run_dir)):  # training now: resuming it is not the advice
+    if R.lock_held(Path(run_dir)):  # trained or evaluated now: resuming it is not the advice
         return (
-            f"{run_dir} is being trained (its checkpoint holds epoch {ck['epoch']} of {ck['epochs']}): what "
-            "follows comes from that checkpoint"
+            f"{run_dir} is in use by another process (its checkpoint holds epoch {ck['epoch']} of {ck['epochs']}): "
+            "what follows comes from that checkpoint"
         )
     return unfinished_text(run_dir, ck, "what follows comes from that checkpoint")
 

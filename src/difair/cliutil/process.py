@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -41,7 +42,9 @@ def one_line_warnings() -> Iterator[None]:
     package = str(Path(__file__).resolve().parents[1])  # the difair package
 
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001 (warnings' signature)
-        if not str(filename).startswith(package):
+        if not os.path.realpath(filename).startswith(
+            package
+        ):  # also when difair is imported through a symlink
             return default(message, category, filename, lineno, file, line)
         text = " ".join(str(message).split())
         if text not in shown:

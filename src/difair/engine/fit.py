@@ -161,7 +161,7 @@ def _fit_locked(
         optimizer = make_optimizer(cfg, model)
         schedule = EpochSchedule(optimizer, cfg.optim.lr, cfg.epochs, cfg.schedule)
         start_epoch, prior_time = restore_checkpoint(
-            run_dir, cfg, model, optimizer, schedule, resume, zero, data.class_names
+            run_dir, cfg, model, optimizer, schedule, resume, zero, data.class_names, fabric.device.type
         )
         loop = setup_loop(cfg, fabric, model, method, optimizer, data.train_images, data.train_labels)
         with TensorBoardLog(

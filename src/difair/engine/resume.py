@@ -75,6 +75,7 @@ def restore_checkpoint(
     resume: bool,
     zero: bool,
     class_names: list[str],
+    device_type: str = "cpu",
 ) -> tuple[int, float]:
     """Load the last checkpoint into model, optimizer, schedule and RNGs when resuming; the first epoch to train
     (from 0) and the training time of the sessions before. Refuses data whose known classes changed since."""
@@ -99,7 +100,7 @@ def restore_checkpoint(
                 "it, or retrain the run with --overwrite"
             ) from exc
         done = int(state["epoch"]) + 1
-        if zero:
+        if zero and device_type == "cpu":  # the thread count rounds CPU sums only
             _warn_other_threads(run_dir, state.get("cpu_threads"), done)
         if zero:  # the next checkpoint is written beside this one before it replaces it
             R.check_space(run_dir, ckpt_path.stat().st_size, f"resuming {run_dir} (its next checkpoint)")

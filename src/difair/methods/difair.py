@@ -37,14 +37,14 @@ class DifairConfig:
             )
         if not self.alpha > 0:
             raise DifairError(f"difair.alpha must be > 0, got {self.alpha}: the paper uses 10")
+        if not self.radius_ratio > 0:  # first: the radius's message computes the radius the ratio gives
+            raise DifairError(
+                f"difair.radius_ratio must be > 0, got {self.radius_ratio}: the paper uses {DF.RADIUS_RATIO}"
+            )
         if self.radius is not None and not self.radius > 0:
             raise DifairError(
                 f"difair.radius must be > 0, got {self.radius}: leave it unset for difair.radius_ratio * "
                 f"sqrt(2*N*alpha^2) = {DF.default_radius(self.features_per_class, self.alpha, self.radius_ratio):.4g}"
-            )
-        if not self.radius_ratio > 0:
-            raise DifairError(
-                f"difair.radius_ratio must be > 0, got {self.radius_ratio}: the paper uses {DF.RADIUS_RATIO}"
             )
         check_choice("difair.loss_mode", self.loss_mode, DF.LOSS_MODES)
         check_choice("difair.corr_variant", self.corr_variant, DF.CORR_VARIANTS)
