@@ -40,11 +40,11 @@ def _class_folders(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _check_known_folders(folder: Path, in1k: list[str]) -> None:
+def _check_known_folders(folder: Path, in1k: list[str], labels: np.ndarray) -> None:
     """Refuse an ImageNet-1K train or val folder without a class folder of images for every wnid (the val images
-    left flat, as ILSVRC2012 ships them)."""
-    have = set(_class_folders(folder))
-    empty = [w for w in in1k if w not in have or not list_images(folder / w)]
+    left flat, as ILSVRC2012 ships them), from its listing (``labels``: one per image found)."""
+    counts = np.bincount(labels, minlength=len(in1k))
+    empty = [in1k[i] for i in np.flatnonzero(counts == 0)]
     if empty:
         raise DifairError(
             f"{folder} has no images in a class folder for {len(empty)} of the {IN1K_CLASSES} ImageNet-1K wnids "
@@ -56,7 +56,7 @@ def _pool(folder: Path, wnids: list[str], labels: list[int]) -> tuple[list[str],
     files: list[str] = []
     ys: list[int] = []
     for wnid, y in zip(wnids, labels, strict=True):
-        class_files = list_images(folder / wnid)
+        class_files = list_images(folder / wnid) if (folder / wnid).is_dir() else []  # a known class: checked
         files += class_files
         ys += [y] * len(class_files)
     return files, np.asarray(ys, dtype=np.int64)
@@ -100,9 +100,9 @@ def load_imagenet_ssb(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRD
         "val": (root / IN1K_DIR / "val", in1k, labels),
         "unknown": (root / IN21K_DIR / IN21K_VAL, present, [u_index[w] for w in present]),
     }
-    for part in ("train", "val"):
-        _check_known_folders(parts[part][0], in1k)  # all listed before hours of decoding begin
     listed = {part: _pool(*args) for part, args in parts.items()}
+    for part in ("train", "val"):
+        _check_known_folders(parts[part][0], in1k, listed[part][1])  # all listed before hours of decoding begin
     pools = {}
     for part, (files, y) in listed.items():
         folder = parts[part][0]
