@@ -410,5 +410,6 @@ def test_more_api_edge_values_are_named():
 
 
 def test_a_bad_radius_ratio_is_named_before_the_radius_it_would_give(capsys):
-    argv = ["train", "--set", "difair.radius=-1", "--set", "difair.radius_ratio=-1", "--epochs", "1", "--quiet"]
-    _one_line(capsys, main(argv), "difair.radius_ratio must be > 0, got -1.0")  # once a ValueError "report it"
+    # once a ValueError "report it": the radius's message computed with the bad ratio
+    argv = ["train", "--set", "difair.radius=-1", "--set", "difair.radius_ratio=-1", "--epochs", "1"]
+    _one_line(capsys, main(argv), "difair.radius_ratio must be > 0, got -1.0")

@@ -101,8 +101,8 @@ def load_imagenet_ssb(cfg: DataConfig, *, cache_dir: Path | None = None) -> OSRD
         "unknown": (root / IN21K_DIR / IN21K_VAL, present, [u_index[w] for w in present]),
     }
     listed = {part: _pool(*args) for part, args in parts.items()}
-    for part in ("train", "val"):
-        _check_known_folders(parts[part][0], in1k, listed[part][1])  # all listed before hours of decoding begin
+    for part in ("train", "val"):  # from the listing, before hours of decoding begin
+        _check_known_folders(parts[part][0], in1k, listed[part][1])
     pools = {}
     for part, (files, y) in listed.items():
         folder = parts[part][0]
