@@ -84,12 +84,13 @@ def test_results_report_the_validation_set(val_run: Path):
 
 def test_calibration_uses_the_validation_set_when_there_is_one(val_run: Path):
     rec = calibrate(val_run, 0.9, device="cpu")
-    assert rec["calibrated_on"].startswith("validation")
+    assert rec["calibrated_on"].startswith("validation") and rec["calibration_set"] == "val"
     data = get_dataset(tiny_config(extra=["data.val_fraction=0.2", "data.val_seed=1"]).data)
     assert rec["n_calibration"] == len(data.val_labels)
     assert rec["calibration_known_accepted"] >= 0.9
     on_test = calibrate(val_run, 0.9, device="cpu", on="test", write=False)
     assert on_test["calibrated_on"].startswith("test") and on_test["n_calibration"] == data.n_known_test
+    assert on_test["calibration_set"] == "test"  # the same in one word, for code
     assert on_test["calibration_known_accepted"] == on_test["known_accepted"]
 
 
@@ -113,7 +114,7 @@ def test_analysis_calibrates_on_the_validation_set(val_run: Path):
     ra = analyze(val_run, device="cpu")
     assert "validation" in ra.threshold_source
     rec = calibrate(val_run, 0.95, device="cpu", write=False)
-    assert rec["calibrated_on"].startswith("validation")
+    assert rec["calibrated_on"].startswith("validation") and rec["calibration_set"] == "val"
     assert ra.threshold == pytest.approx(rec["threshold"])
     assert len(ra.val_scores[ra.score_name]) == rec["n_calibration"]
 

@@ -132,6 +132,7 @@ def _calibration_summary(pr: Predictor) -> dict[str, Any] | None:
         "threshold",
         "keep_known",
         "calibrated_on",
+        "calibration_set",
         "known_accepted",
         "unknown_accepted",
         "checkpoint",

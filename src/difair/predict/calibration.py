@@ -128,6 +128,7 @@ class CalibrationScores:
     test: Tensor  # every test image
     known: Tensor  # bool mask of the known test images
     where: str
+    split: str = "test"  # "val" or "test": which images ``calibration`` holds
 
 
 def calibrate(
@@ -188,7 +189,7 @@ def calibration_scores(
     else:
         cal = s[known]
         where = "test (known test images; train with data.val_fraction > 0 to calibrate on held-out images)"
-    return CalibrationScores(cal, s, known, where)
+    return CalibrationScores(cal, s, known, where, "val" if use_val else "test")
 
 
 def calibration_record(run: LoadedRun, score: str, keep: float, scores: CalibrationScores) -> dict[str, Any]:
@@ -200,6 +201,7 @@ def calibration_record(run: LoadedRun, score: str, keep: float, scores: Calibrat
         "threshold": t,
         "keep_known": keep,
         "calibrated_on": scores.where,
+        "calibration_set": scores.split,  # "val" | "test": calibrated_on in one word
         "n_calibration": len(cal),
         "calibration_known_accepted": float((cal >= t).double().mean()),
         "known_accepted": float((s[known] >= t).double().mean()),  # on the known test images
