@@ -221,15 +221,16 @@ def _evaluate_run_dir(run_dir: str | Path, data: OSRData | None) -> dict[str, An
         results = evaluate_run(cfg, model, run.method, data, fabric.device, checkpoint)
     previous = Path(run_dir) / R.RESULTS
     results["train_time_s"] = _train_time(run.state, previous)
-    keep_posthoc(results, previous, run.fingerprint)
+    keep_posthoc(results, Path(run_dir), run.fingerprint)
     R.write_json(previous, results)
     return results
 
 
-def keep_posthoc(results: dict[str, Any], previous: Path, fingerprint: str) -> None:
+def keep_posthoc(results: dict[str, Any], run_dir: Path, fingerprint: str | None = None) -> None:
     """Carry into ``results`` the post-hoc scores (``difair eval --scores``) of the ``results.json`` it replaces,
-    when they were computed on the same checkpoint (``fingerprint``); otherwise warn that they are gone and how to
-    compute them again."""
+    when they were computed on the same checkpoint (``fingerprint``, of ``run_dir``'s checkpoint: read only when
+    there are such scores); otherwise warn that they are gone and how to compute them again."""
+    previous = run_dir / R.RESULTS
     try:
         old = json.loads(previous.read_text())
     except (OSError, ValueError):
@@ -238,6 +239,8 @@ def keep_posthoc(results: dict[str, Any], previous: Path, fingerprint: str) -> N
     if not isinstance(post, dict):
         return
     names = [n for n in post.get("added", []) if n in old.get("scores", {}) and n not in results["scores"]]
+    if fingerprint is None and (run_dir / R.CHECKPOINT).is_file():
+        fingerprint = R.file_fingerprint(run_dir / R.CHECKPOINT)
     if fingerprint and post.get("checkpoint") == fingerprint:
         results["scores"].update({n: old["scores"][n] for n in names})
         results["posthoc"] = post

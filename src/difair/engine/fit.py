@@ -183,9 +183,7 @@ def _start(
     cpu_processes: int = 1,
 ) -> tuple[TrainConfig, Any, OSRData]:
     """The run's resolved config, Fabric and data, and the run folder checked; nothing is written yet."""
-    if resume:
-        staging.check_run_dir(run_dir, resume=True, overwrite=False)  # read-only check: safe on every rank
-    cfg = config_for_run(cfg, run_dir, resume)
+    cfg = config_for_run(cfg, run_dir, resume)  # a resumed folder was checked by fit, before its lock
     if not resume:
         cfg.check_new_run()
         check_split_family(cfg.data)
@@ -259,7 +257,7 @@ def _finish(
         scores: dict[str, torch.Tensor] = {}
         results = evaluate_run(loop.cfg, loop.model, loop.method, data, loop.fabric.device, scores_out=scores)
         results["train_time_s"] = round(train_time, 2)
-        keep_posthoc(results, run_dir / R.RESULTS, R.file_fingerprint(run_dir / R.CHECKPOINT))
+        keep_posthoc(results, run_dir)
         R.write_json(run_dir / R.RESULTS, results)
         log.results(results, scores, data.test_labels, loop.method.name)
         return results
@@ -284,7 +282,7 @@ def _finish_distributed(
             "param_digests": digests,
             "in_sync": len(set(digests)) == 1,
         }
-        keep_posthoc(results, run_dir / R.RESULTS, R.file_fingerprint(run_dir / R.CHECKPOINT))
+        keep_posthoc(results, run_dir)
         R.write_json(run_dir / R.RESULTS, results)
         log.results(results, scores, data.test_labels, cfg.method)
     results = fabric.broadcast(results, src=0)

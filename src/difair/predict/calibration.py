@@ -133,7 +133,7 @@ class CalibrationScores:
 
 def calibrate(
     run: str | Path | LoadedRun,
-    keep: float = KEEP_KNOWN,
+    keep: float | None = None,
     *,
     score: str | None = None,
     data: OSRData | None = None,
@@ -143,7 +143,8 @@ def calibrate(
     on: str = "auto",
 ) -> dict[str, Any]:
     """Calibrate the threshold of ``run`` and store it in ``RUN_DIR/threshold.json`` (beside the calibrations of
-    the run's other scores, which are kept).
+    the run's other scores, which are kept), accepting the fraction ``keep`` of the known calibration images
+    (None: ``KEEP_KNOWN``).
 
     ``on``: ``val`` (the known training images held out by ``data.val_fraction``), ``test`` (the known test
     images), or ``auto`` (val when the run has a validation set). ``data`` (an ``OSRData``) and ``test_outputs``
@@ -154,7 +155,7 @@ def calibrate(
     run = run if isinstance(run, LoadedRun) else load_run(run)
     score = run.method.prediction_score(score)  # a threshold is for images scored one batch at a time
     scores = calibration_scores(run, score, data, test_outputs, pick_device(device), on)
-    record = calibration_record(run, score, keep, scores)
+    record = calibration_record(run, score, KEEP_KNOWN if keep is None else keep, scores)
     if write:
         store_calibration(run.run_dir, record)
     return record

@@ -15,7 +15,7 @@ from difair.engine import rundir as R
 from difair.engine.evaluate import check_finite_outputs, collect_outputs
 from difair.engine.load import LoadedRun, load_run
 from difair.errors import DifairError
-from difair.predict.calibration import KEEP_KNOWN, calibrate, pick_device, read_calibration, store_calibration
+from difair.predict.calibration import calibrate, pick_device, read_calibration, store_calibration
 from difair.predict.images import prepare_images, run_image_size
 
 UNKNOWN = "unknown"
@@ -134,7 +134,7 @@ class Predictor:
         if needs_cal and stale:
             cal = calibrate(
                 self.run,
-                KEEP_KNOWN if keep is None else keep,
+                keep,
                 score=self.score_name,
                 data=data,
                 device=self.device,

@@ -131,10 +131,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from difair.predict import calibrate  # start-up time: the parser imports this module
-    from difair.predict.calibration import KEEP_KNOWN
 
-    keep = KEEP_KNOWN if args.keep is None else args.keep
-    rec = calibrate(args.run_dir, keep, score=args.score, device=args.device, on=args.on)
+    rec = calibrate(args.run_dir, args.keep, score=args.score, device=args.device, on=args.on)
     unk = rec["unknown_accepted"]
     print(
         f"threshold {rec['threshold']:.4f} on {rec['score']}, calibrated on {rec['calibrated_on']}: accepts "
